@@ -1,0 +1,865 @@
+//! Owns: one shard of the cache — its key index, slab pages, per-class free lists and segmented
+//! LRUs, eviction, expiry, page rebalancing and per-class statistics. Single-threaded (`&mut self`).
+//! Does not: lock, hash keys, or read clocks (the caller passes `hash` and `now`).
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use super::clock::is_expired;
+use super::item::{self, Segment, ACTIVE, FETCHED, NIL, STALE, WIN_SENT};
+use super::lru::Lru;
+use super::slab::{ChunkId, Pages, SizeClasses};
+use super::{
+    ArithOutcome, ClassStats, DeleteOutcome, ItemView, KeyHasher, Miss, StoreError, StoreMode,
+    StoreOutcome, StoreShared,
+};
+
+/// Tail items looked at per allocation attempt when searching for expired items to reuse.
+const TAIL_PEEK: usize = 5;
+/// Allocation attempts before giving up (memcached's `do_item_alloc_pull` also tries 10 times).
+const ALLOC_TRIES: usize = 10;
+
+#[derive(Debug, Default)]
+struct Class {
+    lru: Lru,
+    free: Vec<ChunkId>,
+    pages: Vec<usize>,
+    stats: ClassStats,
+    evictions_seen: u64,
+}
+
+/// Shard-wide counters.
+#[derive(Debug, Default, Clone)]
+pub struct ShardCounters {
+    pub curr_items: u64,
+    pub total_items: u64,
+    pub bytes: u64,
+    pub slabs_moved: u64,
+    pub slab_reassign_rescues: u64,
+    pub slab_reassign_evictions: u64,
+    pub lru_maintainer_juggles: u64,
+    pub crawler_runs: u64,
+}
+
+/// One shard: see the module header.
+#[derive(Debug)]
+pub struct Shard {
+    classes: Arc<SizeClasses>,
+    shared: Arc<StoreShared>,
+    hasher: KeyHasher,
+    pages: Pages,
+    index: HashTable<ChunkId>,
+    class: Vec<Class>,
+    counters: ShardCounters,
+    crawl_page: usize,
+    crawl_chunk: usize,
+}
+
+/// Result of looking a key up.
+enum Found {
+    Hit(ChunkId),
+    Miss(Miss),
+}
+
+impl Shard {
+    pub fn new(classes: Arc<SizeClasses>, shared: Arc<StoreShared>, hasher: KeyHasher) -> Shard {
+        let class = (0..classes.len()).map(|_| Class::default()).collect();
+        Shard {
+            pages: Pages::new(&classes),
+            classes,
+            shared,
+            hasher,
+            index: HashTable::new(),
+            class,
+            counters: ShardCounters::default(),
+            crawl_page: 0,
+            crawl_chunk: 0,
+        }
+    }
+
+    fn is_flushed(&self, c: &[u8]) -> bool {
+        item::cas(c) <= self.shared.flush_cas.load(Ordering::Relaxed)
+    }
+
+    /// Finds a live item, unlinking it lazily when expired or flushed.
+    fn find(&mut self, key: &[u8], hash: u64, now: u32) -> Found {
+        let pages = &self.pages;
+        let Some(&id) = self.index.find(hash, |&id| item::key(pages.chunk(id)) == key) else {
+            return Found::Miss(Miss::NotFound);
+        };
+        let c = self.pages.chunk(id);
+        if is_expired(item::exptime(c), now) {
+            self.unlink_item(id, Some(hash));
+            return Found::Miss(Miss::Expired);
+        }
+        if self.is_flushed(c) {
+            self.unlink_item(id, Some(hash));
+            return Found::Miss(Miss::Flushed);
+        }
+        Found::Hit(id)
+    }
+
+    /// Removes an item from the index and its LRU and returns its chunk to the free list.
+    fn unlink_item(&mut self, id: ChunkId, hash: Option<u64>) {
+        let (hash, total) = {
+            let c = self.pages.chunk(id);
+            let hash = hash.unwrap_or_else(|| self.hasher.hash(item::key(c)));
+            (hash, item::total_size(item::klen(c), item::vlen(c)))
+        };
+        if let Ok(entry) = self.index.find_entry(hash, |&x| x == id) {
+            entry.remove();
+        }
+        let cls = self.pages.class_of(id);
+        let class = &mut self.class[cls];
+        class.lru.unlink(&mut self.pages, id);
+        class.free.push(id);
+        class.stats.mem_requested = class.stats.mem_requested.saturating_sub(total as u64);
+        self.counters.curr_items = self.counters.curr_items.saturating_sub(1);
+        self.counters.bytes = self.counters.bytes.saturating_sub(total as u64);
+    }
+
+    /// Inserts a freshly written chunk into the index and the HOT segment.
+    fn link_item(&mut self, id: ChunkId, hash: u64) {
+        let total = {
+            let c = self.pages.chunk(id);
+            item::total_size(item::klen(c), item::vlen(c))
+        };
+        let pages = &self.pages;
+        let hasher = &self.hasher;
+        self.index
+            .insert_unique(hash, id, |&x| hasher.hash(item::key(pages.chunk(x))));
+        let cls = self.pages.class_of(id);
+        let class = &mut self.class[cls];
+        class.lru.push_head(&mut self.pages, id, Segment::Hot);
+        class.stats.mem_requested += total as u64;
+        self.counters.curr_items += 1;
+        self.counters.total_items += 1;
+        self.counters.bytes += total as u64;
+        self.balance_class(cls, 1);
+    }
+
+    /// Records an access: first read marks FETCHED, a later one ACTIVE; ACTIVE items in COLD move
+    /// up to WARM straight away.
+    fn bump(&mut self, id: ChunkId, now: u32) {
+        let cls = self.pages.class_of(id);
+        let c = self.pages.chunk_mut(id);
+        let b = item::bits(c);
+        let seg = item::segment(c);
+        item::set_atime(c, now);
+        let stats = &mut self.class[cls].stats;
+        match seg {
+            Some(Segment::Hot) => stats.hits_to_hot += 1,
+            Some(Segment::Warm) => stats.hits_to_warm += 1,
+            Some(Segment::Cold) => stats.hits_to_cold += 1,
+            None => {}
+        }
+        if b & FETCHED == 0 {
+            item::set_bits(c, b | FETCHED);
+        } else if seg == Some(Segment::Cold) {
+            item::set_bits(c, b & !ACTIVE);
+            stats.moves_to_warm += 1;
+            self.class[cls]
+                .lru
+                .move_to(&mut self.pages, id, Segment::Warm);
+        } else {
+            item::set_bits(c, b | ACTIVE);
+        }
+    }
+
+    /// Keeps HOT and WARM within their share of the class, moving up to `budget` tail items.
+    fn balance_class(&mut self, cls: usize, budget: usize) -> usize {
+        let (hot_pct, warm_pct) = (
+            self.shared.hot_lru_pct.load(Ordering::Relaxed) as usize,
+            self.shared.warm_lru_pct.load(Ordering::Relaxed) as usize,
+        );
+        let mut moved = 0;
+        while moved < budget {
+            let lru = &self.class[cls].lru;
+            let total = lru.total();
+            if lru.len(Segment::Hot) * 100 > total * hot_pct && lru.len(Segment::Hot) > 1 {
+                let id = lru.tail(Segment::Hot);
+                let c = self.pages.chunk_mut(id);
+                let b = item::bits(c);
+                let class = &mut self.class[cls];
+                if b & ACTIVE != 0 {
+                    item::set_bits(c, b & !ACTIVE);
+                    class.lru.move_to(&mut self.pages, id, Segment::Warm);
+                    class.stats.moves_to_warm += 1;
+                } else {
+                    class.lru.move_to(&mut self.pages, id, Segment::Cold);
+                    class.stats.moves_to_cold += 1;
+                }
+                moved += 1;
+            } else if lru.len(Segment::Warm) * 100 > total * warm_pct && lru.len(Segment::Warm) > 1
+            {
+                let id = lru.tail(Segment::Warm);
+                let c = self.pages.chunk_mut(id);
+                let b = item::bits(c);
+                let class = &mut self.class[cls];
+                if b & ACTIVE != 0 {
+                    item::set_bits(c, b & !ACTIVE);
+                    class.lru.move_to(&mut self.pages, id, Segment::Warm);
+                    class.stats.moves_within_lru += 1;
+                } else {
+                    class.lru.move_to(&mut self.pages, id, Segment::Cold);
+                    class.stats.moves_to_cold += 1;
+                }
+                moved += 1;
+            } else {
+                break;
+            }
+        }
+        moved
+    }
+
+    /// Gets a free chunk of class `cls`: free list, then expired tail items, then a new page from
+    /// the global budget, then eviction from the class tail (or a page taken from another class).
+    fn alloc(&mut self, cls: usize, now: u32) -> Result<ChunkId, StoreError> {
+        for _ in 0..ALLOC_TRIES {
+            if let Some(id) = self.class[cls].free.pop() {
+                return Ok(id);
+            }
+            if self.reclaim_tail(cls, now) {
+                continue;
+            }
+            if self.shared.budget.try_acquire() {
+                self.add_page(cls);
+                continue;
+            }
+            if !self.shared.evictions {
+                break;
+            }
+            self.class[cls].stats.direct_reclaims += 1;
+            if self.evict_tail(cls, now) {
+                continue;
+            }
+            // The class owns nothing to evict: take a page from the fattest other class here.
+            if let Some(src) = self.fattest_class(cls) {
+                if self.move_page(src, cls, now) {
+                    continue;
+                }
+            }
+            if self.pages_owned() == 0 {
+                // A shard with no page at all may borrow one beyond the limit, so that every shard
+                // can serve; the overshoot is bounded by one page per shard and paid back by `maintain`.
+                self.shared.budget.force_acquire();
+                self.add_page(cls);
+                continue;
+            }
+            break;
+        }
+        self.class[cls].stats.outofmemory += 1;
+        Err(StoreError::OutOfMemory)
+    }
+
+    fn pages_owned(&self) -> usize {
+        self.class.iter().map(|c| c.pages.len()).sum()
+    }
+
+    fn add_page(&mut self, cls: usize) {
+        let size = self.classes.size(cls);
+        let p = self.pages.add(cls, size);
+        self.push_page_chunks(p, cls);
+    }
+
+    fn push_page_chunks(&mut self, p: usize, cls: usize) {
+        let n = self.pages.chunks_in(p);
+        let class = &mut self.class[cls];
+        class.pages.push(p);
+        class.free.reserve(n);
+        // Reverse so chunks are handed out from the start of the page.
+        for i in (0..n).rev() {
+            class.free.push(self.pages.id(p, i));
+        }
+    }
+
+    /// Reuses expired or flushed items found at the LRU tails. True when one was freed.
+    fn reclaim_tail(&mut self, cls: usize, now: u32) -> bool {
+        for seg in [Segment::Cold, Segment::Hot, Segment::Warm] {
+            let mut id = self.class[cls].lru.tail(seg);
+            let mut looked = 0;
+            while id != NIL && looked < TAIL_PEEK {
+                let c = self.pages.chunk(id);
+                let prev = item::prev(c);
+                let expired = is_expired(item::exptime(c), now);
+                if expired || self.is_flushed(c) {
+                    let unfetched = item::bits(c) & FETCHED == 0;
+                    let stats = &mut self.class[cls].stats;
+                    stats.reclaimed += 1;
+                    if expired && unfetched {
+                        stats.expired_unfetched += 1;
+                    }
+                    self.unlink_item(id, None);
+                    return true;
+                }
+                id = prev;
+                looked += 1;
+            }
+        }
+        false
+    }
+
+    /// Evicts the least recently used item of class `cls` (COLD tail, else HOT, else WARM).
+    fn evict_tail(&mut self, cls: usize, now: u32) -> bool {
+        let lru = &self.class[cls].lru;
+        let id = [Segment::Cold, Segment::Hot, Segment::Warm]
+            .into_iter()
+            .map(|s| lru.tail(s))
+            .find(|&id| id != NIL);
+        let Some(id) = id else { return false };
+        self.evict(id, now);
+        true
+    }
+
+    fn evict(&mut self, id: ChunkId, now: u32) {
+        let c = self.pages.chunk(id);
+        let cls = self.pages.class_of(id);
+        let (exp, atime, bits) = (item::exptime(c), item::atime(c), item::bits(c));
+        let stats = &mut self.class[cls].stats;
+        stats.evicted += 1;
+        if exp != 0 {
+            stats.evicted_nonzero += 1;
+        }
+        stats.evicted_time = u64::from(now.saturating_sub(atime));
+        if bits & FETCHED == 0 {
+            stats.evicted_unfetched += 1;
+        }
+        if bits & ACTIVE != 0 {
+            stats.evicted_active += 1;
+        }
+        self.unlink_item(id, None);
+    }
+
+    /// The class other than `except` with the most pages (at least one).
+    fn fattest_class(&self, except: usize) -> Option<usize> {
+        (0..self.class.len())
+            .filter(|&c| c != except && !self.class[c].pages.is_empty())
+            .max_by_key(|&c| self.class[c].pages.len())
+    }
+
+    /// Moves one page from class `src` to class `dst`: items in it are copied into free chunks
+    /// of `src` elsewhere when possible (rescued), otherwise evicted. The page chosen is the one
+    /// holding `src`'s least recently used item.
+    pub fn move_page(&mut self, src: usize, dst: usize, now: u32) -> bool {
+        if src == dst || self.class[src].pages.is_empty() {
+            return false;
+        }
+        let lru = &self.class[src].lru;
+        let tail = [Segment::Cold, Segment::Hot, Segment::Warm]
+            .into_iter()
+            .map(|s| lru.tail(s))
+            .find(|&id| id != NIL);
+        let p = match tail {
+            Some(id) => self.pages.page_of(id),
+            None => self.class[src].pages[0],
+        };
+        // Free chunks inside the page leave the free list first so rescues never land there.
+        let pages = &self.pages;
+        self.class[src].free.retain(|&id| pages.page_of(id) != p);
+        for n in 0..self.pages.chunks_in(p) {
+            let id = self.pages.id(p, n);
+            if !item::in_use(self.pages.chunk(id)) {
+                continue;
+            }
+            if let Some(to) = self.class[src].free.pop() {
+                self.rescue(id, to);
+                self.counters.slab_reassign_rescues += 1;
+            } else {
+                self.evict(id, now);
+                self.counters.slab_reassign_evictions += 1;
+                // `evict` returned the chunk to the free list; take it back out.
+                self.class[src].free.retain(|&x| x != id);
+            }
+        }
+        self.class[src].pages.retain(|&x| x != p);
+        let size = self.classes.size(dst);
+        self.pages.reassign(p, dst, size);
+        self.push_page_chunks(p, dst);
+        self.counters.slabs_moved += 1;
+        true
+    }
+
+    /// Copies item `from` into free chunk `to` of the same class, keeping its LRU segment.
+    fn rescue(&mut self, from: ChunkId, to: ChunkId) {
+        let cls = self.pages.class_of(from);
+        let seg = item::segment(self.pages.chunk(from)).unwrap_or(Segment::Cold);
+        let hash = self.hasher.hash(item::key(self.pages.chunk(from)));
+        self.class[cls].lru.unlink(&mut self.pages, from);
+        let bytes = self.pages.chunk(from).to_vec();
+        self.pages.chunk_mut(to).copy_from_slice(&bytes);
+        item::set_segment(self.pages.chunk_mut(from), None);
+        item::set_segment(self.pages.chunk_mut(to), None);
+        self.class[cls].lru.push_head(&mut self.pages, to, seg);
+        if let Ok(mut entry) = self.index.find_entry(hash, |&x| x == from) {
+            *entry.get_mut() = to;
+        }
+    }
+
+    /// Releases one page back to the global budget (used when the memory limit shrinks).
+    fn release_page(&mut self, now: u32) -> bool {
+        let Some(src) = self.fattest_class(usize::MAX) else {
+            return false;
+        };
+        // Reuse the eviction path of `move_page`, then drop the page instead of reassigning it.
+        let p = {
+            let lru = &self.class[src].lru;
+            [Segment::Cold, Segment::Hot, Segment::Warm]
+                .into_iter()
+                .map(|s| lru.tail(s))
+                .find(|&id| id != NIL)
+                .map_or(self.class[src].pages[0], |id| self.pages.page_of(id))
+        };
+        for n in 0..self.pages.chunks_in(p) {
+            let id = self.pages.id(p, n);
+            if item::in_use(self.pages.chunk(id)) {
+                self.evict(id, now);
+            }
+        }
+        let pages = &self.pages;
+        self.class[src].free.retain(|&id| pages.page_of(id) != p);
+        self.class[src].pages.retain(|&x| x != p);
+        self.pages.release(p);
+        self.shared.budget.release();
+        true
+    }
+
+    // ----- operations -----------------------------------------------------------------------
+
+    /// Stores `value` under `key` according to `mode`. `exptime` is server-relative (0 = never).
+    #[allow(clippy::too_many_arguments)]
+    pub fn store(
+        &mut self,
+        mode: StoreMode,
+        key: &[u8],
+        hash: u64,
+        flags: u32,
+        exptime: u32,
+        value: &[u8],
+        now: u32,
+    ) -> Result<StoreOutcome, StoreError> {
+        let found = match self.find(key, hash, now) {
+            Found::Hit(id) => Some(id),
+            Found::Miss(_) => None,
+        };
+        let mut flags = flags;
+        let mut exptime = exptime;
+        let mut joined: Option<Vec<u8>> = None;
+        match (mode, found) {
+            (StoreMode::Add, Some(id)) => {
+                item::set_atime(self.pages.chunk_mut(id), now);
+                return Ok(StoreOutcome::NotStored);
+            }
+            (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+                return Ok(StoreOutcome::NotStored);
+            }
+            (StoreMode::Cas(_), None) => return Ok(StoreOutcome::NotFound),
+            (StoreMode::Cas(want), Some(id)) => {
+                let cls = self.pages.class_of(id);
+                if item::cas(self.pages.chunk(id)) != want {
+                    self.class[cls].stats.cas_badval += 1;
+                    return Ok(StoreOutcome::Exists);
+                }
+                self.class[cls].stats.cas_hits += 1;
+            }
+            (StoreMode::Append | StoreMode::Prepend, Some(id)) => {
+                let c = self.pages.chunk(id);
+                flags = item::flags(c);
+                exptime = item::exptime(c);
+                let old = item::value(c);
+                let mut v = Vec::with_capacity(old.len() + value.len());
+                if mode == StoreMode::Append {
+                    v.extend_from_slice(old);
+                    v.extend_from_slice(value);
+                } else {
+                    v.extend_from_slice(value);
+                    v.extend_from_slice(old);
+                }
+                joined = Some(v);
+            }
+            _ => {}
+        }
+        let data = joined.as_deref().unwrap_or(value);
+        let total = item::total_size(key.len(), data.len());
+        let cls = match self.classes.class_for(total) {
+            Some(c) if total <= self.shared.item_size_max => c,
+            _ => {
+                if mode == StoreMode::Set {
+                    if let Some(id) = found {
+                        self.unlink_item(id, Some(hash));
+                    }
+                }
+                return Err(StoreError::TooLarge);
+            }
+        };
+        let id = match self.alloc(cls, now) {
+            Ok(id) => id,
+            Err(e) => {
+                if mode == StoreMode::Set {
+                    if let Found::Hit(old) = self.find(key, hash, now) {
+                        self.unlink_item(old, Some(hash));
+                    }
+                }
+                return Err(e);
+            }
+        };
+        // Allocation may have evicted or moved the old item: look it up again.
+        if let Found::Hit(old) = self.find(key, hash, now) {
+            self.unlink_item(old, Some(hash));
+        }
+        let cas = self.shared.next_cas();
+        item::write_new(
+            self.pages.chunk_mut(id),
+            key,
+            flags,
+            exptime,
+            now,
+            cas,
+            &[data],
+        );
+        self.link_item(id, hash);
+        self.class[cls].stats.cmd_set += 1;
+        Ok(StoreOutcome::Stored(cas))
+    }
+
+    /// Looks `key` up. With `bump`, the access counts for the LRU.
+    pub fn get(&mut self, key: &[u8], hash: u64, now: u32, bump: bool) -> Result<ItemView<'_>, Miss> {
+        match self.find(key, hash, now) {
+            Found::Hit(id) => {
+                if bump {
+                    self.bump(id, now);
+                }
+                let cls = self.pages.class_of(id);
+                self.class[cls].stats.get_hits += 1;
+                Ok(self.view(id))
+            }
+            Found::Miss(m) => Err(m),
+        }
+    }
+
+    /// Sets a new expiry on `key` and returns it (touch/gat semantics: CAS unchanged).
+    pub fn touch(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        exptime: u32,
+        now: u32,
+    ) -> Result<ItemView<'_>, Miss> {
+        match self.find(key, hash, now) {
+            Found::Hit(id) => {
+                self.bump(id, now);
+                item::set_exptime(self.pages.chunk_mut(id), exptime);
+                let cls = self.pages.class_of(id);
+                self.class[cls].stats.touch_hits += 1;
+                Ok(self.view(id))
+            }
+            Found::Miss(m) => Err(m),
+        }
+    }
+
+    /// Deletes `key`; with `cas` non-zero only when the item's CAS matches.
+    pub fn delete(&mut self, key: &[u8], hash: u64, cas: u64, now: u32) -> DeleteOutcome {
+        match self.find(key, hash, now) {
+            Found::Hit(id) => {
+                if cas != 0 && item::cas(self.pages.chunk(id)) != cas {
+                    return DeleteOutcome::Exists;
+                }
+                let cls = self.pages.class_of(id);
+                self.class[cls].stats.delete_hits += 1;
+                self.unlink_item(id, Some(hash));
+                DeleteOutcome::Deleted
+            }
+            Found::Miss(_) => DeleteOutcome::NotFound,
+        }
+    }
+
+    /// incr/decr: the stored value must be a decimal u64; incr wraps at 2^64, decr stops at 0.
+    /// A shorter result is written in place padded with spaces, as memcached does.
+    pub fn arith(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        incr: bool,
+        delta: u64,
+        cas: u64,
+        now: u32,
+    ) -> Result<ArithOutcome, StoreError> {
+        let id = match self.find(key, hash, now) {
+            Found::Hit(id) => id,
+            Found::Miss(_) => return Ok(ArithOutcome::NotFound),
+        };
+        let c = self.pages.chunk(id);
+        if cas != 0 && item::cas(c) != cas {
+            return Ok(ArithOutcome::Exists);
+        }
+        let Some(cur) = parse_u64_value(item::value(c)) else {
+            return Ok(ArithOutcome::NonNumeric);
+        };
+        let new = if incr {
+            cur.wrapping_add(delta)
+        } else {
+            cur.saturating_sub(delta)
+        };
+        let cls = self.pages.class_of(id);
+        if incr {
+            self.class[cls].stats.incr_hits += 1;
+        } else {
+            self.class[cls].stats.decr_hits += 1;
+        }
+        let mut buf = itoa::Buffer::new();
+        let digits = buf.format(new).as_bytes();
+        let new_cas = self.shared.next_cas();
+        if digits.len() <= item::vlen(c) {
+            let c = self.pages.chunk_mut(id);
+            let v = item::value_mut(c);
+            v[..digits.len()].copy_from_slice(digits);
+            v[digits.len()..].fill(b' ');
+            item::set_cas(c, new_cas);
+            item::set_atime(c, now);
+            return Ok(ArithOutcome::Value(new, new_cas));
+        }
+        let (flags, exptime) = (item::flags(c), item::exptime(c));
+        let owned = digits.to_vec();
+        match self.store(StoreMode::Set, key, hash, flags, exptime, &owned, now)? {
+            StoreOutcome::Stored(cas) => Ok(ArithOutcome::Value(new, cas)),
+            _ => Ok(ArithOutcome::NotFound),
+        }
+    }
+
+    /// Marks an item stale (meta invalidation): new CAS, optional new TTL, win token reset.
+    pub fn mark_stale(&mut self, key: &[u8], hash: u64, exptime: Option<u32>, now: u32) -> bool {
+        match self.find(key, hash, now) {
+            Found::Hit(id) => {
+                let cas = self.shared.next_cas();
+                let c = self.pages.chunk_mut(id);
+                item::set_cas(c, cas);
+                item::set_bits(c, (item::bits(c) | STALE) & !WIN_SENT);
+                if let Some(e) = exptime {
+                    item::set_exptime(c, e);
+                }
+                true
+            }
+            Found::Miss(_) => false,
+        }
+    }
+
+    /// Sets or clears the bits of a live item (meta win/stale tokens). Returns the old bits.
+    pub fn update_bits(&mut self, key: &[u8], hash: u64, set: u8, now: u32) -> Option<u8> {
+        match self.find(key, hash, now) {
+            Found::Hit(id) => {
+                let c = self.pages.chunk_mut(id);
+                let old = item::bits(c);
+                item::set_bits(c, old | set);
+                Some(old)
+            }
+            Found::Miss(_) => None,
+        }
+    }
+
+    fn view(&self, id: ChunkId) -> ItemView<'_> {
+        let c = self.pages.chunk(id);
+        ItemView {
+            key: item::key(c),
+            value: item::value(c),
+            flags: item::flags(c),
+            cas: item::cas(c),
+            exptime: item::exptime(c),
+            atime: item::atime(c),
+            bits: item::bits(c),
+            class: self.pages.class_of(id),
+            total: item::total_size(item::klen(c), item::vlen(c)),
+        }
+    }
+
+    // ----- background work --------------------------------------------------------------------
+
+    /// Bounded background work: balance LRU segments, reclaim expired/flushed items (crawler),
+    /// give pages back when over the memory limit. Returns the items it looked at.
+    pub fn maintain(&mut self, budget: usize, now: u32) -> usize {
+        let mut work = 0;
+        for cls in 0..self.class.len() {
+            let moved = self.balance_class(cls, budget / 4 + 1);
+            if moved > 0 {
+                self.counters.lru_maintainer_juggles += 1;
+            }
+            work += moved;
+        }
+        work += self.crawl(budget, now);
+        let mut released = 0;
+        while self.shared.budget.over_limit() && released < 4 && self.release_page(now) {
+            released += 1;
+        }
+        work
+    }
+
+    /// Walks up to `budget` chunks, freeing expired and flushed items.
+    fn crawl(&mut self, budget: usize, now: u32) -> usize {
+        let slots = self.pages.slots();
+        if slots == 0 {
+            return 0;
+        }
+        let mut looked = 0;
+        while looked < budget {
+            if self.crawl_page >= slots {
+                self.crawl_page = 0;
+                self.crawl_chunk = 0;
+                self.counters.crawler_runs += 1;
+                break;
+            }
+            let n = self.pages.chunks_in(self.crawl_page);
+            if self.crawl_chunk >= n {
+                self.crawl_page += 1;
+                self.crawl_chunk = 0;
+                continue;
+            }
+            let id = self.pages.id(self.crawl_page, self.crawl_chunk);
+            self.crawl_chunk += 1;
+            looked += 1;
+            let c = self.pages.chunk(id);
+            if !item::in_use(c) {
+                continue;
+            }
+            let cls = self.pages.class_of(id);
+            self.class[cls].stats.crawler_items_checked += 1;
+            let expired = is_expired(item::exptime(c), now);
+            if expired || self.is_flushed(c) {
+                let unfetched = item::bits(c) & FETCHED == 0;
+                let stats = &mut self.class[cls].stats;
+                stats.crawler_reclaimed += 1;
+                if expired && unfetched {
+                    stats.expired_unfetched += 1;
+                }
+                self.unlink_item(id, None);
+            }
+        }
+        looked
+    }
+
+    /// Evictions seen by class `cls` since the last call (for the automover's window).
+    pub fn take_eviction_delta(&mut self, cls: usize) -> u64 {
+        let c = &mut self.class[cls];
+        let d = c.stats.evicted - c.evictions_seen;
+        c.evictions_seen = c.stats.evicted;
+        d
+    }
+
+    /// Age in seconds of the oldest item of class `cls` (COLD tail, else WARM/HOT), if any.
+    pub fn tail_age(&self, cls: usize, now: u32) -> Option<u32> {
+        let lru = &self.class[cls].lru;
+        [Segment::Cold, Segment::Warm, Segment::Hot]
+            .into_iter()
+            .map(|s| lru.tail(s))
+            .find(|&id| id != NIL)
+            .map(|id| now.saturating_sub(item::atime(self.pages.chunk(id))))
+    }
+
+    /// Pages owned by class `cls`.
+    pub fn class_pages(&self, cls: usize) -> usize {
+        self.class[cls].pages.len()
+    }
+
+    /// Free chunks of class `cls`.
+    pub fn class_free(&self, cls: usize) -> usize {
+        self.class[cls].free.len()
+    }
+
+    /// A snapshot of class `cls`'s counters with its live item numbers filled in.
+    pub fn class_snapshot(&self, cls: usize, now: u32) -> ClassStats {
+        let c = &self.class[cls];
+        let mut s = c.stats.clone();
+        s.number_hot = c.lru.len(Segment::Hot) as u64;
+        s.number_warm = c.lru.len(Segment::Warm) as u64;
+        s.number_cold = c.lru.len(Segment::Cold) as u64;
+        s.total_pages = c.pages.len() as u64;
+        s.free_chunks = c.free.len() as u64;
+        let age = |seg| {
+            let id = c.lru.tail(seg);
+            if id == NIL {
+                0
+            } else {
+                u64::from(now.saturating_sub(item::atime(self.pages.chunk(id))))
+            }
+        };
+        s.age_hot = age(Segment::Hot);
+        s.age_warm = age(Segment::Warm);
+        s.age = age(Segment::Cold);
+        s
+    }
+
+    pub fn counters(&self) -> &ShardCounters {
+        &self.counters
+    }
+
+    /// Calls `f` for every live item (for `lru_crawler metadump` and `stats cachedump`).
+    pub fn for_each_item(&self, now: u32, mut f: impl FnMut(ItemView<'_>)) {
+        for p in 0..self.pages.slots() {
+            for n in 0..self.pages.chunks_in(p) {
+                let id = self.pages.id(p, n);
+                let c = self.pages.chunk(id);
+                if item::in_use(c) && !is_expired(item::exptime(c), now) && !self.is_flushed(c) {
+                    f(self.view(id));
+                }
+            }
+        }
+    }
+
+    /// Checks internal consistency (tests only): index, LRUs and counters agree.
+    #[cfg(test)]
+    pub fn check(&self) {
+        let mut linked = 0;
+        for (cls, class) in self.class.iter().enumerate() {
+            linked += class.lru.total();
+            for seg in Segment::ALL {
+                let mut id = class.lru.tail(seg);
+                let mut n = 0;
+                while id != NIL {
+                    assert_eq!(self.pages.class_of(id), cls);
+                    assert_eq!(item::segment(self.pages.chunk(id)), Some(seg));
+                    id = item::prev(self.pages.chunk(id));
+                    n += 1;
+                }
+                assert_eq!(n, class.lru.len(seg));
+            }
+        }
+        assert_eq!(linked, self.index.len());
+        assert_eq!(linked as u64, self.counters.curr_items);
+    }
+}
+
+/// memcached's `safe_strtoull` over a value followed by its `\r\n`: optional leading white space,
+/// an optional sign, decimal digits, then white space or the end; a minus sign on a non-zero
+/// value, an empty number or overflow fail.
+pub fn parse_u64_value(v: &[u8]) -> Option<u64> {
+    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
+    let mut i = 0;
+    while i < v.len() && is_space(v[i]) {
+        i += 1;
+    }
+    let mut neg = false;
+    if i < v.len() && (v[i] == b'+' || v[i] == b'-') {
+        neg = v[i] == b'-';
+        i += 1;
+    }
+    let start = i;
+    let mut n: u64 = 0;
+    while i < v.len() && v[i].is_ascii_digit() {
+        n = n.checked_mul(10)?.checked_add(u64::from(v[i] - b'0'))?;
+        i += 1;
+    }
+    if i == start {
+        return None;
+    }
+    if i < v.len() && !is_space(v[i]) {
+        return None;
+    }
+    if neg {
+        // strtoull negates; memcached rejects a result that reads as negative (any non-zero value).
+        let r = n.wrapping_neg();
+        if (r as i64) < 0 {
+            return None;
+        }
+        return Some(r);
+    }
+    Some(n)
+}

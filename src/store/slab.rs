@@ -1,0 +1,220 @@
+//! Owns: slab size classes and the pages that hold item chunks, addressed by `ChunkId`s.
+//! Does not: decide what to evict or link items (see `shard` and `lru`); count the global budget
+//! (see `MemBudget` in `store`).
+
+use super::item;
+
+/// A chunk's address: `page index << chunk_bits | chunk index within the page`.
+pub type ChunkId = u32;
+
+/// The size classes: chunk sizes growing by a factor from a minimum, like memcached's
+/// `slabs_init`: the first class holds a header plus `-n` bytes, each next class is `factor`
+/// larger (8-byte aligned) until half a page, then one class of half a page and one of a whole page
+/// (so the largest items, up to `-I`, still fit one chunk).
+#[derive(Debug, Clone)]
+pub struct SizeClasses {
+    sizes: Vec<usize>,
+    page_size: usize,
+}
+
+impl SizeClasses {
+    pub fn new(min_size: usize, factor: f64, page_size: usize) -> SizeClasses {
+        let chunk_max = page_size / 2;
+        let mut sizes = Vec::new();
+        let mut size = align8(item::HEADER + min_size.max(1));
+        let factor = if factor > 1.0 { factor } else { 1.25 };
+        while (size as f64) <= chunk_max as f64 / factor && sizes.len() < 250 {
+            sizes.push(size);
+            let grown = (size as f64 * factor) as usize;
+            size = align8(grown.max(size + 8));
+        }
+        sizes.push(chunk_max);
+        sizes.push(page_size);
+        SizeClasses { sizes, page_size }
+    }
+
+    /// Number of classes.
+    pub fn len(&self) -> usize {
+        self.sizes.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.sizes.is_empty()
+    }
+    pub fn page_size(&self) -> usize {
+        self.page_size
+    }
+    /// Chunk size of class `cls` (0-based; memcached's class id is `cls + 1`).
+    pub fn size(&self, cls: usize) -> usize {
+        self.sizes[cls]
+    }
+    pub fn chunks_per_page(&self, cls: usize) -> usize {
+        self.page_size / self.sizes[cls]
+    }
+    /// The smallest class whose chunks hold `total` bytes.
+    pub fn class_for(&self, total: usize) -> Option<usize> {
+        let i = self.sizes.partition_point(|&s| s < total);
+        (i < self.sizes.len()).then_some(i)
+    }
+    /// Bits needed to number the chunks of the page with the smallest chunks.
+    fn chunk_bits(&self) -> u32 {
+        let max_chunks = self.page_size / self.sizes[0];
+        usize::BITS - max_chunks.leading_zeros()
+    }
+}
+
+fn align8(n: usize) -> usize {
+    (n + 7) & !7
+}
+
+/// One page: a fixed-size block of memory carved into equal chunks for one class.
+#[derive(Debug)]
+pub struct Page {
+    pub data: Box<[u8]>,
+    pub class: usize,
+    pub chunk_size: usize,
+}
+
+/// All pages of one shard.
+#[derive(Debug)]
+pub struct Pages {
+    pages: Vec<Option<Page>>,
+    free_slots: Vec<u32>,
+    chunk_bits: u32,
+    page_size: usize,
+}
+
+impl Pages {
+    pub fn new(classes: &SizeClasses) -> Pages {
+        Pages {
+            pages: Vec::new(),
+            free_slots: Vec::new(),
+            chunk_bits: classes.chunk_bits(),
+            page_size: classes.page_size(),
+        }
+    }
+
+    #[inline]
+    fn split(&self, id: ChunkId) -> (usize, usize) {
+        ((id >> self.chunk_bits) as usize, (id & ((1 << self.chunk_bits) - 1)) as usize)
+    }
+
+    /// Chunk id of chunk `n` of page `page`.
+    #[inline]
+    pub fn id(&self, page: usize, n: usize) -> ChunkId {
+        ((page as u32) << self.chunk_bits) | n as u32
+    }
+
+    /// The bytes of a chunk. Ids come only from this structure, so indexing cannot fail for live ids.
+    #[inline]
+    pub fn chunk(&self, id: ChunkId) -> &[u8] {
+        let (p, n) = self.split(id);
+        let page = self.pages[p].as_ref().expect("chunk id refers to a live page");
+        let off = n * page.chunk_size;
+        &page.data[off..off + page.chunk_size]
+    }
+
+    #[inline]
+    pub fn chunk_mut(&mut self, id: ChunkId) -> &mut [u8] {
+        let (p, n) = self.split(id);
+        let page = self.pages[p].as_mut().expect("chunk id refers to a live page");
+        let off = n * page.chunk_size;
+        &mut page.data[off..off + page.chunk_size]
+    }
+
+    /// Class of the page holding chunk `id`.
+    #[inline]
+    pub fn class_of(&self, id: ChunkId) -> usize {
+        let (p, _) = self.split(id);
+        self.pages[p].as_ref().map_or(0, |pg| pg.class)
+    }
+
+    /// Page index of chunk `id`.
+    #[inline]
+    pub fn page_of(&self, id: ChunkId) -> usize {
+        self.split(id).0
+    }
+
+    /// Adds a zeroed page for class `cls`; returns its index. The memory is requested zeroed, so the
+    /// operating system maps it lazily as chunks are first written.
+    pub fn add(&mut self, cls: usize, chunk_size: usize) -> usize {
+        let page = Page {
+            data: vec![0u8; self.page_size].into_boxed_slice(),
+            class: cls,
+            chunk_size,
+        };
+        if let Some(slot) = self.free_slots.pop() {
+            self.pages[slot as usize] = Some(page);
+            slot as usize
+        } else {
+            self.pages.push(Some(page));
+            self.pages.len() - 1
+        }
+    }
+
+    /// Gives page `p` to class `cls` (its chunks must all be free and out of every free list).
+    pub fn reassign(&mut self, p: usize, cls: usize, chunk_size: usize) {
+        if let Some(page) = self.pages[p].as_mut() {
+            page.class = cls;
+            page.chunk_size = chunk_size;
+            page.data.fill(0);
+        }
+    }
+
+    /// Frees page `p`'s memory.
+    pub fn release(&mut self, p: usize) {
+        if self.pages[p].take().is_some() {
+            self.free_slots.push(p as u32);
+        }
+    }
+
+    pub fn get(&self, p: usize) -> Option<&Page> {
+        self.pages.get(p).and_then(|p| p.as_ref())
+    }
+
+    /// Number of page slots (live or released).
+    pub fn slots(&self) -> usize {
+        self.pages.len()
+    }
+
+    /// Chunks in page `p`.
+    pub fn chunks_in(&self, p: usize) -> usize {
+        self.get(p).map_or(0, |pg| self.page_size / pg.chunk_size)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_classes_grow_like_memcached() {
+        let c = SizeClasses::new(48, 1.25, 1 << 20);
+        assert_eq!(c.size(0), 88);
+        assert_eq!(c.size(1), 110 + 2);
+        assert_eq!(c.size(c.len() - 1), 1 << 20);
+        assert_eq!(c.size(c.len() - 2), 1 << 19);
+        for w in 1..c.len() {
+            assert!(c.size(w) > c.size(w - 1));
+        }
+        assert_eq!(c.class_for(1), Some(0));
+        assert_eq!(c.class_for(88), Some(0));
+        assert_eq!(c.class_for(89), Some(1));
+        assert_eq!(c.class_for(1 << 20), Some(c.len() - 1));
+        assert_eq!(c.class_for((1 << 20) + 1), None);
+    }
+
+    #[test]
+    fn chunk_addressing() {
+        let c = SizeClasses::new(48, 1.25, 1 << 20);
+        let mut pages = Pages::new(&c);
+        let p = pages.add(0, c.size(0));
+        let id = pages.id(p, 5);
+        pages.chunk_mut(id)[0] = 9;
+        assert_eq!(pages.chunk(id)[0], 9);
+        assert_eq!(pages.chunk(id).len(), 88);
+        assert_eq!(pages.page_of(id), p);
+        assert_eq!(pages.class_of(id), 0);
+        let last = pages.id(p, pages.chunks_in(p) - 1);
+        assert_eq!(pages.chunk(last).len(), 88);
+    }
+}

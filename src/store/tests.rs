@@ -1,0 +1,228 @@
+//! Unit tests of the store: semantics, expiry, eviction, rebalancing, and a model check.
+
+use super::*;
+use proptest::prelude::*;
+
+fn store(mb: usize) -> Store {
+    Store::new(&StoreConfig {
+        memory_limit: mb << 20,
+        shards: 1,
+        ..StoreConfig::default()
+    })
+}
+
+fn set(s: &Store, mode: StoreMode, k: &[u8], v: &[u8], exp: u32, now: u32) -> Result<StoreOutcome, StoreError> {
+    let h = s.hash(k);
+    s.lock(h).store(mode, k, h, 0, exp, v, now)
+}
+
+fn get(s: &Store, k: &[u8], now: u32) -> Option<Vec<u8>> {
+    let h = s.hash(k);
+    let mut g = s.lock(h);
+    g.get(k, h, now, true).ok().map(|v| v.value.to_vec())
+}
+
+#[test]
+fn set_get_modes() {
+    let s = store(8);
+    assert!(matches!(set(&s, StoreMode::Set, b"a", b"1", 0, 5), Ok(StoreOutcome::Stored(_))));
+    assert_eq!(get(&s, b"a", 5).as_deref(), Some(&b"1"[..]));
+    assert_eq!(set(&s, StoreMode::Add, b"a", b"2", 0, 5), Ok(StoreOutcome::NotStored));
+    assert_eq!(set(&s, StoreMode::Replace, b"b", b"2", 0, 5), Ok(StoreOutcome::NotStored));
+    assert_eq!(set(&s, StoreMode::Append, b"b", b"2", 0, 5), Ok(StoreOutcome::NotStored));
+    set(&s, StoreMode::Append, b"a", b"xy", 0, 5).unwrap();
+    set(&s, StoreMode::Prepend, b"a", b"<", 0, 5).unwrap();
+    assert_eq!(get(&s, b"a", 5).as_deref(), Some(&b"<1xy"[..]));
+    let h = s.hash(b"a");
+    let cas = s.lock(h).get(b"a", h, 5, false).unwrap().cas;
+    assert_eq!(set(&s, StoreMode::Cas(cas + 100), b"a", b"z", 0, 5), Ok(StoreOutcome::Exists));
+    assert!(matches!(set(&s, StoreMode::Cas(cas), b"a", b"z", 0, 5), Ok(StoreOutcome::Stored(c)) if c > cas));
+    assert_eq!(set(&s, StoreMode::Cas(1), b"nope", b"z", 0, 5), Ok(StoreOutcome::NotFound));
+    assert_eq!(s.lock(h).delete(b"a", h, 0, 5), DeleteOutcome::Deleted);
+    assert_eq!(s.lock(h).delete(b"a", h, 0, 5), DeleteOutcome::NotFound);
+    s.lock(h).check();
+}
+
+#[test]
+fn too_large_deletes_old_value_on_set() {
+    let s = store(8);
+    set(&s, StoreMode::Set, b"k", b"old", 0, 5).unwrap();
+    let big = vec![b'x'; 1 << 20];
+    assert_eq!(set(&s, StoreMode::Set, b"k", &big, 0, 5), Err(StoreError::TooLarge));
+    assert_eq!(get(&s, b"k", 5), None);
+    let fits = vec![b'x'; (1 << 20) - 100];
+    assert!(set(&s, StoreMode::Set, b"k", &fits, 0, 5).is_ok());
+    assert_eq!(get(&s, b"k", 5).map(|v| v.len()), Some(fits.len()));
+}
+
+#[test]
+fn arith_wrap_clamp_and_padding() {
+    let s = store(8);
+    let h = s.hash(b"n");
+    set(&s, StoreMode::Set, b"n", b"18446744073709551615", 0, 5).unwrap();
+    assert!(matches!(s.lock(h).arith(b"n", h, true, 1, 0, 5), Ok(ArithOutcome::Value(0, _))));
+    assert_eq!(get(&s, b"n", 5).unwrap(), b"0                   ".to_vec());
+    set(&s, StoreMode::Set, b"n", b"100", 0, 5).unwrap();
+    assert!(matches!(s.lock(h).arith(b"n", h, false, 1, 0, 5), Ok(ArithOutcome::Value(99, _))));
+    assert_eq!(get(&s, b"n", 5).unwrap(), b"99 ".to_vec());
+    assert!(matches!(s.lock(h).arith(b"n", h, false, 1000, 0, 5), Ok(ArithOutcome::Value(0, _))));
+    set(&s, StoreMode::Set, b"n", b"9", 0, 5).unwrap();
+    assert!(matches!(s.lock(h).arith(b"n", h, true, 1, 0, 5), Ok(ArithOutcome::Value(10, _))));
+    assert_eq!(get(&s, b"n", 5).unwrap(), b"10".to_vec());
+    set(&s, StoreMode::Set, b"n", b"abc", 0, 5).unwrap();
+    assert_eq!(s.lock(h).arith(b"n", h, true, 1, 0, 5), Ok(ArithOutcome::NonNumeric));
+    assert_eq!(s.lock(h).arith(b"zz", s.hash(b"zz"), true, 1, 0, 5), Ok(ArithOutcome::NotFound));
+}
+
+#[test]
+fn strtoull_rules() {
+    assert_eq!(parse_u64_value(b" 12 "), Some(12));
+    assert_eq!(parse_u64_value(b"007"), Some(7));
+    assert_eq!(parse_u64_value(b"-5"), None);
+    assert_eq!(parse_u64_value(b"-0"), Some(0));
+    assert_eq!(parse_u64_value(b""), None);
+    assert_eq!(parse_u64_value(b"12a"), None);
+    assert_eq!(parse_u64_value(b"18446744073709551616"), None);
+    assert_eq!(parse_u64_value(b"18446744073709551615"), Some(u64::MAX));
+}
+
+#[test]
+fn expiry_and_flush() {
+    let s = store(8);
+    set(&s, StoreMode::Set, b"t", b"v", 10, 5).unwrap();
+    assert!(get(&s, b"t", 9).is_some());
+    assert!(get(&s, b"t", 10).is_none());
+    let h = s.hash(b"t");
+    set(&s, StoreMode::Set, b"t", b"v", 0, 5).unwrap();
+    s.flush();
+    assert_eq!(s.lock(h).get(b"t", h, 5, true).err(), Some(Miss::Flushed));
+    set(&s, StoreMode::Set, b"t", b"v", 0, 5).unwrap();
+    assert!(get(&s, b"t", 5).is_some());
+    s.lock(h).check();
+}
+
+#[test]
+fn crawler_reclaims_expired() {
+    let s = store(8);
+    for i in 0..100u32 {
+        set(&s, StoreMode::Set, format!("k{i}").as_bytes(), b"v", 10, 5).unwrap();
+    }
+    assert_eq!(s.counters().curr_items, 100);
+    for _ in 0..10 {
+        s.maintain(100_000, 20);
+    }
+    assert_eq!(s.counters().curr_items, 0);
+    let reclaimed: u64 = s.class_stats(20).iter().map(|c| c.crawler_reclaimed).sum();
+    assert_eq!(reclaimed, 100);
+}
+
+#[test]
+fn eviction_keeps_memory_bounded_and_prefers_recent_reads() {
+    let s = store(2);
+    let v = vec![b'v'; 1000];
+    // Hot keys are read twice after each round of writes; cold ones never.
+    for i in 0..20_000u32 {
+        set(&s, StoreMode::Set, format!("key{i}").as_bytes(), &v, 0, 5).unwrap();
+        if i % 50 == 0 {
+            for h in 0..20u32 {
+                let _ = get(&s, format!("hot{h}").as_bytes(), 5);
+                let _ = get(&s, format!("hot{h}").as_bytes(), 5);
+                if get(&s, format!("hot{h}").as_bytes(), 5).is_none() {
+                    set(&s, StoreMode::Set, format!("hot{h}").as_bytes(), &v, 0, 5).unwrap();
+                }
+            }
+        }
+        if i % 1000 == 0 {
+            s.maintain(1000, 5);
+        }
+    }
+    assert!(s.shared().budget.used() <= 2 + 1);
+    let evicted: u64 = s.class_stats(5).iter().map(|c| c.evicted).sum();
+    assert!(evicted > 10_000);
+    let hot_alive = (0..20u32).filter(|h| get(&s, format!("hot{h}").as_bytes(), 5).is_some()).count();
+    let cold_alive = (0..1000u32).filter(|i| get(&s, format!("key{i}").as_bytes(), 5).is_some()).count();
+    assert_eq!(hot_alive, 20);
+    assert_eq!(cold_alive, 0);
+    let h = s.hash(b"x");
+    s.lock(h).check();
+}
+
+#[test]
+fn shifting_sizes_rebalance_pages() {
+    let s = store(4);
+    let small = vec![b's'; 100];
+    for i in 0..100_000u32 {
+        set(&s, StoreMode::Set, format!("s{i}").as_bytes(), &small, 0, 5).unwrap();
+    }
+    // Now only large values: they must be storable, taking pages from the small class.
+    let large = vec![b'L'; 100_000];
+    for i in 0..100u32 {
+        assert!(set(&s, StoreMode::Set, format!("L{i}").as_bytes(), &large, 0, 6).is_ok());
+        s.automove(6);
+    }
+    assert!(get(&s, b"L99", 6).is_some());
+    assert!(s.counters().slabs_moved > 0);
+    let h = s.hash(b"x");
+    s.lock(h).check();
+}
+
+#[test]
+fn no_evictions_mode_errors() {
+    let s = Store::new(&StoreConfig {
+        memory_limit: 2 << 20,
+        shards: 1,
+        evictions: false,
+        ..StoreConfig::default()
+    });
+    let v = vec![b'v'; 50_000];
+    let mut oom = 0;
+    for i in 0..200u32 {
+        if set(&s, StoreMode::Set, format!("k{i}").as_bytes(), &v, 0, 5) == Err(StoreError::OutOfMemory) {
+            oom += 1;
+        }
+    }
+    assert!(oom > 100);
+    assert!(get(&s, b"k0", 5).is_some());
+}
+
+#[test]
+fn memlimit_shrink_releases_pages() {
+    let s = store(16);
+    let v = vec![b'v'; 1000];
+    for i in 0..15_000u32 {
+        set(&s, StoreMode::Set, format!("k{i}").as_bytes(), &v, 0, 5).unwrap();
+    }
+    assert!(s.shared().budget.used() > 8);
+    s.set_memory_limit(8 << 20);
+    for _ in 0..10 {
+        s.maintain(1000, 5);
+    }
+    assert!(s.shared().budget.used() <= 8);
+    let h = s.hash(b"x");
+    s.lock(h).check();
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    /// With evictions impossible (ample memory), the store behaves like a map.
+    #[test]
+    fn behaves_like_a_map(ops in proptest::collection::vec((0u8..5, 0u8..20, proptest::collection::vec(any::<u8>(), 0..300)), 1..200)) {
+        let s = store(64);
+        let mut model = std::collections::HashMap::<Vec<u8>, Vec<u8>>::new();
+        for (op, k, v) in ops {
+            let key = format!("key{k}").into_bytes();
+            let h = s.hash(&key);
+            match op {
+                0 => { set(&s, StoreMode::Set, &key, &v, 0, 5).unwrap(); model.insert(key, v); }
+                1 => { let r = set(&s, StoreMode::Add, &key, &v, 0, 5).unwrap();
+                       if let std::collections::hash_map::Entry::Vacant(e) = model.entry(key) { prop_assert!(matches!(r, StoreOutcome::Stored(_))); e.insert(v); } else { prop_assert_eq!(r, StoreOutcome::NotStored); } }
+                2 => { let r = set(&s, StoreMode::Append, &key, &v, 0, 5).unwrap();
+                       if let Some(old) = model.get_mut(&key) { prop_assert!(matches!(r, StoreOutcome::Stored(_))); old.extend_from_slice(&v); } else { prop_assert_eq!(r, StoreOutcome::NotStored); } }
+                3 => { let r = s.lock(h).delete(&key, h, 0, 5);
+                       prop_assert_eq!(r == DeleteOutcome::Deleted, model.remove(&key).is_some()); }
+                _ => { prop_assert_eq!(get(&s, &key, 5), model.get(&key).cloned()); }
+            }
+        }
+        s.lock(0).check();
+    }
+}
