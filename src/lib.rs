@@ -6,4 +6,10 @@
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms, missing_debug_implementations)]
 
+pub mod config;
+pub mod exec;
+pub mod protocol;
+pub mod server;
+pub mod state;
+pub mod stats;
 pub mod store;

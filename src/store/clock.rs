@@ -59,7 +59,10 @@ mod tests {
     fn relative_and_absolute() {
         let started = 1_700_000_000;
         assert_eq!(realtime(10, 100, started), 110);
-        assert_eq!(realtime(REALTIME_MAXDELTA, 5, started), REALTIME_MAXDELTA as u32 + 5);
+        assert_eq!(
+            realtime(REALTIME_MAXDELTA, 5, started),
+            REALTIME_MAXDELTA as u32 + 5
+        );
         assert_eq!(realtime(started + 500, 100, started), 500);
         assert_eq!(realtime(REALTIME_MAXDELTA + 1, 100, started), 1);
         assert!(is_expired(1, CLOCK_START));

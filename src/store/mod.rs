@@ -134,12 +134,36 @@ impl ClassStats {
     fn merge(&mut self, o: &ClassStats) {
         macro_rules! add { ($($f:ident),*) => { $( self.$f += o.$f; )* } }
         add!(
-            number_hot, number_warm, number_cold, mem_requested, evicted, evicted_nonzero,
-            outofmemory, reclaimed, expired_unfetched, evicted_unfetched, evicted_active,
-            crawler_reclaimed, crawler_items_checked, moves_to_cold, moves_to_warm,
-            moves_within_lru, direct_reclaims, hits_to_hot, hits_to_warm, hits_to_cold, get_hits,
-            cmd_set, delete_hits, incr_hits, decr_hits, cas_hits, cas_badval, touch_hits,
-            total_pages, free_chunks
+            number_hot,
+            number_warm,
+            number_cold,
+            mem_requested,
+            evicted,
+            evicted_nonzero,
+            outofmemory,
+            reclaimed,
+            expired_unfetched,
+            evicted_unfetched,
+            evicted_active,
+            crawler_reclaimed,
+            crawler_items_checked,
+            moves_to_cold,
+            moves_to_warm,
+            moves_within_lru,
+            direct_reclaims,
+            hits_to_hot,
+            hits_to_warm,
+            hits_to_cold,
+            get_hits,
+            cmd_set,
+            delete_hits,
+            incr_hits,
+            decr_hits,
+            cas_hits,
+            cas_badval,
+            touch_hits,
+            total_pages,
+            free_chunks
         );
         self.age_hot = self.age_hot.max(o.age_hot);
         self.age_warm = self.age_warm.max(o.age_warm);
@@ -384,7 +408,10 @@ impl Store {
 
     /// One round of background work over every shard, each locked in turn.
     pub fn maintain(&self, budget: usize, now: u32) -> usize {
-        self.shards.iter().map(|s| s.lock().maintain(budget, now)).sum()
+        self.shards
+            .iter()
+            .map(|s| s.lock().maintain(budget, now))
+            .sum()
     }
 
     /// Slab automove (memcached's mode 1, simplified): when the cache is full and a class is

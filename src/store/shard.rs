@@ -86,7 +86,10 @@ impl Shard {
     /// Finds a live item, unlinking it lazily when expired or flushed.
     fn find(&mut self, key: &[u8], hash: u64, now: u32) -> Found {
         let pages = &self.pages;
-        let Some(&id) = self.index.find(hash, |&id| item::key(pages.chunk(id)) == key) else {
+        let Some(&id) = self
+            .index
+            .find(hash, |&id| item::key(pages.chunk(id)) == key)
+        else {
             return Found::Miss(Miss::NotFound);
         };
         let c = self.pages.chunk(id);
@@ -524,7 +527,13 @@ impl Shard {
     }
 
     /// Looks `key` up. With `bump`, the access counts for the LRU.
-    pub fn get(&mut self, key: &[u8], hash: u64, now: u32, bump: bool) -> Result<ItemView<'_>, Miss> {
+    pub fn get(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        now: u32,
+        bump: bool,
+    ) -> Result<ItemView<'_>, Miss> {
         match self.find(key, hash, now) {
             Found::Hit(id) => {
                 if bump {

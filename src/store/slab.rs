@@ -95,7 +95,10 @@ impl Pages {
 
     #[inline]
     fn split(&self, id: ChunkId) -> (usize, usize) {
-        ((id >> self.chunk_bits) as usize, (id & ((1 << self.chunk_bits) - 1)) as usize)
+        (
+            (id >> self.chunk_bits) as usize,
+            (id & ((1 << self.chunk_bits) - 1)) as usize,
+        )
     }
 
     /// Chunk id of chunk `n` of page `page`.
@@ -108,7 +111,9 @@ impl Pages {
     #[inline]
     pub fn chunk(&self, id: ChunkId) -> &[u8] {
         let (p, n) = self.split(id);
-        let page = self.pages[p].as_ref().expect("chunk id refers to a live page");
+        let page = self.pages[p]
+            .as_ref()
+            .expect("chunk id refers to a live page");
         let off = n * page.chunk_size;
         &page.data[off..off + page.chunk_size]
     }
@@ -116,7 +121,9 @@ impl Pages {
     #[inline]
     pub fn chunk_mut(&mut self, id: ChunkId) -> &mut [u8] {
         let (p, n) = self.split(id);
-        let page = self.pages[p].as_mut().expect("chunk id refers to a live page");
+        let page = self.pages[p]
+            .as_mut()
+            .expect("chunk id refers to a live page");
         let off = n * page.chunk_size;
         &mut page.data[off..off + page.chunk_size]
     }

@@ -11,7 +11,14 @@ fn store(mb: usize) -> Store {
     })
 }
 
-fn set(s: &Store, mode: StoreMode, k: &[u8], v: &[u8], exp: u32, now: u32) -> Result<StoreOutcome, StoreError> {
+fn set(
+    s: &Store,
+    mode: StoreMode,
+    k: &[u8],
+    v: &[u8],
+    exp: u32,
+    now: u32,
+) -> Result<StoreOutcome, StoreError> {
     let h = s.hash(k);
     s.lock(h).store(mode, k, h, 0, exp, v, now)
 }
@@ -25,19 +32,39 @@ fn get(s: &Store, k: &[u8], now: u32) -> Option<Vec<u8>> {
 #[test]
 fn set_get_modes() {
     let s = store(8);
-    assert!(matches!(set(&s, StoreMode::Set, b"a", b"1", 0, 5), Ok(StoreOutcome::Stored(_))));
+    assert!(matches!(
+        set(&s, StoreMode::Set, b"a", b"1", 0, 5),
+        Ok(StoreOutcome::Stored(_))
+    ));
     assert_eq!(get(&s, b"a", 5).as_deref(), Some(&b"1"[..]));
-    assert_eq!(set(&s, StoreMode::Add, b"a", b"2", 0, 5), Ok(StoreOutcome::NotStored));
-    assert_eq!(set(&s, StoreMode::Replace, b"b", b"2", 0, 5), Ok(StoreOutcome::NotStored));
-    assert_eq!(set(&s, StoreMode::Append, b"b", b"2", 0, 5), Ok(StoreOutcome::NotStored));
+    assert_eq!(
+        set(&s, StoreMode::Add, b"a", b"2", 0, 5),
+        Ok(StoreOutcome::NotStored)
+    );
+    assert_eq!(
+        set(&s, StoreMode::Replace, b"b", b"2", 0, 5),
+        Ok(StoreOutcome::NotStored)
+    );
+    assert_eq!(
+        set(&s, StoreMode::Append, b"b", b"2", 0, 5),
+        Ok(StoreOutcome::NotStored)
+    );
     set(&s, StoreMode::Append, b"a", b"xy", 0, 5).unwrap();
     set(&s, StoreMode::Prepend, b"a", b"<", 0, 5).unwrap();
     assert_eq!(get(&s, b"a", 5).as_deref(), Some(&b"<1xy"[..]));
     let h = s.hash(b"a");
     let cas = s.lock(h).get(b"a", h, 5, false).unwrap().cas;
-    assert_eq!(set(&s, StoreMode::Cas(cas + 100), b"a", b"z", 0, 5), Ok(StoreOutcome::Exists));
-    assert!(matches!(set(&s, StoreMode::Cas(cas), b"a", b"z", 0, 5), Ok(StoreOutcome::Stored(c)) if c > cas));
-    assert_eq!(set(&s, StoreMode::Cas(1), b"nope", b"z", 0, 5), Ok(StoreOutcome::NotFound));
+    assert_eq!(
+        set(&s, StoreMode::Cas(cas + 100), b"a", b"z", 0, 5),
+        Ok(StoreOutcome::Exists)
+    );
+    assert!(
+        matches!(set(&s, StoreMode::Cas(cas), b"a", b"z", 0, 5), Ok(StoreOutcome::Stored(c)) if c > cas)
+    );
+    assert_eq!(
+        set(&s, StoreMode::Cas(1), b"nope", b"z", 0, 5),
+        Ok(StoreOutcome::NotFound)
+    );
     assert_eq!(s.lock(h).delete(b"a", h, 0, 5), DeleteOutcome::Deleted);
     assert_eq!(s.lock(h).delete(b"a", h, 0, 5), DeleteOutcome::NotFound);
     s.lock(h).check();
@@ -48,7 +75,10 @@ fn too_large_deletes_old_value_on_set() {
     let s = store(8);
     set(&s, StoreMode::Set, b"k", b"old", 0, 5).unwrap();
     let big = vec![b'x'; 1 << 20];
-    assert_eq!(set(&s, StoreMode::Set, b"k", &big, 0, 5), Err(StoreError::TooLarge));
+    assert_eq!(
+        set(&s, StoreMode::Set, b"k", &big, 0, 5),
+        Err(StoreError::TooLarge)
+    );
     assert_eq!(get(&s, b"k", 5), None);
     let fits = vec![b'x'; (1 << 20) - 100];
     assert!(set(&s, StoreMode::Set, b"k", &fits, 0, 5).is_ok());
@@ -60,18 +90,36 @@ fn arith_wrap_clamp_and_padding() {
     let s = store(8);
     let h = s.hash(b"n");
     set(&s, StoreMode::Set, b"n", b"18446744073709551615", 0, 5).unwrap();
-    assert!(matches!(s.lock(h).arith(b"n", h, true, 1, 0, 5), Ok(ArithOutcome::Value(0, _))));
+    assert!(matches!(
+        s.lock(h).arith(b"n", h, true, 1, 0, 5),
+        Ok(ArithOutcome::Value(0, _))
+    ));
     assert_eq!(get(&s, b"n", 5).unwrap(), b"0                   ".to_vec());
     set(&s, StoreMode::Set, b"n", b"100", 0, 5).unwrap();
-    assert!(matches!(s.lock(h).arith(b"n", h, false, 1, 0, 5), Ok(ArithOutcome::Value(99, _))));
+    assert!(matches!(
+        s.lock(h).arith(b"n", h, false, 1, 0, 5),
+        Ok(ArithOutcome::Value(99, _))
+    ));
     assert_eq!(get(&s, b"n", 5).unwrap(), b"99 ".to_vec());
-    assert!(matches!(s.lock(h).arith(b"n", h, false, 1000, 0, 5), Ok(ArithOutcome::Value(0, _))));
+    assert!(matches!(
+        s.lock(h).arith(b"n", h, false, 1000, 0, 5),
+        Ok(ArithOutcome::Value(0, _))
+    ));
     set(&s, StoreMode::Set, b"n", b"9", 0, 5).unwrap();
-    assert!(matches!(s.lock(h).arith(b"n", h, true, 1, 0, 5), Ok(ArithOutcome::Value(10, _))));
+    assert!(matches!(
+        s.lock(h).arith(b"n", h, true, 1, 0, 5),
+        Ok(ArithOutcome::Value(10, _))
+    ));
     assert_eq!(get(&s, b"n", 5).unwrap(), b"10".to_vec());
     set(&s, StoreMode::Set, b"n", b"abc", 0, 5).unwrap();
-    assert_eq!(s.lock(h).arith(b"n", h, true, 1, 0, 5), Ok(ArithOutcome::NonNumeric));
-    assert_eq!(s.lock(h).arith(b"zz", s.hash(b"zz"), true, 1, 0, 5), Ok(ArithOutcome::NotFound));
+    assert_eq!(
+        s.lock(h).arith(b"n", h, true, 1, 0, 5),
+        Ok(ArithOutcome::NonNumeric)
+    );
+    assert_eq!(
+        s.lock(h).arith(b"zz", s.hash(b"zz"), true, 1, 0, 5),
+        Ok(ArithOutcome::NotFound)
+    );
 }
 
 #[test]
@@ -139,8 +187,12 @@ fn eviction_keeps_memory_bounded_and_prefers_recent_reads() {
     assert!(s.shared().budget.used() <= 2 + 1);
     let evicted: u64 = s.class_stats(5).iter().map(|c| c.evicted).sum();
     assert!(evicted > 10_000);
-    let hot_alive = (0..20u32).filter(|h| get(&s, format!("hot{h}").as_bytes(), 5).is_some()).count();
-    let cold_alive = (0..1000u32).filter(|i| get(&s, format!("key{i}").as_bytes(), 5).is_some()).count();
+    let hot_alive = (0..20u32)
+        .filter(|h| get(&s, format!("hot{h}").as_bytes(), 5).is_some())
+        .count();
+    let cold_alive = (0..1000u32)
+        .filter(|i| get(&s, format!("key{i}").as_bytes(), 5).is_some())
+        .count();
     assert_eq!(hot_alive, 20);
     assert_eq!(cold_alive, 0);
     let h = s.hash(b"x");
@@ -177,7 +229,9 @@ fn no_evictions_mode_errors() {
     let v = vec![b'v'; 50_000];
     let mut oom = 0;
     for i in 0..200u32 {
-        if set(&s, StoreMode::Set, format!("k{i}").as_bytes(), &v, 0, 5) == Err(StoreError::OutOfMemory) {
+        if set(&s, StoreMode::Set, format!("k{i}").as_bytes(), &v, 0, 5)
+            == Err(StoreError::OutOfMemory)
+        {
             oom += 1;
         }
     }

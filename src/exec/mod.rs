@@ -1,0 +1,426 @@
+//! Owns: memcached's command semantics — applying a parsed request to the store, counting it, and
+//! encoding the reply into the connection's output buffer. The one place that knows both the
+//! protocol and the store.
+//! Does not: touch sockets or threads (the server owns those).
+
+pub mod stats;
+
+use std::sync::atomic::Ordering;
+
+use crate::protocol::text::{
+    self, Command, GetKind, StoreCmd, BAD_FORMAT, ERROR, NON_NUMERIC, OUT_OF_MEMORY, TOO_LARGE,
+};
+use crate::state::{Shared, Shutdown};
+use crate::stats::{bump, ThreadStats};
+use crate::store::clock::realtime;
+use crate::store::{ArithOutcome, DeleteOutcome, Miss, StoreError, StoreMode, StoreOutcome};
+
+/// What the connection must do after a request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Continue,
+    /// Write what is buffered, then close.
+    Close,
+    /// Discard this many more input bytes.
+    Swallow(usize),
+    /// Write what is buffered now (`mn`).
+    Flush,
+    /// Stop the server.
+    Shutdown(Shutdown),
+}
+
+/// Per-connection facts a request may need.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnRef {
+    /// The connection's id in `stats conns` (its file descriptor).
+    pub id: i64,
+    /// Index of the worker thread (selects its counters).
+    pub worker: usize,
+}
+
+/// Everything a request executes against.
+#[derive(Debug, Clone, Copy)]
+pub struct Ctx<'a> {
+    pub shared: &'a Shared,
+    pub stats: &'a ThreadStats,
+    pub conn: ConnRef,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(shared: &'a Shared, conn: ConnRef) -> Ctx<'a> {
+        Ctx {
+            shared,
+            stats: &shared.thread_stats[conn.worker % shared.thread_stats.len()],
+            conn,
+        }
+    }
+    fn now(&self) -> u32 {
+        self.shared.clock.now()
+    }
+    fn exptime(&self, e: i32) -> u32 {
+        realtime(i64::from(e), self.now(), self.shared.clock.started_unix)
+    }
+}
+
+fn line(out: &mut Vec<u8>, s: &str, noreply: bool) {
+    if !noreply {
+        text::write_line(out, s);
+    }
+}
+
+fn count_miss(stats: &ThreadStats, m: Miss) {
+    bump(&stats.get_misses);
+    match m {
+        Miss::Expired => bump(&stats.get_expired),
+        Miss::Flushed => bump(&stats.get_flushed),
+        Miss::NotFound => {}
+    }
+}
+
+/// Executes one text command, appending its reply to `out`.
+pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
+    let sh = ctx.shared;
+    let st = ctx.stats;
+    match cmd {
+        Command::Get {
+            kind,
+            exptime,
+            keys,
+        } => {
+            get(kind, exptime, keys, ctx, out);
+            Action::Continue
+        }
+        Command::Store {
+            cmd,
+            key,
+            flags,
+            exptime,
+            cas,
+            data,
+            noreply,
+        } => {
+            let mode = match cmd {
+                StoreCmd::Set => StoreMode::Set,
+                StoreCmd::Add => StoreMode::Add,
+                StoreCmd::Replace => StoreMode::Replace,
+                StoreCmd::Append => StoreMode::Append,
+                StoreCmd::Prepend => StoreMode::Prepend,
+                StoreCmd::Cas => StoreMode::Cas(cas),
+            };
+            let reply = store(mode, key, flags, exptime, data, ctx);
+            line(out, reply, noreply);
+            Action::Continue
+        }
+        Command::Delete { key, noreply } => {
+            let h = sh.store.hash(key);
+            let r = sh.store.lock(h).delete(key, h, 0, ctx.now());
+            let reply = match r {
+                DeleteOutcome::Deleted => {
+                    bump(&st.delete_hits);
+                    "DELETED"
+                }
+                _ => {
+                    bump(&st.delete_misses);
+                    "NOT_FOUND"
+                }
+            };
+            line(out, reply, noreply);
+            Action::Continue
+        }
+        Command::Arith {
+            incr,
+            key,
+            delta,
+            noreply,
+        } => {
+            let h = sh.store.hash(key);
+            let r = sh.store.lock(h).arith(key, h, incr, delta, 0, ctx.now());
+            match r {
+                Ok(ArithOutcome::Value(v, _)) => {
+                    bump(if incr { &st.incr_hits } else { &st.decr_hits });
+                    if !noreply {
+                        let mut b = itoa::Buffer::new();
+                        text::write_line(out, b.format(v));
+                    }
+                }
+                Ok(ArithOutcome::NotFound) | Ok(ArithOutcome::Exists) => {
+                    bump(if incr {
+                        &st.incr_misses
+                    } else {
+                        &st.decr_misses
+                    });
+                    line(out, "NOT_FOUND", noreply);
+                }
+                Ok(ArithOutcome::NonNumeric) => line(out, NON_NUMERIC, noreply),
+                Err(_) => line(out, "SERVER_ERROR out of memory", noreply),
+            }
+            Action::Continue
+        }
+        Command::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
+            let h = sh.store.hash(key);
+            let exp = ctx.exptime(exptime);
+            let hit = sh.store.lock(h).touch(key, h, exp, ctx.now()).is_ok();
+            bump(&st.cmd_touch);
+            if hit {
+                bump(&st.touch_hits);
+                line(out, "TOUCHED", noreply);
+            } else {
+                bump(&st.touch_misses);
+                line(out, "NOT_FOUND", noreply);
+            }
+            Action::Continue
+        }
+        Command::FlushAll { delay, noreply } => {
+            bump(&st.cmd_flush);
+            if !sh.config.flush_enabled {
+                line(out, "CLIENT_ERROR flush_all not allowed", noreply);
+                return Action::Continue;
+            }
+            flush_all(sh, delay, ctx.now());
+            line(out, "OK", noreply);
+            Action::Continue
+        }
+        Command::Version => {
+            text::write_line(out, concat!("VERSION ", "1.6.18"));
+            Action::Continue
+        }
+        Command::Verbosity { level, noreply } => {
+            sh.runtime.verbosity.store(level.min(2), Ordering::Relaxed);
+            line(out, "OK", noreply);
+            Action::Continue
+        }
+        Command::Quit => Action::Close,
+        Command::Shutdown { graceful } => {
+            if !sh.config.shutdown_enabled {
+                text::write_line(out, "ERROR: shutdown not enabled");
+                return Action::Continue;
+            }
+            Action::Shutdown(if graceful {
+                Shutdown::Graceful
+            } else {
+                Shutdown::Now
+            })
+        }
+        Command::ShutdownBadMode => {
+            if sh.config.shutdown_enabled {
+                text::write_line(out, "CLIENT_ERROR invalid shutdown mode");
+            } else {
+                text::write_line(out, "ERROR: shutdown not enabled");
+            }
+            Action::Continue
+        }
+        Command::MemLimit { mb, noreply } => {
+            let reply = match mb {
+                None => ERROR,
+                Some(m) if m < 8 => "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
+                Some(m) if m > 1_000_000_000 => {
+                    "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
+                }
+                Some(m) => {
+                    sh.store.set_memory_limit(m as usize * 1024 * 1024);
+                    "OK"
+                }
+            };
+            line(out, reply, noreply);
+            Action::Continue
+        }
+        Command::Stats { tokens } => {
+            stats::stats(&tokens, ctx, out);
+            Action::Continue
+        }
+        Command::SlabsReassign { src, dst } => {
+            text::write_line(out, slabs_reassign(sh, src, dst, ctx.now()));
+            Action::Continue
+        }
+        Command::SlabsAutomove { level, noreply } => {
+            if level > 2 {
+                line(out, ERROR, noreply);
+            } else {
+                sh.store
+                    .shared()
+                    .automove
+                    .store(level as u8, Ordering::Relaxed);
+                line(out, "OK", noreply);
+            }
+            Action::Continue
+        }
+        Command::LruCrawler { tokens } => {
+            stats::lru_crawler(&tokens, ctx, out);
+            Action::Continue
+        }
+        Command::Lru { tokens, noreply } => {
+            let reply = stats::lru(&tokens, ctx);
+            line(out, reply, noreply);
+            Action::Continue
+        }
+        Command::Watch => {
+            if sh.config.watch_enabled {
+                text::write_line(out, "CLIENT_ERROR watch is not supported by this server");
+            } else {
+                text::write_line(out, "CLIENT_ERROR watch commands not allowed");
+            }
+            Action::Continue
+        }
+        Command::MetaNoop => {
+            text::write_line(out, "MN");
+            Action::Flush
+        }
+        Command::Meta { .. } => {
+            text::write_line(out, ERROR);
+            Action::Continue
+        }
+        Command::Reply { msg, noreply } => {
+            line(out, msg, noreply);
+            Action::Continue
+        }
+        Command::Swallow {
+            msg,
+            noreply,
+            skip,
+            too_large,
+        } => {
+            if too_large {
+                bump(&st.store_too_large);
+            }
+            line(out, msg, noreply);
+            Action::Swallow(skip)
+        }
+    }
+}
+
+/// `flush_all [delay]`: memcached's rule — a delay that ends within the current second flushes
+/// now, a later one is applied by the maintainer when due.
+pub fn flush_all(sh: &Shared, delay: i32, now: u32) {
+    if delay > 0 {
+        let at = realtime(i64::from(delay), now, sh.clock.started_unix).saturating_sub(1);
+        if at > now {
+            sh.pending_flush.store(at, Ordering::Relaxed);
+            return;
+        }
+    }
+    sh.pending_flush.store(0, Ordering::Relaxed);
+    sh.store.flush();
+}
+
+fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let st = ctx.stats;
+    let start = out.len();
+    let now = ctx.now();
+    let touch = matches!(kind, GetKind::Gat | GetKind::Gats);
+    let want_cas = matches!(kind, GetKind::Gets | GetKind::Gats);
+    let exp = if touch { ctx.exptime(exptime) } else { 0 };
+    let cas_enabled = sh.config.cas_enabled;
+    for key in text::keys(keys) {
+        if key.len() > 250 {
+            out.truncate(start);
+            text::write_line(out, BAD_FORMAT);
+            return;
+        }
+        let h = sh.store.hash(key);
+        let mut shard = sh.store.lock(h);
+        let r = if touch {
+            shard.touch(key, h, exp, now)
+        } else {
+            shard.get(key, h, now, true)
+        };
+        match r {
+            Ok(v) => {
+                let cas = want_cas.then_some(if cas_enabled { v.cas } else { 0 });
+                text::write_value(out, v.key, v.flags, v.value, cas);
+                drop(shard);
+                if touch {
+                    bump(&st.cmd_touch);
+                    bump(&st.touch_hits);
+                } else {
+                    bump(&st.cmd_get);
+                    bump(&st.get_hits);
+                }
+            }
+            Err(m) => {
+                drop(shard);
+                if touch {
+                    bump(&st.cmd_touch);
+                    bump(&st.touch_misses);
+                } else {
+                    bump(&st.cmd_get);
+                    count_miss(st, m);
+                }
+            }
+        }
+    }
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// Stores a value and returns the reply line (shared by text and meta set paths).
+pub fn store(
+    mode: StoreMode,
+    key: &[u8],
+    flags: u32,
+    exptime: i32,
+    data: &[u8],
+    ctx: &Ctx<'_>,
+) -> &'static str {
+    let sh = ctx.shared;
+    let st = ctx.stats;
+    let h = sh.store.hash(key);
+    let exp = ctx.exptime(exptime);
+    let r = sh
+        .store
+        .lock(h)
+        .store(mode, key, h, flags, exp, data, ctx.now());
+    let is_cas = matches!(mode, StoreMode::Cas(_));
+    match r {
+        Ok(o) => {
+            bump(&st.cmd_set);
+            match o {
+                StoreOutcome::Stored(_) => {
+                    if is_cas {
+                        bump(&st.cas_hits);
+                    }
+                    "STORED"
+                }
+                StoreOutcome::NotStored => "NOT_STORED",
+                StoreOutcome::Exists => {
+                    bump(&st.cas_badval);
+                    "EXISTS"
+                }
+                StoreOutcome::NotFound => {
+                    bump(&st.cas_misses);
+                    "NOT_FOUND"
+                }
+            }
+        }
+        Err(StoreError::TooLarge) => {
+            bump(&st.store_too_large);
+            TOO_LARGE
+        }
+        Err(StoreError::OutOfMemory) => {
+            bump(&st.store_no_memory);
+            OUT_OF_MEMORY
+        }
+    }
+}
+
+fn slabs_reassign(sh: &Shared, src: i32, dst: i32, now: u32) -> &'static str {
+    if !sh.config.ext.slab_reassign {
+        return "CLIENT_ERROR slab reassignment disabled";
+    }
+    if src == dst {
+        return "SAME src and dst class are identical";
+    }
+    let n = sh.store.classes().len() as i32;
+    if src < -1 || src > n || dst < 1 || dst > n || src == 0 {
+        return "BADCLASS invalid src or dst class id";
+    }
+    let from = (src > 0).then(|| (src - 1) as usize);
+    if sh.store.reassign(from, (dst - 1) as usize, now) {
+        "OK"
+    } else {
+        "NOSPARE source class has no spare pages"
+    }
+}

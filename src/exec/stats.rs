@@ -1,0 +1,685 @@
+//! Owns: the `stats` family of replies (general, settings, items, slabs, sizes, conns, reset,
+//! detail, cachedump) in memcached 1.6.18's order and names, and the LRU admin commands
+//! (`lru_crawler`, `lru`).
+//! Does not: count anything itself (see `stats` and the store's class counters).
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+
+use super::Ctx;
+use crate::protocol::num::{strtol32, strtoul32};
+use crate::protocol::text::{self, write_stat, Tokens, BAD_FORMAT, ERROR};
+use crate::stats::Counters;
+
+/// Sums every worker's counters.
+pub fn totals(ctx: &Ctx<'_>) -> Counters {
+    let mut c = Counters::default();
+    for t in ctx.shared.thread_stats.iter() {
+        c.add(&t.snapshot());
+    }
+    c
+}
+
+fn rusage() -> (String, String) {
+    use nix::sys::resource::{getrusage, UsageWho};
+    match getrusage(UsageWho::RUSAGE_SELF) {
+        Ok(r) => {
+            let u = r.user_time();
+            let s = r.system_time();
+            (
+                format!("{}.{:06}", u.tv_sec(), u.tv_usec()),
+                format!("{}.{:06}", s.tv_sec(), s.tv_usec()),
+            )
+        }
+        Err(_) => ("0.000000".into(), "0.000000".into()),
+    }
+}
+
+/// `stats ...` dispatch.
+pub fn stats(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    if t.ntokens() == 2 {
+        general(ctx, out);
+        out.extend_from_slice(b"END\r\n");
+        return;
+    }
+    match t.get(1) {
+        b"reset" => {
+            for ts in sh.thread_stats.iter() {
+                ts.reset();
+            }
+            sh.total_connections.store(0, Ordering::Relaxed);
+            sh.rejected_connections.store(0, Ordering::Relaxed);
+            text::write_line(out, "RESET");
+        }
+        b"detail" => match t.get(2) {
+            b"on" | b"off" => text::write_line(out, "OK"),
+            b"dump" => text::write_line(out, "END"),
+            _ => text::write_line(out, "CLIENT_ERROR usage: stats detail on|off|dump"),
+        },
+        b"settings" => {
+            settings(ctx, out);
+            out.extend_from_slice(b"END\r\n");
+        }
+        b"cachedump" => cachedump(t, ctx, out),
+        b"conns" => {
+            conns(ctx, out);
+            out.extend_from_slice(b"END\r\n");
+        }
+        b"items" => {
+            items(ctx, out);
+            out.extend_from_slice(b"END\r\n");
+        }
+        b"slabs" => {
+            slabs(ctx, out);
+            out.extend_from_slice(b"END\r\n");
+        }
+        b"sizes" => {
+            sizes(ctx, out);
+            out.extend_from_slice(b"END\r\n");
+        }
+        b"sizes_enable" | b"sizes_disable" => text::write_line(out, "OK"),
+        _ => text::write_line(out, ERROR),
+    }
+}
+
+/// The general `stats` group, memcached 1.6.18's fields in its order, plus `ferrocache_version`.
+pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let c = totals(ctx);
+    let store = sh.store.counters();
+    let classes = sh.store.class_stats(sh.clock.now());
+    let sum = |f: fn(&crate::store::ClassStats) -> u64| classes.iter().map(f).sum::<u64>();
+    let (ru, rs) = rusage();
+    let now_unix = sh.clock.to_unix(sh.clock.now());
+    let uptime = sh
+        .clock
+        .now()
+        .saturating_sub(crate::store::clock::CLOCK_START);
+    let curr = sh.curr_connections.load(Ordering::Relaxed);
+    let s = |out: &mut Vec<u8>, k: &str, v: &dyn std::fmt::Display| write_stat(out, k, v);
+    s(out, "pid", &std::process::id());
+    s(out, "uptime", &uptime);
+    s(out, "time", &now_unix);
+    s(out, "version", &"1.6.18");
+    s(out, "libevent", &"mio-1");
+    s(out, "pointer_size", &(usize::BITS));
+    s(out, "rusage_user", &ru);
+    s(out, "rusage_system", &rs);
+    s(out, "max_connections", &sh.config.maxconns);
+    s(out, "curr_connections", &curr);
+    s(
+        out,
+        "total_connections",
+        &sh.total_connections.load(Ordering::Relaxed),
+    );
+    if sh.config.ext.maxconns_fast {
+        s(
+            out,
+            "rejected_connections",
+            &sh.rejected_connections.load(Ordering::Relaxed),
+        );
+    }
+    s(out, "connection_structures", &(curr + 1));
+    s(out, "response_obj_oom", &0);
+    s(out, "response_obj_count", &curr);
+    s(out, "response_obj_bytes", &0);
+    s(out, "read_buf_count", &curr);
+    s(out, "read_buf_bytes", &0);
+    s(out, "read_buf_bytes_free", &0);
+    s(out, "read_buf_oom", &0);
+    s(out, "reserved_fds", &5);
+    s(out, "cmd_get", &c.cmd_get);
+    s(out, "cmd_set", &c.cmd_set);
+    s(out, "cmd_flush", &c.cmd_flush);
+    s(out, "cmd_touch", &c.cmd_touch);
+    s(out, "cmd_meta", &c.cmd_meta);
+    s(out, "get_hits", &c.get_hits);
+    s(out, "get_misses", &c.get_misses);
+    s(out, "get_expired", &c.get_expired);
+    s(out, "get_flushed", &c.get_flushed);
+    s(out, "delete_misses", &c.delete_misses);
+    s(out, "delete_hits", &c.delete_hits);
+    s(out, "incr_misses", &c.incr_misses);
+    s(out, "incr_hits", &c.incr_hits);
+    s(out, "decr_misses", &c.decr_misses);
+    s(out, "decr_hits", &c.decr_hits);
+    s(out, "cas_misses", &c.cas_misses);
+    s(out, "cas_hits", &c.cas_hits);
+    s(out, "cas_badval", &c.cas_badval);
+    s(out, "touch_hits", &c.touch_hits);
+    s(out, "touch_misses", &c.touch_misses);
+    s(out, "store_too_large", &c.store_too_large);
+    s(out, "store_no_memory", &c.store_no_memory);
+    s(out, "auth_cmds", &c.auth_cmds);
+    s(out, "auth_errors", &c.auth_errors);
+    if sh.config.ext.idle_timeout > 0 {
+        s(out, "idle_kicks", &c.idle_kicks);
+    }
+    s(out, "bytes_read", &c.bytes_read);
+    s(out, "bytes_written", &c.bytes_written);
+    s(out, "limit_maxbytes", &sh.store.memory_limit());
+    s(
+        out,
+        "accepting_conns",
+        &u8::from(sh.accepting.load(Ordering::Relaxed)),
+    );
+    s(
+        out,
+        "listen_disabled_num",
+        &sh.listen_disabled_num.load(Ordering::Relaxed),
+    );
+    s(out, "time_in_listen_disabled_us", &0);
+    s(out, "threads", &sh.config.threads);
+    s(out, "conn_yields", &c.conn_yields);
+    s(out, "hash_power_level", &16);
+    s(out, "hash_bytes", &524288);
+    s(out, "hash_is_expanding", &0);
+    if sh.config.ext.slab_reassign {
+        s(out, "slab_reassign_rescues", &store.slab_reassign_rescues);
+        s(out, "slab_reassign_chunk_rescues", &0);
+        s(
+            out,
+            "slab_reassign_evictions_nomem",
+            &store.slab_reassign_evictions,
+        );
+        s(out, "slab_reassign_inline_reclaim", &0);
+        s(out, "slab_reassign_busy_items", &0);
+        s(out, "slab_reassign_busy_deletes", &0);
+        s(out, "slab_reassign_running", &0);
+        s(out, "slabs_moved", &store.slabs_moved);
+    }
+    if sh.config.ext.lru_crawler {
+        s(out, "lru_crawler_running", &0);
+        s(out, "lru_crawler_starts", &store.crawler_runs);
+    }
+    if sh.config.ext.lru_maintainer {
+        s(out, "lru_maintainer_juggles", &store.lru_maintainer_juggles);
+    }
+    s(out, "malloc_fails", &0);
+    s(out, "log_worker_dropped", &0);
+    s(out, "log_worker_written", &0);
+    s(out, "log_watcher_skipped", &0);
+    s(out, "log_watcher_sent", &0);
+    s(out, "log_watchers", &0);
+    s(out, "unexpected_napi_ids", &0);
+    s(out, "round_robin_fallback", &0);
+    s(out, "bytes", &store.bytes);
+    s(out, "curr_items", &store.curr_items);
+    s(out, "total_items", &store.total_items);
+    s(out, "slab_global_page_pool", &0);
+    s(out, "expired_unfetched", &sum(|c| c.expired_unfetched));
+    s(out, "evicted_unfetched", &sum(|c| c.evicted_unfetched));
+    s(out, "evicted_active", &sum(|c| c.evicted_active));
+    s(out, "evictions", &sum(|c| c.evicted));
+    s(out, "reclaimed", &sum(|c| c.reclaimed));
+    s(out, "crawler_reclaimed", &sum(|c| c.crawler_reclaimed));
+    s(
+        out,
+        "crawler_items_checked",
+        &sum(|c| c.crawler_items_checked),
+    );
+    s(out, "lrutail_reflocked", &0);
+    s(out, "moves_to_cold", &sum(|c| c.moves_to_cold));
+    s(out, "moves_to_warm", &sum(|c| c.moves_to_warm));
+    s(out, "moves_within_lru", &sum(|c| c.moves_within_lru));
+    s(out, "direct_reclaims", &sum(|c| c.direct_reclaims));
+    s(out, "lru_bumps_dropped", &0);
+    s(out, "ferrocache_version", &env!("CARGO_PKG_VERSION"));
+    s(out, "ferrocache_shards", &sh.store.shard_count());
+    s(
+        out,
+        "ferrocache_pages_used",
+        &sh.store.shared().budget.used(),
+    );
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// `stats settings`, memcached 1.6.18's fields (build-specific ext_/ssl_ ones omitted).
+pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let c = &sh.config;
+    let rt = &sh.runtime;
+    let s = |out: &mut Vec<u8>, k: &str, v: &dyn std::fmt::Display| write_stat(out, k, v);
+    s(out, "maxbytes", &sh.store.memory_limit());
+    s(out, "maxconns", &c.maxconns);
+    s(out, "tcpport", &c.port.max(0));
+    s(out, "udpport", &c.udp_port);
+    s(out, "inter", &c.inter.as_deref().unwrap_or("NULL"));
+    s(out, "verbosity", &rt.verbosity.load(Ordering::Relaxed));
+    s(out, "oldest", &0);
+    s(out, "evictions", &if c.evictions { "on" } else { "off" });
+    s(
+        out,
+        "domain_socket",
+        &c.unix_socket
+            .as_ref()
+            .map_or("NULL".to_string(), |p| p.display().to_string()),
+    );
+    s(out, "umask", &format!("{:o}", c.unix_mask));
+    s(out, "shutdown_command", &yes_no(c.shutdown_enabled));
+    s(out, "growth_factor", &format!("{:.2}", c.growth_factor));
+    s(out, "chunk_size", &c.min_size);
+    s(out, "num_threads", &c.threads);
+    s(out, "num_threads_per_udp", &c.threads);
+    s(out, "stat_key_prefix", &c.prefix_delimiter);
+    s(out, "detail_enabled", &"no");
+    s(out, "reqs_per_event", &c.reqs_per_event);
+    s(out, "cas_enabled", &yes_no(c.cas_enabled));
+    s(out, "tcp_backlog", &c.backlog);
+    s(out, "binding_protocol", &c.protocol.settings_name());
+    s(out, "auth_enabled_sasl", &yes_no(c.sasl));
+    s(
+        out,
+        "auth_enabled_ascii",
+        &c.auth_file
+            .as_ref()
+            .map_or("no".to_string(), |p| p.display().to_string()),
+    );
+    s(out, "item_size_max", &c.item_size_max);
+    s(out, "maxconns_fast", &yes_no(c.ext.maxconns_fast));
+    s(out, "hashpower_init", &c.ext.hashpower);
+    s(out, "slab_reassign", &yes_no(c.ext.slab_reassign));
+    s(
+        out,
+        "slab_automove",
+        &sh.store.shared().automove.load(Ordering::Relaxed),
+    );
+    s(
+        out,
+        "slab_automove_ratio",
+        &format!("{:.2}", *rt.slab_automove_ratio.lock()),
+    );
+    s(out, "slab_automove_window", &c.ext.slab_automove_window);
+    s(out, "slab_chunk_max", &(c.page_size() / 2));
+    s(
+        out,
+        "lru_crawler",
+        &yes_no(rt.lru_crawler.load(Ordering::Relaxed)),
+    );
+    s(
+        out,
+        "lru_crawler_sleep",
+        &rt.lru_crawler_sleep.load(Ordering::Relaxed),
+    );
+    s(
+        out,
+        "lru_crawler_tocrawl",
+        &rt.lru_crawler_tocrawl.load(Ordering::Relaxed),
+    );
+    s(out, "tail_repair_time", &c.ext.tail_repair_time);
+    s(out, "flush_enabled", &yes_no(c.flush_enabled));
+    s(out, "dump_enabled", &yes_no(c.dump_enabled));
+    s(out, "hash_algorithm", &c.ext.hash_algorithm);
+    s(out, "lru_maintainer_thread", &yes_no(c.ext.lru_maintainer));
+    s(
+        out,
+        "lru_segmented",
+        &yes_no(rt.lru_segmented.load(Ordering::Relaxed)),
+    );
+    s(
+        out,
+        "hot_lru_pct",
+        &sh.store.shared().hot_lru_pct.load(Ordering::Relaxed),
+    );
+    s(
+        out,
+        "warm_lru_pct",
+        &sh.store.shared().warm_lru_pct.load(Ordering::Relaxed),
+    );
+    s(
+        out,
+        "hot_max_factor",
+        &format!("{:.2}", *rt.hot_max_factor.lock()),
+    );
+    s(
+        out,
+        "warm_max_factor",
+        &format!("{:.2}", *rt.warm_max_factor.lock()),
+    );
+    s(
+        out,
+        "temp_lru",
+        &yes_no(rt.temp_lru.load(Ordering::Relaxed)),
+    );
+    s(
+        out,
+        "temporary_ttl",
+        &rt.temporary_ttl.load(Ordering::Relaxed),
+    );
+    s(out, "idle_timeout", &c.ext.idle_timeout);
+    s(out, "watcher_logbuf_size", &c.ext.watcher_logbuf_size);
+    s(out, "worker_logbuf_size", &c.ext.worker_logbuf_size);
+    s(out, "read_buf_mem_limit", &c.ext.read_buf_mem_limit);
+    s(out, "track_sizes", &yes_no(c.ext.track_sizes));
+    s(out, "inline_ascii_response", &"no");
+    s(out, "num_napi_ids", &"(null)");
+    s(out, "memory_file", &"(null)");
+}
+
+/// `stats items`: per class with items, memcached's field order.
+pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    for (i, c) in sh.store.class_stats(sh.clock.now()).iter().enumerate() {
+        if c.number() == 0 {
+            continue;
+        }
+        let id = i + 1;
+        let mut s = |k: &str, v: u64| {
+            let _ = write!(out, "STAT items:{id}:{k} {v}\r\n");
+        };
+        s("number", c.number());
+        s("number_hot", c.number_hot);
+        s("number_warm", c.number_warm);
+        s("number_cold", c.number_cold);
+        s("age_hot", c.age_hot);
+        s("age_warm", c.age_warm);
+        s("age", c.age);
+        s("mem_requested", c.mem_requested);
+        s("evicted", c.evicted);
+        s("evicted_nonzero", c.evicted_nonzero);
+        s("evicted_time", c.evicted_time);
+        s("outofmemory", c.outofmemory);
+        s("tailrepairs", 0);
+        s("reclaimed", c.reclaimed);
+        s("expired_unfetched", c.expired_unfetched);
+        s("evicted_unfetched", c.evicted_unfetched);
+        s("evicted_active", c.evicted_active);
+        s("crawler_reclaimed", c.crawler_reclaimed);
+        s("crawler_items_checked", c.crawler_items_checked);
+        s("lrutail_reflocked", 0);
+        s("moves_to_cold", c.moves_to_cold);
+        s("moves_to_warm", c.moves_to_warm);
+        s("moves_within_lru", c.moves_within_lru);
+        s("direct_reclaims", c.direct_reclaims);
+        s("hits_to_hot", c.hits_to_hot);
+        s("hits_to_warm", c.hits_to_warm);
+        s("hits_to_cold", c.hits_to_cold);
+        s("hits_to_temp", 0);
+    }
+}
+
+/// `stats slabs`: per class with pages, then totals.
+pub fn slabs(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let classes = sh.store.classes();
+    let mut active = 0;
+    let mut malloced = 0u64;
+    for (i, c) in sh.store.class_stats(sh.clock.now()).iter().enumerate() {
+        if c.total_pages == 0 {
+            continue;
+        }
+        active += 1;
+        let id = i + 1;
+        let per_page = classes.chunks_per_page(i) as u64;
+        let total_chunks = c.total_pages * per_page;
+        malloced += c.total_pages * classes.page_size() as u64;
+        let mut s = |k: &str, v: u64| {
+            let _ = write!(out, "STAT {id}:{k} {v}\r\n");
+        };
+        s("chunk_size", classes.size(i) as u64);
+        s("chunks_per_page", per_page);
+        s("total_pages", c.total_pages);
+        s("total_chunks", total_chunks);
+        s("used_chunks", c.number());
+        s("free_chunks", c.free_chunks);
+        s("free_chunks_end", 0);
+        s("get_hits", c.get_hits);
+        s("cmd_set", c.cmd_set);
+        s("delete_hits", c.delete_hits);
+        s("incr_hits", c.incr_hits);
+        s("decr_hits", c.decr_hits);
+        s("cas_hits", c.cas_hits);
+        s("cas_badval", c.cas_badval);
+        s("touch_hits", c.touch_hits);
+    }
+    write_stat(out, "active_slabs", active);
+    write_stat(out, "total_malloced", malloced);
+}
+
+/// `stats sizes`: item counts per 32-byte size bucket with `-o track_sizes`.
+pub fn sizes(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    if !sh.config.ext.track_sizes {
+        write_stat(out, "sizes_status", "disabled");
+        return;
+    }
+    let mut buckets = std::collections::BTreeMap::<usize, u64>::new();
+    sh.store.for_each_item(sh.clock.now(), |v| {
+        *buckets.entry(v.total.div_ceil(32) * 32).or_default() += 1;
+    });
+    for (size, n) in buckets {
+        write_stat(out, &size.to_string(), n);
+    }
+}
+
+/// `stats conns`: every listener and connection.
+pub fn conns(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let now = sh.clock.now();
+    for (fd, info) in sh.conns.lock().iter() {
+        let _ = write!(out, "STAT {fd}:addr {}\r\n", info.addr);
+        let state = match &info.listen_addr {
+            Some(l) => {
+                let _ = write!(out, "STAT {fd}:listen_addr {l}\r\n");
+                if *fd == ctx.conn.id {
+                    "conn_parse_cmd"
+                } else {
+                    "conn_waiting"
+                }
+            }
+            None => "conn_listening",
+        };
+        let _ = write!(out, "STAT {fd}:state {state}\r\n");
+        let last = info.last_cmd.load(Ordering::Relaxed);
+        let _ = write!(
+            out,
+            "STAT {fd}:secs_since_last_cmd {}\r\n",
+            now.saturating_sub(last)
+        );
+    }
+}
+
+fn cachedump(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    if !sh.config.dump_enabled {
+        text::write_line(out, "CLIENT_ERROR stats cachedump not allowed");
+        return;
+    }
+    if t.ntokens() < 5 {
+        text::write_line(out, "CLIENT_ERROR bad command line");
+        return;
+    }
+    let (Some(id), Some(limit)) = (strtoul32(t.get(2)), strtoul32(t.get(3))) else {
+        text::write_line(out, BAD_FORMAT);
+        return;
+    };
+    if id >= 64 {
+        text::write_line(out, "CLIENT_ERROR Illegal slab id");
+        return;
+    }
+    let mut n = 0u32;
+    let started = sh.clock.started_unix;
+    sh.store.for_each_item(sh.clock.now(), |v| {
+        if v.class + 1 == id as usize && (limit == 0 || n < limit) && out.len() < (2 << 20) {
+            n += 1;
+            let exp = if v.exptime == 0 {
+                0
+            } else {
+                started + i64::from(v.exptime)
+            };
+            out.extend_from_slice(b"ITEM ");
+            out.extend_from_slice(v.key);
+            let _ = write!(out, " [{} b; {} s]\r\n", v.value.len(), exp);
+        }
+    });
+    out.extend_from_slice(b"END\r\n");
+}
+
+fn uri_encode(out: &mut Vec<u8>, key: &[u8]) {
+    for &b in key {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// `lru_crawler <crawl|metadump|tocrawl|sleep|enable|disable> ...`.
+pub fn lru_crawler(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let rt = &sh.runtime;
+    let nt = t.ntokens();
+    let enabled = rt.lru_crawler.load(Ordering::Relaxed);
+    let classes_ok = |arg: &[u8]| {
+        arg == b"all"
+            || arg.split(|&b| b == b',').all(|c| {
+                strtoul32(c).is_some_and(|id| id >= 1 && (id as usize) <= sh.store.classes().len())
+            })
+    };
+    match (nt, t.get(1)) {
+        (4, b"crawl") => {
+            if !enabled {
+                text::write_line(out, "CLIENT_ERROR lru crawler disabled");
+            } else if !classes_ok(t.get(2)) {
+                text::write_line(out, "BADCLASS invalid class id");
+            } else {
+                rt.crawl_requested.store(true, Ordering::Relaxed);
+                text::write_line(out, "OK");
+            }
+        }
+        (4, b"metadump") => {
+            if !enabled {
+                text::write_line(out, "CLIENT_ERROR lru crawler disabled");
+            } else if !sh.config.dump_enabled {
+                text::write_line(out, "ERROR metadump not allowed");
+            } else if t.get(2) != b"hash" && !classes_ok(t.get(2)) {
+                text::write_line(out, "BADCLASS invalid class id");
+            } else {
+                let now = sh.clock.now();
+                let started = sh.clock.started_unix;
+                let cas_enabled = sh.config.cas_enabled;
+                sh.store.for_each_item(now, |v| {
+                    out.extend_from_slice(b"key=");
+                    uri_encode(out, v.key);
+                    let exp = if v.exptime == 0 {
+                        -1
+                    } else {
+                        started + i64::from(v.exptime)
+                    };
+                    let _ = write!(
+                        out,
+                        " exp={exp} la={} cas={} fetch={} cls={} size={}\n",
+                        started + i64::from(v.atime),
+                        if cas_enabled { v.cas } else { 0 },
+                        if v.bits & crate::store::item::FETCHED != 0 {
+                            "yes"
+                        } else {
+                            "no"
+                        },
+                        v.class + 1,
+                        v.total
+                    );
+                });
+                text::write_line(out, "END");
+            }
+        }
+        (4, b"tocrawl") => match strtoul32(t.get(2)) {
+            Some(n) => {
+                rt.lru_crawler_tocrawl.store(n, Ordering::Relaxed);
+                text::write_line(out, "OK");
+            }
+            None => text::write_line(out, BAD_FORMAT),
+        },
+        (4, b"sleep") => match strtoul32(t.get(2)) {
+            Some(n) if n > 1_000_000 => {
+                text::write_line(out, "CLIENT_ERROR sleep must be one second or less")
+            }
+            Some(n) => {
+                rt.lru_crawler_sleep.store(n, Ordering::Relaxed);
+                text::write_line(out, "OK");
+            }
+            None => text::write_line(out, BAD_FORMAT),
+        },
+        (3, b"enable") => {
+            rt.lru_crawler.store(true, Ordering::Relaxed);
+            text::write_line(out, "OK");
+        }
+        (3, b"disable") => {
+            rt.lru_crawler.store(false, Ordering::Relaxed);
+            text::write_line(out, "OK");
+        }
+        _ => text::write_line(out, ERROR),
+    }
+}
+
+/// `lru tune|mode|temp_ttl ...`: returns the reply line.
+pub fn lru(t: &Tokens<'_>, ctx: &Ctx<'_>) -> &'static str {
+    let sh = ctx.shared;
+    let rt = &sh.runtime;
+    let nt = t.ntokens();
+    let maintainer = sh.config.ext.lru_maintainer;
+    match t.get(1) {
+        b"tune" if nt >= 7 => {
+            let parse_f = |b: &[u8]| {
+                std::str::from_utf8(b)
+                    .ok()
+                    .and_then(|s| s.parse::<f64>().ok())
+            };
+            match (
+                strtoul32(t.get(2)),
+                strtoul32(t.get(3)),
+                parse_f(t.get(4)),
+                parse_f(t.get(5)),
+            ) {
+                (Some(hot), Some(warm), Some(hf), Some(wf)) => {
+                    if u64::from(hot) + u64::from(warm) > 80 {
+                        "ERROR hot and warm pcts must not exceed 80"
+                    } else if hf <= 0.0 || wf <= 0.0 {
+                        "ERROR hot/warm age factors must be greater than 0"
+                    } else {
+                        let ss = sh.store.shared();
+                        ss.hot_lru_pct.store(hot, Ordering::Relaxed);
+                        ss.warm_lru_pct.store(warm, Ordering::Relaxed);
+                        *rt.hot_max_factor.lock() = hf;
+                        *rt.warm_max_factor.lock() = wf;
+                        "OK"
+                    }
+                }
+                _ => ERROR,
+            }
+        }
+        b"mode" if nt >= 4 && maintainer => match t.get(2) {
+            b"flat" => {
+                rt.lru_segmented.store(false, Ordering::Relaxed);
+                "OK"
+            }
+            b"segmented" => {
+                rt.lru_segmented.store(true, Ordering::Relaxed);
+                "OK"
+            }
+            _ => ERROR,
+        },
+        b"temp_ttl" if nt >= 4 && maintainer => match strtol32(t.get(2)) {
+            Some(ttl) if ttl < 0 => {
+                rt.temp_lru.store(false, Ordering::Relaxed);
+                "OK"
+            }
+            Some(ttl) => {
+                rt.temp_lru.store(true, Ordering::Relaxed);
+                rt.temporary_ttl.store(ttl as u32, Ordering::Relaxed);
+                "OK"
+            }
+            None => ERROR,
+        },
+        _ => ERROR,
+    }
+}

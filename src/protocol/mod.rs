@@ -1,0 +1,67 @@
+//! Owns: the wire formats — parsing requests out of a byte buffer and the number rules memcached
+//! applies to tokens. Pure: no sockets, no store, no threads; never panics on any input.
+//! Does not: execute requests (see `exec`) or own buffers (see `server`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+pub mod meta;
+pub mod num;
+pub mod text;
+
+/// Result of parsing a prefix of the input.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed<T> {
+    /// A request and the bytes it used.
+    Complete(T, usize),
+    /// More bytes are needed.
+    Incomplete,
+}
+
+/// Input that ends the connection (memcached closes silently in these cases).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ParseError {
+    #[error("no newline within the line limit")]
+    LineTooLong,
+    #[error("HTTP request on the memcached port")]
+    Http,
+}
+
+/// Limits the parser enforces.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Longest key (memcached: 250).
+    pub max_key: usize,
+    /// Largest item (`-I`); longer data blocks are swallowed with an error.
+    pub item_size_max: usize,
+    /// A line without a newline longer than this closes the connection (memcached: 2048),
+    /// unless it is a `get`/`gets` line.
+    pub max_line: usize,
+    /// Longest `get`/`gets` line accepted.
+    pub max_get_line: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_key: 250,
+            item_size_max: 1 << 20,
+            max_line: 2048,
+            max_get_line: 1 << 20,
+        }
+    }
+}
+
+/// Which protocol a connection speaks, decided from its first byte.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    Binary,
+}
+
+/// memcached's per-connection protocol detection: a first byte of 0x80 means binary.
+pub fn detect(first: u8) -> Kind {
+    if first == 0x80 {
+        Kind::Binary
+    } else {
+        Kind::Text
+    }
+}

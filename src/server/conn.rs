@@ -1,0 +1,285 @@
+//! Owns: one client connection — its socket, read and write buffers, protocol detection, and the
+//! loop that reads everything available, answers every complete request, and writes once.
+//! Does not: decide request semantics (see `exec`) or own the event loop (see `worker`).
+
+use std::io::{self, Read, Write};
+
+use log::debug;
+use mio::net::{TcpStream, UnixStream};
+
+use crate::exec::{self, Action, ConnRef, Ctx};
+use crate::protocol::{self, text, Kind, Limits, Parsed};
+use crate::state::{Shared, Shutdown};
+use crate::stats;
+
+/// First read buffer size (memcached's `READ_BUFFER_SIZE`).
+const READ_CHUNK: usize = 16 * 1024;
+/// Stop parsing new requests while this much output is waiting for the client.
+const OUT_HIGH_WATER: usize = 4 * 1024 * 1024;
+
+/// A stream socket of either family.
+#[derive(Debug)]
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match self {
+            Stream::Tcp(s) => s,
+            Stream::Unix(s) => s,
+        }
+    }
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+}
+
+/// What the worker must do with the connection after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    /// Wait for readability.
+    Read,
+    /// Output is pending: wait for writability too.
+    Write,
+    /// Complete requests remain unprocessed (the `-R` budget ran out): come back soon.
+    Yield,
+    Close,
+}
+
+/// One connection.
+#[derive(Debug)]
+pub struct Conn {
+    pub stream: Stream,
+    pub id: i64,
+    rbuf: Vec<u8>,
+    rstart: usize,
+    rend: usize,
+    out: Vec<u8>,
+    wpos: usize,
+    kind: Option<Kind>,
+    swallow: usize,
+    closing: bool,
+    eof: bool,
+    pub last_active: u32,
+    pub last_cmd: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Conn {
+    pub fn new(
+        stream: Stream,
+        id: i64,
+        now: u32,
+        last_cmd: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    ) -> Conn {
+        Conn {
+            stream,
+            id,
+            rbuf: Vec::new(),
+            rstart: 0,
+            rend: 0,
+            out: Vec::new(),
+            wpos: 0,
+            kind: None,
+            swallow: 0,
+            closing: false,
+            eof: false,
+            last_active: now,
+            last_cmd,
+        }
+    }
+
+    /// Handles readiness: read, process, write, until there is nothing more to do now.
+    pub fn drive(&mut self, sh: &Shared, worker: usize, limits: &Limits, max_buf: usize) -> Next {
+        let ctx = Ctx::new(
+            sh,
+            ConnRef {
+                id: self.id,
+                worker,
+            },
+        );
+        let mut budget = sh.config.reqs_per_event;
+        loop {
+            let blocked = if self.closing || self.eof {
+                true
+            } else {
+                match self.fill(ctx.stats, max_buf) {
+                    Ok(b) => b,
+                    Err(_) => return Next::Close,
+                }
+            };
+            let more = self.process(&ctx, limits, &mut budget);
+            if self.flush(ctx.stats).is_err() {
+                return Next::Close;
+            }
+            if self.wpos < self.out.len() {
+                return Next::Write;
+            }
+            if self.closing {
+                return Next::Close;
+            }
+            if more {
+                stats::bump(&ctx.stats.conn_yields);
+                return Next::Yield;
+            }
+            if self.eof {
+                return Next::Close;
+            }
+            if blocked {
+                return Next::Read;
+            }
+        }
+    }
+
+    /// Reads until the socket would block (true) or the buffer is full (false).
+    fn fill(&mut self, st: &stats::ThreadStats, max_buf: usize) -> io::Result<bool> {
+        loop {
+            if self.rstart == self.rend {
+                self.rstart = 0;
+                self.rend = 0;
+            }
+            if self.rend == self.rbuf.len() {
+                if self.rstart > 0 {
+                    self.rbuf.copy_within(self.rstart..self.rend, 0);
+                    self.rend -= self.rstart;
+                    self.rstart = 0;
+                } else if self.rbuf.len() < max_buf {
+                    let new = (self.rbuf.len() * 2).clamp(READ_CHUNK, max_buf);
+                    self.rbuf.resize(new, 0);
+                } else {
+                    return Ok(false);
+                }
+                continue;
+            }
+            match self.stream.read(&mut self.rbuf[self.rend..]) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Ok(true);
+                }
+                Ok(n) => {
+                    stats::add(&st.bytes_read, n as u64);
+                    self.rend += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Answers complete requests in the buffer. True when some remain for later.
+    fn process(&mut self, ctx: &Ctx<'_>, limits: &Limits, budget: &mut usize) -> bool {
+        let now = ctx.shared.clock.now();
+        loop {
+            if self.swallow > 0 {
+                let n = self.swallow.min(self.rend - self.rstart);
+                self.rstart += n;
+                self.swallow -= n;
+                if self.swallow > 0 {
+                    return false;
+                }
+            }
+            if self.rstart == self.rend || self.closing {
+                return false;
+            }
+            if self.out.len() - self.wpos > OUT_HIGH_WATER {
+                return false;
+            }
+            let kind = *self.kind.get_or_insert_with(|| {
+                let k = protocol::detect(self.rbuf[self.rstart]);
+                match ctx.shared.config.protocol {
+                    crate::config::Protocol::Ascii => Kind::Text,
+                    crate::config::Protocol::Binary => Kind::Binary,
+                    crate::config::Protocol::Auto => k,
+                }
+            });
+            if kind == Kind::Binary {
+                debug!("conn {}: binary protocol is not enabled; closing", self.id);
+                self.closing = true;
+                return false;
+            }
+            if *budget == 0 {
+                return true;
+            }
+            let input = &self.rbuf[self.rstart..self.rend];
+            match text::parse(input, limits) {
+                Ok(Parsed::Incomplete) => return false,
+                Ok(Parsed::Complete(cmd, used)) => {
+                    *budget -= 1;
+                    self.last_active = now;
+                    self.last_cmd
+                        .store(now, std::sync::atomic::Ordering::Relaxed);
+                    let action = exec::execute(cmd, ctx, &mut self.out);
+                    self.rstart += used;
+                    match action {
+                        Action::Continue | Action::Flush => {}
+                        Action::Close => self.closing = true,
+                        Action::Swallow(n) => self.swallow = n,
+                        Action::Shutdown(how) => {
+                            ctx.shared.request_shutdown(how);
+                            self.closing = true;
+                            crate::server::signal_shutdown(how);
+                        }
+                    }
+                }
+                Err(e) => {
+                    debug!("conn {}: {e}; closing", self.id);
+                    self.closing = true;
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Writes pending output until done or the socket would block.
+    pub fn flush(&mut self, st: &stats::ThreadStats) -> io::Result<()> {
+        while self.wpos < self.out.len() {
+            match self.stream.write(&self.out[self.wpos..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    stats::add(&st.bytes_written, n as u64);
+                    self.wpos += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.out.clear();
+        self.wpos = 0;
+        if self.out.capacity() > 1 << 20 {
+            self.out.shrink_to(64 * 1024);
+        }
+        if self.rstart == self.rend && self.rbuf.len() > 1 << 20 {
+            self.rbuf = Vec::new();
+            self.rstart = 0;
+            self.rend = 0;
+        }
+        Ok(())
+    }
+
+    /// True when the connection has unanswered output.
+    pub fn has_output(&self) -> bool {
+        self.wpos < self.out.len()
+    }
+
+    /// Marks the connection for closing after pending output (graceful shutdown).
+    pub fn close_after_write(&mut self) {
+        self.closing = true;
+    }
+}
+
+/// Shutdown requests from a connection go through the server's signal path.
+pub fn is_shutdown(s: Shutdown) -> bool {
+    s != Shutdown::None
+}
