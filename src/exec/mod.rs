@@ -282,7 +282,12 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             noreply,
             skip,
             too_large,
+            unlink,
         } => {
+            if let Some(key) = unlink {
+                let h = sh.store.hash(key);
+                sh.store.lock(h).delete(key, h, 0, ctx.now());
+            }
             if too_large {
                 bump(&st.store_too_large);
             }

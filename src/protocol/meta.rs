@@ -50,6 +50,7 @@ pub fn parse_ms<'a>(
                 noreply: false,
                 skip: vlen + 2,
                 too_large: true,
+                unlink: None,
             },
             used,
         );

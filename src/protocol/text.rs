@@ -177,6 +177,8 @@ pub enum Command<'a> {
         noreply: bool,
         skip: usize,
         too_large: bool,
+        /// For `set`: the key whose old value must go (memcached never leaves stale data).
+        unlink: Option<&'a [u8]>,
     },
 }
 
@@ -477,6 +479,7 @@ fn parse_store<'a>(
                 noreply,
                 skip: vlen + 2,
                 too_large: true,
+                unlink: (t.get(0) == b"set").then_some(key),
             },
             used,
         );

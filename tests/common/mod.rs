@@ -1,0 +1,178 @@
+//! Test support: start the real `ferrocache` binary (and, for differential tests, the real
+//! `memcached`) on 127.0.0.1 with an OS-assigned port, and talk to them with raw bytes.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A running server process, killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts ferrocache with `args` on an OS-assigned port. Readiness is the server's own
+    /// `listening on` log line (written after the socket is bound), so no sleeping is needed.
+    pub fn start(args: &[&str]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocache"));
+        cmd.args(["-p", "-1", "-l", "127.0.0.1", "-u", "root"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("spawn ferrocache");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut addr = None;
+        for line in lines.by_ref() {
+            let Ok(line) = line else { break };
+            if let Some(rest) = line.split("listening on tcp:").nth(1) {
+                addr = Some(rest.trim().parse().expect("address"));
+                break;
+            }
+        }
+        let addr = addr.unwrap_or_else(|| {
+            let status = child.wait();
+            panic!("ferrocache did not start: {status:?}")
+        });
+        // Keep draining stderr so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Server { child, addr }
+    }
+
+    /// Starts the reference memcached (the apt package) if installed, else None.
+    pub fn memcached(args: &[&str]) -> Option<Server> {
+        if Command::new("memcached")
+            .arg("-h")
+            .stdout(Stdio::null())
+            .status()
+            .is_err()
+        {
+            return None;
+        }
+        let port = free_port();
+        let child = Command::new("memcached")
+            .args([
+                "-p",
+                &port.to_string(),
+                "-l",
+                "127.0.0.1",
+                "-U",
+                "0",
+                "-u",
+                "root",
+            ])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().ok()?;
+        // memcached offers no readiness signal: retry connecting, bounded in count and time.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if TcpStream::connect(addr).is_ok() {
+                return Some(Server { child, addr });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    pub fn connect(&self) -> TcpStream {
+        let s = TcpStream::connect(self.addr).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        s
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status (bounded).
+    pub fn terminate(mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(st)) = self.child.try_wait() {
+                return Some(st);
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        None
+    }
+
+    /// Resident set size in KiB (from /proc).
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .unwrap_or_default();
+        status
+            .lines()
+            .find(|l| l.starts_with("VmRSS:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap().port()
+}
+
+/// Sends `req` followed by `mn\r\n` and returns everything before the `MN\r\n` it produces
+/// (or everything until the server closes). The sentinel makes replies self-delimiting.
+pub fn exchange(s: &mut TcpStream, req: &[u8]) -> Vec<u8> {
+    let mut msg = req.to_vec();
+    msg.extend_from_slice(b"mn\r\n");
+    s.write_all(&msg).unwrap();
+    read_until_mn(s)
+}
+
+pub fn read_until_mn(s: &mut TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        if buf.ends_with(b"MN\r\n") {
+            buf.truncate(buf.len() - 4);
+            return buf;
+        }
+        match s.read(&mut chunk) {
+            Ok(0) => return buf,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) => panic!("read failed after {:?}: {e}", String::from_utf8_lossy(&buf)),
+        }
+    }
+}
+
+/// Reads until the peer closes (bounded by the socket's read timeout).
+pub fn read_to_close(s: &mut TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    buf
+}
+
+/// One request/reply round trip with a fresh connection.
+pub fn one(server: &Server, req: &[u8]) -> Vec<u8> {
+    let mut s = server.connect();
+    exchange(&mut s, req)
+}
+
+pub fn show(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
