@@ -1,1 +1,26 @@
-fn main() {}
+//! Micro benchmarks of the protocol parsers.
+
+use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
+use ferrocache::protocol::text::parse;
+use ferrocache::protocol::Limits;
+
+fn text(c: &mut Criterion) {
+    let lim = Limits::default();
+    let mut g = c.benchmark_group("text_parse");
+    g.throughput(Throughput::Elements(1));
+    let get = b"get key:00000000000000000000000012345\r\n".to_vec();
+    g.bench_function("get", |b| b.iter(|| parse(black_box(&get), &lim)));
+    let mut set = b"set key:00000000000000000000000012345 0 0 100\r\n".to_vec();
+    set.extend(std::iter::repeat_n(b'v', 100));
+    set.extend_from_slice(b"\r\n");
+    g.bench_function("set_100b", |b| b.iter(|| parse(black_box(&set), &lim)));
+    let multi: Vec<u8> = {
+        let keys: String = (0..10).map(|i| format!(" key:{i:030}")).collect();
+        format!("get{keys}\r\n").into_bytes()
+    };
+    g.bench_function("get_10_keys", |b| b.iter(|| parse(black_box(&multi), &lim)));
+    g.finish();
+}
+
+criterion_group!(benches, text);
+criterion_main!(benches);

@@ -7,6 +7,18 @@ use ferrocache::config::Config;
 
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
+    if argv.get(1).map(String::as_str) == Some("ring") {
+        return match ferrocache::cluster::ring::ring_command(&argv[2..]) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let cfg = match Config::from_args(argv) {
         Ok(c) => c,
         Err(e) => {

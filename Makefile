@@ -1,0 +1,68 @@
+# ferrocache — build, run, test, benchmark.
+# `make run` builds and starts the daemon on its defaults; `make test` installs what the tests
+# need (memcached as the differential oracle, real clients) and runs the whole suite.
+
+CARGO ?= cargo
+SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
+PY_DEBIAN := /usr/bin/python3
+
+.PHONY: all build release run test test-deps lint fmt bench bench-quick bench-micro doc clean install
+
+all: build
+
+build:
+	$(CARGO) build
+
+release:
+	$(CARGO) build --release
+
+# Starts the daemon on its defaults (127.0.0.1:11211, 64 MB). As root, memcached's rule applies:
+# name a user with -u (here root, for a local try-out).
+run: release
+	./target/release/ferrocache $$( [ "$$(id -u)" = "0" ] && echo "-u root" ) -v
+
+# What the tests need: the memcached oracle and libmemcached tools (apt), Debian's pylibmc, and
+# the Python clients pymemcache and meta-memcache (PyPI).
+test-deps:
+	@if ! command -v memcached >/dev/null || ! [ -e /usr/lib/python3/dist-packages/pylibmc ] \
+	    || ! command -v memcstat >/dev/null; then \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq memcached libmemcached-tools python3-pylibmc python3-pip >/dev/null; \
+	fi
+	@python3 -c 'import pymemcache, meta_memcache' 2>/dev/null || python3 -m pip install -q pymemcache meta-memcache
+	@$(PY_DEBIAN) -c 'import pymemcache' 2>/dev/null || \
+	  $(PY_DEBIAN) -m pip install -q --break-system-packages pymemcache 2>/dev/null || \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-pymemcache >/dev/null || true
+
+test: test-deps
+	$(CARGO) build --bins
+	$(CARGO) test --all-targets
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+# Side-by-side load benchmark against memcached (writes docs/benchmarks.md), plus micro benchmarks.
+bench: release test-deps
+	bash benches/suite.sh full
+	$(CARGO) bench --bench parse --bench store
+
+# The same suite, short (under a minute).
+bench-quick: release test-deps
+	bash benches/suite.sh quick
+
+bench-micro:
+	$(CARGO) bench --bench parse --bench store
+
+doc:
+	$(CARGO) doc --no-deps
+
+install: release
+	install -m 0755 target/release/ferrocache /usr/local/bin/ferrocache
+	install -m 0755 target/release/ferrocache-bench /usr/local/bin/ferrocache-bench
+
+clean:
+	$(CARGO) clean
