@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# Side-by-side load benchmark: memcached (apt package) and ferrocache with the same flags, each
+# server pinned to CPU 0 and the load generator to CPU 1, runs alternated A/B/A/B so drift on a
+# noisy machine cancels. Writes docs/benchmarks.md (the table between the SUITE markers).
+#   bash benches/suite.sh quick   # ~1 minute
+#   bash benches/suite.sh full
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-quick}
+BIN=target/release/ferrocache
+BENCH=target/release/ferrocache-bench
+[ -x "$BIN" ] && [ -x "$BENCH" ] || cargo build --release --bins
+command -v memcached >/dev/null || { echo "memcached is not installed (apt-get install -y memcached)"; exit 1; }
+if [ "$MODE" = quick ]; then DUR=2; REPS=1; else DUR=8; REPS=2; fi
+NCPU=$(nproc)
+SRV_CPU=0; CLI_CPU=$(( NCPU > 1 ? 1 : 0 ))
+PORT=$(( 20000 + RANDOM % 20000 ))
+OUT=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+start_server() { # name mem -> pid
+  local name=$1 mem=$2
+  if [ "$name" = memcached ]; then
+    taskset -c $SRV_CPU memcached -u root -l 127.0.0.1 -p $PORT -U 0 -t 1 -m "$mem" -c 4096 >/dev/null 2>&1 &
+  else
+    taskset -c $SRV_CPU "$BIN" -u root -l 127.0.0.1 -p $PORT -t 1 -m "$mem" -c 4096 >/dev/null 2>&1 &
+  fi
+  local pid=$!
+  for _ in $(seq 1 500); do
+    (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && { echo $pid; return; }
+    sleep 0.01
+  done
+  echo "server $name did not start" >&2; exit 1
+}
+
+# name | -m | load generator arguments
+WORKLOADS=(
+  "a: get 90% / set 10%, 100 B, pipeline 1|1024|--ratio 1:9 --value-size 100 --pipeline 1"
+  "b: get 90% / set 10%, 100 B, pipeline 16|1024|--ratio 1:9 --value-size 100 --pipeline 16"
+  "b: multi-get of 10 keys, pipeline 1|1024|--ratio 0:1 --value-size 100 --multiget 10"
+  "c: 4 KB values, pipeline 1|1024|--ratio 1:9 --value-size 4096 --pipeline 1"
+  "d: zipf 0.99, 1M keys x 200 B into -m 64|64|--ratio 1:9 --value-size 200 --keys 1000000 --key-pattern zipf:0.99 --pipeline 4"
+  "e: set only, 100 B, pipeline 4|1024|--ratio 1:0 --value-size 100 --pipeline 4"
+)
+
+run_one() { # server workload-index rep
+  local name=$1 i=$2 rep=$3
+  IFS='|' read -r label mem args <<<"${WORKLOADS[$i]}"
+  local pid; pid=$(start_server "$name" "$mem")
+  # shellcheck disable=SC2086
+  taskset -c $CLI_CPU "$BENCH" -q --json --server 127.0.0.1:$PORT --threads 1 --conns 50 --keys 100000 \
+    --key-size 32 --preload --warmup 1 --duration $DUR --seed 7 --server-pid "$pid" $args \
+    > "$OUT/$name-$i-$rep.json" || true
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+for i in "${!WORKLOADS[@]}"; do IFS="|" read -r label _ _ <<<"${WORKLOADS[$i]}"; echo "$label" > "$OUT/label-$i"; done
+for rep in $(seq 1 $REPS); do
+  for i in "${!WORKLOADS[@]}"; do
+    run_one memcached "$i" "$rep"
+    run_one ferrocache "$i" "$rep"
+  done
+done
+
+python3 - "$OUT" "$MODE" "$DUR" "$REPS" <<'PY' > "$OUT/table.md"
+import json, sys, glob, statistics, datetime
+out, mode, dur, reps = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+labels = {}
+def load(name, i):
+    rows = []
+    for f in sorted(glob.glob(f"{out}/{name}-{i}-*.json")):
+        try:
+            rows.append(json.load(open(f))["run"])
+        except Exception:
+            pass
+    return rows
+def med(rows, f):
+    vals = [f(r) for r in rows if r]
+    return statistics.median(vals) if vals else float("nan")
+print(f"Run: {datetime.date.today()}, mode `{mode}` ({dur} s per run, {reps} A/B round(s)), server `-t 1` on CPU 0, one load thread on CPU 1, 50 connections, 32-byte keys.\n")
+print("| workload | memcached ops/s | ferrocache ops/s | ratio | memcached p99 µs | ferrocache p99 µs | memcached CPU µs/op | ferrocache CPU µs/op | CPU ratio | hit ratio mc / fc |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+import os
+i = 0
+while glob.glob(f"{out}/memcached-{i}-*.json"):
+    mc, fc = load("memcached", i), load("ferrocache", i)
+    label = open(f"{out}/label-{i}").read().strip() if os.path.exists(f"{out}/label-{i}") else str(i)
+    ops = lambda r: r["ops_per_sec"]
+    p99 = lambda r: r["latency_us"]["p99"]
+    cpu = lambda r: (r.get("server_cpu") or {}).get("us_per_op", float("nan"))
+    hit = lambda r: r["hit_ratio"]
+    mo, fo = med(mc, ops), med(fc, ops)
+    mcpu, fcpu = med(mc, cpu), med(fc, cpu)
+    print(f"| {label} | {mo:,.0f} | {fo:,.0f} | {fo/mo if mo else float('nan'):.2f}x | {med(mc,p99):,.0f} | {med(fc,p99):,.0f} | {mcpu:.2f} | {fcpu:.2f} | {fcpu/mcpu if mcpu else float('nan'):.2f}x | {med(mc,hit):.3f} / {med(fc,hit):.3f} |")
+    i += 1
+PY
+DOC=docs/benchmarks.md
+mkdir -p docs
+[ -f "$DOC" ] || printf '# Benchmarks\n\n<!-- SUITE START -->\n<!-- SUITE END -->\n' > "$DOC"
+python3 - "$DOC" "$OUT/table.md" <<'PY2'
+import sys
+doc, table = sys.argv[1], open(sys.argv[2]).read()
+s = open(doc).read()
+a, b = "<!-- SUITE START -->", "<!-- SUITE END -->"
+if a in s and b in s:
+    s = s[:s.index(a) + len(a)] + "\n" + table + s[s.index(b):]
+else:
+    s += "\n" + a + "\n" + table + b + "\n"
+open(doc, "w").write(s)
+PY2
+cat "$OUT/table.md"
