@@ -1,0 +1,67 @@
+//! Command-line behaviour of the real binary: help, version, usage errors, root rule, pid file,
+//! config file.
+
+mod common;
+use common::*;
+use std::process::Command;
+
+fn run(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_ferrocache")).args(args).output().unwrap()
+}
+
+#[test]
+fn help_and_version_exit_zero() {
+    let h = run(&["-h"]);
+    assert!(h.status.success());
+    let text = String::from_utf8_lossy(&h.stdout);
+    assert!(text.contains("--memory-limit") && text.contains("--unix-socket"));
+    let v = run(&["-V"]);
+    assert!(v.status.success());
+    assert!(String::from_utf8_lossy(&v.stdout).contains("1.6.18"));
+}
+
+#[test]
+fn usage_errors_name_the_option() {
+    let o = run(&["-u", "root", "-o", "no_such_option"]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no_such_option"));
+    let b = run(&["-u", "root", "-B", "carrier-pigeon"]);
+    assert_eq!(b.status.code(), Some(64));
+    let i = run(&["-u", "root", "-I", "100"]);
+    assert_eq!(i.status.code(), Some(64));
+    let m = run(&["-u", "root", "-m", "lots"]);
+    assert!(!m.status.success());
+    assert!(String::from_utf8_lossy(&m.stderr).contains("memory-limit"));
+}
+
+#[test]
+fn root_needs_user_flag() {
+    if !nix_is_root() {
+        return;
+    }
+    let o = run(&["-p", "-1", "-l", "127.0.0.1"]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("can't run as root without the -u switch"));
+}
+
+fn nix_is_root() -> bool {
+    String::from_utf8_lossy(&Command::new("id").arg("-u").output().unwrap().stdout).trim() == "0"
+}
+
+#[test]
+fn pidfile_and_config_file() {
+    let dir = std::env::temp_dir().join(format!("ferrocache-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let pidfile = dir.join("fc.pid");
+    let conf = dir.join("memcached.conf");
+    std::fs::write(&conf, "# test config\n-m 32\nlogfile /dev/null\n-c 77\n-t 3\n").unwrap();
+    let srv = Server::start(&["-P", pidfile.to_str().unwrap(), "--config-file", conf.to_str().unwrap()]);
+    let pid = std::fs::read_to_string(&pidfile).unwrap();
+    assert_eq!(pid.trim(), srv.pid().to_string());
+    let settings = show(&one(&srv, b"stats settings\r\n"));
+    assert!(settings.contains("STAT maxbytes 33554432\r\n"), "{settings}");
+    assert!(settings.contains("STAT maxconns 77\r\n"));
+    assert!(settings.contains("STAT num_threads 3\r\n"));
+    drop(srv);
+    let _ = std::fs::remove_dir_all(&dir);
+}
