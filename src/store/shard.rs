@@ -834,6 +834,51 @@ impl Shard {
         assert_eq!(linked, self.index.len());
         assert_eq!(linked as u64, self.counters.curr_items);
     }
+
+    // ----- meta protocol ----------------------------------------------------------------------
+
+    /// A live item as it is, without counting an access (no LRU bump, no statistics): meta
+    /// commands read the state before the request changes it (`h`, `l`, `t`, win tokens).
+    pub fn peek(&mut self, key: &[u8], hash: u64, now: u32) -> Result<ItemView<'_>, Miss> {
+        match self.find(key, hash, now) {
+            Found::Hit(id) => Ok(self.view(id)),
+            Found::Miss(m) => Err(m),
+        }
+    }
+
+    /// Applies what a meta request decided after reading an item: a new expiry, bits to set and
+    /// clear, and, with `bump`, the access for the LRU. Counts a get hit (a touch hit when the
+    /// expiry changes) for the class. False when the item is gone.
+    #[allow(clippy::too_many_arguments)]
+    pub fn meta_access(
+        &mut self,
+        key: &[u8],
+        hash: u64,
+        now: u32,
+        exptime: Option<u32>,
+        set: u8,
+        clear: u8,
+        bump: bool,
+    ) -> bool {
+        let Found::Hit(id) = self.find(key, hash, now) else {
+            return false;
+        };
+        let c = self.pages.chunk_mut(id);
+        item::set_bits(c, (item::bits(c) | set) & !clear);
+        if let Some(e) = exptime {
+            item::set_exptime(c, e);
+        }
+        if bump {
+            self.bump(id, now);
+        }
+        let cls = self.pages.class_of(id);
+        if exptime.is_some() {
+            self.class[cls].stats.touch_hits += 1;
+        } else {
+            self.class[cls].stats.get_hits += 1;
+        }
+        true
+    }
 }
 
 /// memcached's `safe_strtoull` over a value followed by its `\r\n`: optional leading white space,
@@ -871,4 +916,46 @@ pub fn parse_u64_value(v: &[u8]) -> Option<u64> {
         return Some(r);
     }
     Some(n)
+}
+
+#[cfg(test)]
+mod meta_tests {
+    use super::super::item::{FETCHED, STALE, WIN_SENT};
+    use super::super::{Miss, Store, StoreConfig, StoreMode, StoreOutcome};
+
+    #[test]
+    fn peek_does_not_count_an_access() {
+        let store = Store::new(&StoreConfig::default());
+        let h = store.hash(b"k");
+        let mut s = store.lock(h);
+        assert_eq!(s.peek(b"k", h, 10).err(), Some(Miss::NotFound));
+        assert!(matches!(
+            s.store(StoreMode::Set, b"k", h, 3, 0, b"v", 10),
+            Ok(StoreOutcome::Stored(_))
+        ));
+        let v = s.peek(b"k", h, 20).unwrap();
+        assert_eq!((v.value, v.flags, v.atime), (&b"v"[..], 3, 10));
+        assert_eq!(v.bits & FETCHED, 0);
+        let v = s.peek(b"k", h, 30).unwrap();
+        assert_eq!((v.atime, v.bits & FETCHED), (10, 0));
+    }
+
+    #[test]
+    fn meta_access_sets_bits_expiry_and_bumps() {
+        let store = Store::new(&StoreConfig::default());
+        let h = store.hash(b"k");
+        let mut s = store.lock(h);
+        s.store(StoreMode::Set, b"k", h, 0, 0, b"v", 10).unwrap();
+        assert!(s.meta_access(b"k", h, 12, Some(100), WIN_SENT | STALE, 0, false));
+        let v = s.peek(b"k", h, 12).unwrap();
+        assert_eq!((v.exptime, v.atime, v.bits & FETCHED), (100, 10, 0));
+        assert_eq!(v.bits & (WIN_SENT | STALE), WIN_SENT | STALE);
+        assert!(s.meta_access(b"k", h, 15, None, 0, STALE, true));
+        let v = s.peek(b"k", h, 15).unwrap();
+        assert_eq!((v.exptime, v.atime), (100, 15));
+        assert_eq!(v.bits & (WIN_SENT | STALE | FETCHED), WIN_SENT | FETCHED);
+        assert!(!s.meta_access(b"other", store.hash(b"other"), 15, None, 0, 0, true));
+        // Expired items are gone for meta access too.
+        assert!(!s.meta_access(b"k", h, 100, None, 0, 0, true));
+    }
 }
