@@ -5,6 +5,8 @@
 
 pub mod stats;
 
+use stats::PrefixOp;
+
 use std::sync::atomic::Ordering;
 
 use crate::protocol::text::{
@@ -107,11 +109,13 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                 StoreCmd::Prepend => StoreMode::Prepend,
                 StoreCmd::Cas => StoreMode::Cas(cas),
             };
+            stats::record_prefix(ctx, key, PrefixOp::Set);
             let reply = store(mode, key, flags, exptime, data, ctx);
             line(out, reply, noreply);
             Action::Continue
         }
         Command::Delete { key, noreply } => {
+            stats::record_prefix(ctx, key, PrefixOp::Delete);
             let h = sh.store.hash(key);
             let r = sh.store.lock(h).delete(key, h, 0, ctx.now());
             let reply = match r {
@@ -285,6 +289,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             unlink,
         } => {
             if let Some(key) = unlink {
+                stats::record_prefix(ctx, key, PrefixOp::Set);
                 let h = sh.store.hash(key);
                 sh.store.lock(h).delete(key, h, 0, ctx.now());
             }
@@ -333,6 +338,7 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
         } else {
             shard.get(key, h, now, true)
         };
+        stats::record_prefix(ctx, key, PrefixOp::Get { hit: r.is_ok() });
         match r {
             Ok(v) => {
                 let cas = want_cas.then_some(if cas_enabled { v.cas } else { 0 });
@@ -419,13 +425,39 @@ fn slabs_reassign(sh: &Shared, src: i32, dst: i32, now: u32) -> &'static str {
         return "SAME src and dst class are identical";
     }
     let n = sh.store.classes().len() as i32;
-    if src < -1 || src > n || dst < 1 || dst > n || src == 0 {
+    // memcached: `-1` picks any class with a spare page (none found reads as a bad class);
+    // class 0 is the global page pool, a valid source or destination.
+    let src = if src == -1 {
+        match (1..=n).find(|&c| c != dst && class_has_spare(sh, c)) {
+            Some(c) => c,
+            None => return "BADCLASS invalid src or dst class id",
+        }
+    } else {
+        src
+    };
+    if src < 0 || src > n || dst < 0 || dst > n {
         return "BADCLASS invalid src or dst class id";
     }
-    let from = (src > 0).then(|| (src - 1) as usize);
-    if sh.store.reassign(from, (dst - 1) as usize, now) {
+    // ferrocache keeps no page pool: class 0 never has a spare page to give, and a page cannot
+    // be parked in it either.
+    if src == 0 || dst == 0 || !class_has_spare(sh, src) {
+        return "NOSPARE source class has no spare pages";
+    }
+    if sh
+        .store
+        .reassign(Some((src - 1) as usize), (dst - 1) as usize, now)
+    {
         "OK"
     } else {
         "NOSPARE source class has no spare pages"
     }
+}
+
+/// memcached's `slabclass[c].slabs >= 2`, per class id (1-based), summed over shards.
+fn class_has_spare(sh: &Shared, class_id: i32) -> bool {
+    let c = (class_id - 1) as usize;
+    sh.store
+        .class_stats(sh.clock.now())
+        .get(c)
+        .is_some_and(|s| s.total_pages >= 2)
 }

@@ -57,7 +57,9 @@ pub fn strtoul32(tok: &[u8]) -> Option<u32> {
     strtoull(tok).map(|v| v as u32)
 }
 
-/// `safe_strtol` into an i32: parsed as a long, refused outside the i32 range.
+/// `safe_strtol` into an i32 (1.6.18 on 64-bit Linux): parsed as a long (refused only outside
+/// the i64 range, `ERANGE`), then silently truncated to 32 bits as the C assignment does
+/// (`2147483648` reads as `-2147483648`, `4294967297` as `1`).
 pub fn strtol32(tok: &[u8]) -> Option<i32> {
     let (n, neg) = parse(tok)?;
     let v: i64 = if neg {
@@ -68,7 +70,7 @@ pub fn strtol32(tok: &[u8]) -> Option<i32> {
     } else {
         i64::try_from(n).ok()?
     };
-    i32::try_from(v).ok()
+    Some(v as i32)
 }
 
 #[cfg(test)]
@@ -81,7 +83,12 @@ mod tests {
         assert_eq!(strtol32(b"-12"), Some(-12));
         assert_eq!(strtol32(b"+7"), Some(7));
         assert_eq!(strtol32(b"2147483647"), Some(i32::MAX));
-        assert_eq!(strtol32(b"2147483648"), None);
+        assert_eq!(strtol32(b"2147483648"), Some(i32::MIN));
+        assert_eq!(strtol32(b"4294967297"), Some(1));
+        assert_eq!(strtol32(b"9223372036854775807"), Some(-1));
+        assert_eq!(strtol32(b"9223372036854775808"), None);
+        assert_eq!(strtol32(b"-9223372036854775808"), Some(0));
+        assert_eq!(strtol32(b"-9223372036854775809"), None);
         assert_eq!(strtol32(b"-2147483648"), Some(i32::MIN));
         assert_eq!(strtol32(b"12a"), None);
         assert_eq!(strtol32(b""), None);

@@ -468,7 +468,7 @@ fn parse_store<'a>(
             None => return done(reply(BAD_FORMAT, noreply), used),
         }
     }
-    if vlen < 0 || vlen > i32::MAX - 2 {
+    if !(0..=i32::MAX - 2).contains(&vlen) {
         return done(reply(BAD_FORMAT, noreply), used);
     }
     let vlen = vlen as usize;
