@@ -3,6 +3,7 @@
 //! protocol and the store.
 //! Does not: touch sockets or threads (the server owns those).
 
+pub mod meta;
 pub mod stats;
 
 use stats::PrefixOp;
@@ -273,10 +274,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             text::write_line(out, "MN");
             Action::Flush
         }
-        Command::Meta { .. } => {
-            text::write_line(out, ERROR);
-            Action::Continue
-        }
+        Command::Meta { tokens, data } => meta::execute(tokens, data, ctx, out),
         Command::Reply { msg, noreply } => {
             line(out, msg, noreply);
             Action::Continue

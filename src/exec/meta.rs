@@ -1,0 +1,541 @@
+//! Owns: the meta commands' semantics (`mg ms md ma me`; `mn` is answered by the caller) —
+//! applying a parsed `MetaReq` to the store, counting it, and encoding the reply byte for byte as
+//! memcached 1.6.18 does: return flags in request order, then `Z`, `X`, `W`; `q` hides only the
+//! nominal reply (`EN` for mg, `HD` for ms/md/ma, and ma's `VA`), never an error.
+//! Does not: parse flags (see `protocol::meta`) or keep a store path of its own (it composes the
+//! shard operations).
+
+use crate::protocol::meta::{base64_encode, parse_meta, MetaCmd, MetaReq, OPAQUE_TOO_LONG};
+use crate::protocol::text::{self, Tokens, NON_NUMERIC, OUT_OF_MEMORY, TOO_LARGE};
+use crate::stats::bump;
+use crate::store::item::{FETCHED, STALE, WIN_SENT};
+use crate::store::{ArithOutcome, ItemView, StoreError, StoreMode, StoreOutcome};
+
+use super::{count_miss, Action, Ctx};
+
+/// Item bit (free in `store::item`'s bits byte): the key was stored with `b`, so `mg k` and `me`
+/// show it base64-encoded, as memcached's `ITEM_KEY_BINARY` does.
+pub const KEY_BINARY: u8 = 0x40;
+
+/// Executes one meta command (`tokens` are its words, `data` the `ms` data block).
+pub fn execute(tokens: Tokens<'_>, data: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
+    let req = match parse_meta(tokens, data) {
+        Ok(r) => r,
+        Err(e) => {
+            text::write_line(out, e);
+            return Action::Continue;
+        }
+    };
+    match req.cmd {
+        MetaCmd::Get => mget(&req, ctx, out),
+        MetaCmd::Set => mset(&req, ctx, out),
+        MetaCmd::Delete => mdelete(&req, ctx, out),
+        MetaCmd::Arith => marith(&req, ctx, out),
+        MetaCmd::Debug => mdebug(&req, ctx, out),
+    }
+    Action::Continue
+}
+
+fn cas_of(ctx: &Ctx<'_>, cas: u64) -> u64 {
+    if ctx.shared.config.cas_enabled {
+        cas
+    } else {
+        0
+    }
+}
+
+fn push_num(out: &mut Vec<u8>, flag: u8, n: impl itoa::Integer) {
+    let mut b = itoa::Buffer::new();
+    out.push(b' ');
+    out.push(flag);
+    out.extend_from_slice(b.format(n).as_bytes());
+}
+
+/// ` k<key>`, or ` k<base64 key> b` for a binary key.
+fn push_key(out: &mut Vec<u8>, key: &[u8], binary: bool) {
+    out.extend_from_slice(b" k");
+    if binary {
+        base64_encode(key, out);
+        out.extend_from_slice(b" b");
+    } else {
+        out.extend_from_slice(key);
+    }
+}
+
+/// Echoes `O` and `k` (the only flags miss and failure lines carry).
+fn push_opaque_key(out: &mut Vec<u8>, req: &MetaReq<'_>) {
+    for w in req.flag_words() {
+        match w.first() {
+            Some(b'O') => {
+                out.push(b' ');
+                out.extend_from_slice(w);
+            }
+            Some(b'k') => push_key(out, req.key(), req.flags.base64),
+            _ => {}
+        }
+    }
+}
+
+/// Writes `code` with the `O`/`k` echo and the line end, unless `hide`.
+fn status_line(out: &mut Vec<u8>, code: &[u8], req: &MetaReq<'_>, hide: bool) {
+    if hide {
+        return;
+    }
+    out.extend_from_slice(code);
+    push_opaque_key(out, req);
+    out.extend_from_slice(b"\r\n");
+}
+
+// ----- mg -----------------------------------------------------------------------------------
+
+/// What encoding an `mg` hit decided, applied to the item afterwards.
+struct Hit {
+    exptime: Option<u32>,
+    won: bool,
+    touched: bool,
+}
+
+fn mget(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let st = ctx.stats;
+    let f = &req.flags;
+    let key = req.key();
+    let now = ctx.now();
+    let h = sh.store.hash(key);
+    let mut shard = sh.store.lock(h);
+    let mut miss = None;
+    let mut created = false;
+    match shard.peek(key, h, now) {
+        Ok(_) => {}
+        Err(m) => {
+            miss = Some(m);
+            if f.vivify.is_some() {
+                // An empty item; its TTL is set when the `N` flag is reached below.
+                let r = shard.store(StoreMode::Add, key, h, 0, 0, b"", now);
+                if let Ok(StoreOutcome::Stored(_)) = r {
+                    created = true;
+                    miss = None;
+                }
+            }
+        }
+    }
+    if f.opaque_too_long {
+        drop(shard);
+        text::write_line(out, OPAQUE_TOO_LONG);
+        return;
+    }
+    if let Some(m) = miss {
+        drop(shard);
+        bump(&st.cmd_get);
+        count_miss(st, m);
+        status_line(out, b"EN", req, f.quiet);
+        return;
+    }
+    let hit = match shard.peek(key, h, now) {
+        Ok(v) => encode_hit(req, ctx, v, created, now, out),
+        Err(_) => return, // unreachable: the lock is held since the lookup
+    };
+    let set = if hit.won { WIN_SENT } else { 0 };
+    shard.meta_access(key, h, now, hit.exptime, set, 0, !f.no_update);
+    drop(shard);
+    if hit.touched {
+        bump(&st.cmd_touch);
+        bump(&st.touch_hits);
+    } else {
+        bump(&st.cmd_get);
+        bump(&st.get_hits);
+    }
+}
+
+fn encode_hit(
+    req: &MetaReq<'_>,
+    ctx: &Ctx<'_>,
+    v: ItemView<'_>,
+    created: bool,
+    now: u32,
+    out: &mut Vec<u8>,
+) -> Hit {
+    let f = &req.flags;
+    let mut exp = v.exptime;
+    let mut hit = Hit {
+        exptime: None,
+        won: false,
+        touched: false,
+    };
+    if f.value {
+        let mut b = itoa::Buffer::new();
+        out.extend_from_slice(b"VA ");
+        out.extend_from_slice(b.format(v.value.len()).as_bytes());
+    } else {
+        out.extend_from_slice(b"HD");
+    }
+    for w in req.flag_words() {
+        match w.first() {
+            Some(b'T') => {
+                exp = ctx.exptime(f.ttl.unwrap_or(0));
+                hit.exptime = Some(exp);
+                hit.touched = true;
+            }
+            Some(b'N') if created => {
+                exp = ctx.exptime(f.vivify.unwrap_or(0));
+                hit.exptime = Some(exp);
+                hit.won = true;
+            }
+            Some(b'R') => {
+                let recache = ctx.exptime(f.recache.unwrap_or(0));
+                if v.bits & WIN_SENT == 0 && !created && exp != 0 && exp < recache {
+                    hit.won = true;
+                }
+            }
+            Some(b's') => push_num(out, b's', v.value.len()),
+            Some(b't') => {
+                if exp == 0 {
+                    out.extend_from_slice(b" t-1");
+                } else {
+                    push_num(out, b't', exp.wrapping_sub(now));
+                }
+            }
+            Some(b'c') => push_num(out, b'c', cas_of(ctx, v.cas)),
+            Some(b'f') => push_num(out, b'f', v.flags),
+            Some(b'l') => push_num(out, b'l', now.wrapping_sub(v.atime)),
+            Some(b'h') => push_num(out, b'h', u8::from(v.bits & FETCHED != 0)),
+            Some(b'O') => {
+                out.push(b' ');
+                out.extend_from_slice(w);
+            }
+            Some(b'k') => push_key(out, v.key, v.bits & KEY_BINARY != 0),
+            _ => {}
+        }
+    }
+    if v.bits & WIN_SENT != 0 {
+        out.extend_from_slice(b" Z");
+    }
+    if v.bits & STALE != 0 {
+        out.extend_from_slice(b" X");
+        if v.bits & WIN_SENT == 0 {
+            hit.won = true;
+        }
+    }
+    if hit.won {
+        out.extend_from_slice(b" W");
+    }
+    out.extend_from_slice(b"\r\n");
+    if f.value {
+        out.extend_from_slice(v.value);
+        out.extend_from_slice(b"\r\n");
+    }
+    hit
+}
+
+// ----- ms -----------------------------------------------------------------------------------
+
+fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let st = ctx.stats;
+    let f = &req.flags;
+    let key = req.key();
+    let now = ctx.now();
+    let mut mode = match f.mode {
+        Some(b'E') => StoreMode::Add,
+        Some(b'A') => StoreMode::Append,
+        Some(b'P') => StoreMode::Prepend,
+        Some(b'R') => StoreMode::Replace,
+        _ => StoreMode::Set,
+    };
+    if let Some(c) = f.cas {
+        if matches!(mode, StoreMode::Set | StoreMode::Replace) {
+            mode = StoreMode::Cas(c);
+        }
+    }
+    let mut exptime = ctx.exptime(f.ttl.unwrap_or(0));
+    let h = sh.store.hash(key);
+    let mut shard = sh.store.lock(h);
+    // Checks memcached makes before storing that the plain store modes do not express.
+    let mut keep_bits = 0;
+    let mut early = None;
+    match mode {
+        // `I` with an older CAS: store anyway, keep the TTL, mark stale (invalidation).
+        StoreMode::Cas(c) if f.stale => {
+            if let Ok(v) = shard.peek(key, h, now) {
+                let cur = cas_of(ctx, v.cas);
+                if c != cur && c < cur {
+                    exptime = v.exptime;
+                    keep_bits = STALE | (v.bits & WIN_SENT);
+                    mode = StoreMode::Set;
+                }
+            }
+        }
+        // Append/prepend honour a non-zero `C`.
+        StoreMode::Append | StoreMode::Prepend => {
+            if let (Some(c), Ok(v)) = (f.cas.filter(|&c| c != 0), shard.peek(key, h, now)) {
+                if cas_of(ctx, v.cas) != c {
+                    early = Some(StoreOutcome::Exists);
+                }
+            }
+        }
+        _ => {}
+    }
+    let r = match early {
+        Some(o) => Ok(o),
+        None => shard.store(mode, key, h, f.client_flags, exptime, req.data, now),
+    };
+    if let Ok(StoreOutcome::Stored(_)) = r {
+        let bits = keep_bits | if f.base64 { KEY_BINARY } else { 0 };
+        if bits != 0 {
+            shard.update_bits(key, h, bits, now);
+        }
+    }
+    drop(shard);
+    bump(&st.cmd_set);
+    let stale_store = keep_bits != 0;
+    let (code, new_cas): (&[u8], u64) = match r {
+        Ok(StoreOutcome::Stored(c)) => {
+            if matches!(mode, StoreMode::Cas(_)) || stale_store {
+                bump(&st.cas_hits);
+            }
+            (b"HD", cas_of(ctx, c))
+        }
+        Ok(StoreOutcome::NotStored) => (b"NS", 0),
+        Ok(StoreOutcome::Exists) => {
+            if matches!(mode, StoreMode::Cas(_)) {
+                bump(&st.cas_badval);
+            }
+            (b"EX", 0)
+        }
+        Ok(StoreOutcome::NotFound) => {
+            bump(&st.cas_misses);
+            (b"NF", 0)
+        }
+        Err(StoreError::TooLarge) => {
+            bump(&st.store_too_large);
+            text::write_line(out, TOO_LARGE);
+            return;
+        }
+        Err(StoreError::OutOfMemory) => {
+            bump(&st.store_no_memory);
+            text::write_line(out, OUT_OF_MEMORY);
+            return;
+        }
+    };
+    if f.quiet && code == b"HD" {
+        return;
+    }
+    out.extend_from_slice(code);
+    // memcached walks every word after the key here, the data length included.
+    for i in 2..req.tokens.len() {
+        let w = req.tokens.get(i);
+        match w.first() {
+            Some(b'O') => {
+                out.push(b' ');
+                out.extend_from_slice(w);
+            }
+            Some(b'k') => push_key(out, key, f.base64),
+            Some(b'c') => push_num(out, b'c', new_cas),
+            _ => {}
+        }
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+// ----- md -----------------------------------------------------------------------------------
+
+fn mdelete(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let st = ctx.stats;
+    let f = &req.flags;
+    let key = req.key();
+    let now = ctx.now();
+    let h = sh.store.hash(key);
+    let mut shard = sh.store.lock(h);
+    let found = shard.peek(key, h, now).map(|v| cas_of(ctx, v.cas));
+    let code: &[u8] = match found {
+        Err(_) => {
+            bump(&st.delete_misses);
+            b"NF"
+        }
+        Ok(cur) if f.cas.is_some_and(|c| c != cur) => {
+            bump(&st.delete_misses);
+            b"EX"
+        }
+        Ok(_) if f.stale => {
+            let exp = f.ttl.map(|t| ctx.exptime(t));
+            shard.mark_stale(key, h, exp, now);
+            b"HD"
+        }
+        Ok(_) => {
+            shard.delete(key, h, 0, now);
+            bump(&st.delete_hits);
+            b"HD"
+        }
+    };
+    drop(shard);
+    status_line(out, code, req, f.quiet && code == b"HD");
+}
+
+// ----- ma -----------------------------------------------------------------------------------
+
+enum ArithResult {
+    /// The new value and whether the item was created by `N`.
+    Item(u64, bool),
+    Line(&'static [u8]),
+    Error(&'static str),
+}
+
+fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let st = ctx.stats;
+    let f = &req.flags;
+    let key = req.key();
+    let now = ctx.now();
+    let incr = !matches!(f.mode, Some(b'D' | b'-'));
+    let h = sh.store.hash(key);
+    let mut shard = sh.store.lock(h);
+    let cas = f.cas.unwrap_or(0);
+    let res = match shard.arith(key, h, incr, f.delta, cas, now) {
+        Ok(ArithOutcome::Value(v, _)) => {
+            bump(if incr { &st.incr_hits } else { &st.decr_hits });
+            ArithResult::Item(v, false)
+        }
+        Ok(ArithOutcome::NotFound) if f.vivify.is_some() => {
+            let mut b = itoa::Buffer::new();
+            let digits = b.format(f.initial).as_bytes();
+            match shard.store(StoreMode::Add, key, h, 0, 0, digits, now) {
+                Ok(StoreOutcome::Stored(_)) => ArithResult::Item(f.initial, true),
+                Ok(_) => ArithResult::Line(b"NS"),
+                Err(_) => ArithResult::Error("SERVER_ERROR Out of memory allocating new item"),
+            }
+        }
+        Ok(ArithOutcome::NotFound) => {
+            bump(if incr {
+                &st.incr_misses
+            } else {
+                &st.decr_misses
+            });
+            ArithResult::Line(b"NF")
+        }
+        Ok(ArithOutcome::Exists) => ArithResult::Line(b"EX"),
+        Ok(ArithOutcome::NonNumeric) => ArithResult::Error(NON_NUMERIC),
+        Err(_) => ArithResult::Error("SERVER_ERROR out of memory"),
+    };
+    let (value, created) = match res {
+        ArithResult::Item(v, c) => (v, c),
+        ArithResult::Line(code) => {
+            drop(shard);
+            if f.opaque_too_long {
+                text::write_line(out, OPAQUE_TOO_LONG);
+            } else {
+                status_line(out, code, req, false);
+            }
+            return;
+        }
+        ArithResult::Error(e) => {
+            drop(shard);
+            text::write_line(out, e);
+            return;
+        }
+    };
+    let (item_cas, mut exp) = match shard.peek(key, h, now) {
+        Ok(v) => (cas_of(ctx, v.cas), v.exptime),
+        Err(_) => (0, 0),
+    };
+    let start = out.len();
+    let mut b = itoa::Buffer::new();
+    let digits = b.format(value).as_bytes();
+    if f.value {
+        out.extend_from_slice(b"VA ");
+        let mut n = itoa::Buffer::new();
+        out.extend_from_slice(n.format(digits.len()).as_bytes());
+    } else {
+        out.extend_from_slice(b"HD");
+    }
+    let mut new_exp = None;
+    let mut bad_opaque = false;
+    for w in req.flag_words() {
+        match w.first() {
+            Some(b'c') => push_num(out, b'c', item_cas),
+            Some(b't') => {
+                if exp == 0 {
+                    out.extend_from_slice(b" t-1");
+                } else {
+                    push_num(out, b't', exp.wrapping_sub(now));
+                }
+            }
+            Some(b'T') => {
+                exp = ctx.exptime(f.ttl.unwrap_or(0));
+                new_exp = Some(exp);
+            }
+            Some(b'N') if created => {
+                exp = ctx.exptime(f.vivify.unwrap_or(0));
+                new_exp = Some(exp);
+            }
+            Some(b'O') => {
+                if w.len() > crate::protocol::meta::MAX_OPAQUE {
+                    bad_opaque = true;
+                    break;
+                }
+                out.push(b' ');
+                out.extend_from_slice(w);
+            }
+            Some(b'k') => push_key(out, key, f.base64),
+            _ => {}
+        }
+    }
+    if new_exp.is_some() {
+        shard.meta_access(key, h, now, new_exp, 0, 0, false);
+    }
+    drop(shard);
+    if bad_opaque {
+        out.truncate(start);
+        text::write_line(out, OPAQUE_TOO_LONG);
+        return;
+    }
+    // Only a plain success is quiet; a created item is always answered.
+    if f.quiet && !created {
+        out.truncate(start);
+        return;
+    }
+    out.extend_from_slice(b"\r\n");
+    if f.value {
+        out.extend_from_slice(digits);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+// ----- me -----------------------------------------------------------------------------------
+
+fn mdebug(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let key = req.key();
+    let now = ctx.now();
+    let h = sh.store.hash(key);
+    let mut shard = sh.store.lock(h);
+    match shard.peek(key, h, now) {
+        Ok(v) => {
+            out.extend_from_slice(b"ME ");
+            if v.bits & KEY_BINARY != 0 {
+                base64_encode(v.key, out);
+            } else {
+                out.extend_from_slice(v.key);
+            }
+            // memcached prints `exp` as now minus the expiry time (negative while alive).
+            let exp = if v.exptime == 0 {
+                -1
+            } else {
+                now.wrapping_sub(v.exptime) as i32
+            };
+            let line = format!(
+                " exp={} la={} cas={} fetch={} cls={} size={}\r\n",
+                exp,
+                now.wrapping_sub(v.atime),
+                cas_of(ctx, v.cas),
+                if v.bits & FETCHED != 0 { "yes" } else { "no" },
+                v.class + 1,
+                v.total
+            );
+            out.extend_from_slice(line.as_bytes());
+        }
+        Err(_) => text::write_line(out, "EN"),
+    }
+    drop(shard);
+    bump(&ctx.stats.cmd_meta);
+}
