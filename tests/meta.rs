@@ -13,8 +13,9 @@ use ferrocache::protocol::{Limits, Parsed};
 use proptest::prelude::*;
 
 fn oracle() -> Server {
-    Server::memcached(&[])
-        .expect("the reference memcached is needed for differential tests: apt-get install memcached")
+    Server::memcached(&[]).expect(
+        "the reference memcached is needed for differential tests: apt-get install memcached",
+    )
 }
 
 /// Replaces the digits of the named return flags (`t`, `l`, ...) and `me` fields (`la=`, ...)
@@ -37,7 +38,13 @@ fn mask(reply: &[u8], flags: &[u8], fields: &[&str]) -> String {
             .map(|(i, w)| {
                 let digits = |s: &str| -> String {
                     s.chars()
-                        .map(|c| if c.is_ascii_digit() || c == '-' { '#' } else { c })
+                        .map(|c| {
+                            if c.is_ascii_digit() || c == '-' {
+                                '#'
+                            } else {
+                                c
+                            }
+                        })
                         .collect()
                 };
                 if i > 0 && !body.starts_with("ME ") {

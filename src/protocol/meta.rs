@@ -453,7 +453,9 @@ pub fn base64_encode(src: &[u8], out: &mut Vec<u8>) {
     }
     match *chunks.remainder() {
         [a] => out.extend_from_slice(&[sym(a >> 2), sym(a << 4), b'=', b'=']),
-        [a, b] => out.extend_from_slice(&[sym(a >> 2), sym((a << 4) | (b >> 4)), sym(b << 2), b'=']),
+        [a, b] => {
+            out.extend_from_slice(&[sym(a >> 2), sym((a << 4) | (b >> 4)), sym(b << 2), b'='])
+        }
         _ => {}
     }
 }
