@@ -245,10 +245,13 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             if level > 2 {
                 line(out, ERROR, noreply);
             } else {
-                sh.store
-                    .shared()
-                    .automove
-                    .store(level as u8, Ordering::Relaxed);
+                // Without slab reassignment the store never moves pages (memcached still says OK).
+                if sh.config.ext.slab_reassign {
+                    sh.store
+                        .shared()
+                        .automove
+                        .store(level as u8, Ordering::Relaxed);
+                }
                 line(out, "OK", noreply);
             }
             Action::Continue

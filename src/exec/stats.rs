@@ -472,11 +472,14 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "maxconns_fast", &yes_no(c.ext.maxconns_fast));
     s(out, "hashpower_init", &c.ext.hashpower);
     s(out, "slab_reassign", &yes_no(c.ext.slab_reassign));
-    s(
-        out,
-        "slab_automove",
-        &sh.store.shared().automove.load(Ordering::Relaxed),
-    );
+    // memcached keeps the configured level even when slab reassignment is off (the store
+    // then never moves pages, so it holds 0).
+    let automove = if c.ext.slab_reassign {
+        sh.store.shared().automove.load(Ordering::Relaxed)
+    } else {
+        c.ext.slab_automove
+    };
+    s(out, "slab_automove", &automove);
     s(
         out,
         "slab_automove_ratio",
@@ -747,6 +750,10 @@ pub fn lru_crawler(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
                 text::write_line(out, "CLIENT_ERROR lru crawler disabled");
             } else if !sh.config.dump_enabled {
                 text::write_line(out, "ERROR metadump not allowed");
+            } else if !out.is_empty() {
+                // memcached hands the connection to its crawler, which needs no replies of
+                // earlier pipelined commands still waiting to be written.
+                text::write_line(out, "ERROR cannot pipeline other commands before metadump");
             } else if t.get(2) != b"hash" && !classes_ok(t.get(2)) {
                 text::write_line(out, "BADCLASS invalid class id");
             } else {
