@@ -459,3 +459,57 @@ pub fn base64_encode(src: &[u8], out: &mut Vec<u8>) {
         _ => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(line: &str) -> Result<MetaReq<'_>, &'static str> {
+        parse_meta(Tokens::new(line.as_bytes()), b"")
+    }
+
+    #[test]
+    fn base64_round_trip_and_memcached_quirks() {
+        for src in [
+            &b""[..],
+            b"f",
+            b"fo",
+            b"foo",
+            b"\x00\xff\r\n",
+            &[7u8; 187][..],
+        ] {
+            let mut enc = Vec::new();
+            base64_encode(src, &mut enc);
+            let mut dec = [0u8; 250];
+            let n = base64_decode(&enc, &mut dec);
+            assert_eq!(&dec[..n], src);
+        }
+        let mut dec = [0u8; 250];
+        assert_eq!(base64_decode(b"Zm9vYg", &mut dec), 0); // unpadded
+        assert_eq!(base64_decode(b"====", &mut dec), 0);
+        assert_eq!(base64_decode(b"Z*m9v", &mut dec), 3); // foreign bytes skipped
+        assert_eq!(&dec[..3], b"foo");
+    }
+
+    #[test]
+    fn flags_and_errors() {
+        let r = parse("mg Zm9v b v T30 N5 R7 C9 O1 q u").unwrap();
+        assert_eq!(r.key(), b"foo");
+        let f = r.flags;
+        assert!(f.base64 && f.value && f.quiet && f.no_update);
+        assert_eq!(
+            (f.ttl, f.vivify, f.recache, f.cas),
+            (Some(30), Some(5), Some(7), Some(9))
+        );
+        assert_eq!(parse("mg k v v").err(), Some(DUPLICATE_FLAG));
+        assert_eq!(parse("mg k E1").err(), Some(INVALID_FLAG));
+        assert_eq!(parse("mg k Tx Cy").err(), Some(BAD_TOKEN));
+        assert_eq!(parse("ms k 1 Fx").err(), Some(BAD_FORMAT));
+        assert_eq!(parse("md k E1").err(), Some(INVALID_OR_DUPLICATE));
+        assert_eq!(parse("ma k Mx").err(), Some(BAD_MA_MODE));
+        assert_eq!(parse("ms k 1 MX").err(), Some(BAD_MS_MODE));
+        assert_eq!(parse("mg").err(), Some(ERROR));
+        assert_eq!(parse("me").err(), Some(BAD_FORMAT));
+        assert_eq!(parse("ma k D5 J7 M-").unwrap().flags.delta, 5);
+    }
+}
