@@ -11,7 +11,8 @@ use stats::PrefixOp;
 use std::sync::atomic::Ordering;
 
 use crate::protocol::text::{
-    self, Command, GetKind, StoreCmd, BAD_FORMAT, ERROR, NON_NUMERIC, OUT_OF_MEMORY, TOO_LARGE,
+    self, Command, GetKind, StoreCmd, BAD_CHUNK, BAD_FORMAT, ERROR, NON_NUMERIC, OUT_OF_MEMORY,
+    TOO_LARGE,
 };
 use crate::state::{Shared, Shutdown};
 use crate::stats::{bump, ThreadStats};
@@ -279,6 +280,10 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         }
         Command::Meta { tokens, data } => meta::execute(tokens, data, ctx, out),
         Command::Reply { msg, noreply } => {
+            if msg == BAD_CHUNK {
+                // memcached counts the set once its data is read, before checking the `\r\n`.
+                bump(&st.cmd_set);
+            }
             line(out, msg, noreply);
             Action::Continue
         }
