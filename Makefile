@@ -24,15 +24,13 @@ run: release
 # What the tests need: the memcached oracle and libmemcached tools (apt), Debian's pylibmc, and
 # the Python clients pymemcache and meta-memcache (PyPI).
 test-deps:
-	@if ! command -v memcached >/dev/null || ! [ -e /usr/lib/python3/dist-packages/pylibmc ] \
-	    || ! command -v memcstat >/dev/null; then \
+	@if ! command -v memcached >/dev/null || ! command -v memcstat >/dev/null \
+	    || ! $(PY_DEBIAN) -c 'import pylibmc, pymemcache' 2>/dev/null; then \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq memcached libmemcached-tools python3-pylibmc python3-pip >/dev/null; \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq memcached libmemcached-tools \
+	    python3-pylibmc python3-pymemcache >/dev/null; \
 	fi
-	@python3 -c 'import pymemcache, meta_memcache' 2>/dev/null || python3 -m pip install -q pymemcache meta-memcache
-	@$(PY_DEBIAN) -c 'import pymemcache' 2>/dev/null || \
-	  $(PY_DEBIAN) -m pip install -q --break-system-packages pymemcache 2>/dev/null || \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq python3-pymemcache >/dev/null || true
+	@python3 -c 'import meta_memcache' 2>/dev/null || python3 -m pip install -q meta-memcache
 
 test: test-deps
 	$(CARGO) build --bins

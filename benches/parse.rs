@@ -22,5 +22,34 @@ fn text(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, text);
+fn meta(c: &mut Criterion) {
+    use ferrocache::protocol::meta::parse_meta;
+    use ferrocache::protocol::text::Command;
+    let lim = Limits::default();
+    let mut g = c.benchmark_group("meta_parse");
+    g.throughput(Throughput::Elements(1));
+    let mg = b"mg key:00000000000000000000000012345 v f t c k O123\r\n".to_vec();
+    g.bench_function("mg_frame_and_flags", |b| {
+        b.iter(|| match parse(black_box(&mg), &lim) {
+            Ok(ferrocache::protocol::Parsed::Complete(Command::Meta { tokens, data }, _)) => {
+                black_box(parse_meta(tokens, data).is_ok())
+            }
+            _ => false,
+        })
+    });
+    let mut ms = b"ms key:00000000000000000000000012345 100 T0 F5 c\r\n".to_vec();
+    ms.extend(std::iter::repeat_n(b'v', 100));
+    ms.extend_from_slice(b"\r\n");
+    g.bench_function("ms_100b", |b| {
+        b.iter(|| match parse(black_box(&ms), &lim) {
+            Ok(ferrocache::protocol::Parsed::Complete(Command::Meta { tokens, data }, _)) => {
+                black_box(parse_meta(tokens, data).is_ok())
+            }
+            _ => false,
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, text, meta);
 criterion_main!(benches);

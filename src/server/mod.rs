@@ -454,7 +454,7 @@ fn maintainer(sh: &Shared) {
         };
         sh.store.maintain(budget.max(64), now);
         rounds += 1;
-        if rounds % 10 == 0 {
+        if rounds.is_multiple_of(10) {
             sh.store.automove(now);
         }
     }

@@ -618,8 +618,8 @@ impl Shard {
         }
         let mut buf = itoa::Buffer::new();
         let digits = buf.format(new).as_bytes();
-        let new_cas = self.shared.next_cas();
         if digits.len() <= item::vlen(c) {
+            let new_cas = self.shared.next_cas();
             let c = self.pages.chunk_mut(id);
             let v = item::value_mut(c);
             v[..digits.len()].copy_from_slice(digits);
