@@ -18,16 +18,16 @@ PORT=$(( 20000 + RANDOM % 20000 ))
 OUT=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
-start_server() { # name mem -> pid
+start_server() { # name mem -> sets SRV_PID
   local name=$1 mem=$2
   if [ "$name" = memcached ]; then
     taskset -c $SRV_CPU memcached -u root -l 127.0.0.1 -p $PORT -U 0 -t 1 -m "$mem" -c 4096 >/dev/null 2>&1 &
   else
     taskset -c $SRV_CPU "$BIN" -u root -l 127.0.0.1 -p $PORT -t 1 -m "$mem" -c 4096 >/dev/null 2>&1 &
   fi
-  local pid=$!
+  SRV_PID=$!
   for _ in $(seq 1 500); do
-    (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && { echo $pid; return; }
+    (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return
     sleep 0.01
   done
   echo "server $name did not start" >&2; exit 1
@@ -46,7 +46,8 @@ WORKLOADS=(
 run_one() { # server workload-index rep
   local name=$1 i=$2 rep=$3
   IFS='|' read -r label mem args <<<"${WORKLOADS[$i]}"
-  local pid; pid=$(start_server "$name" "$mem")
+  start_server "$name" "$mem"
+  local pid=$SRV_PID
   # shellcheck disable=SC2086
   taskset -c $CLI_CPU "$BENCH" -q --json --server 127.0.0.1:$PORT --threads 1 --conns 50 --keys 100000 \
     --key-size 32 --preload --warmup 1 --duration $DUR --seed 7 --server-pid "$pid" $args \
