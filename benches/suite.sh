@@ -35,12 +35,12 @@ start_server() { # name mem -> sets SRV_PID
 
 # name | -m | load generator arguments
 WORKLOADS=(
-  "a: get 90% / set 10%, 100 B, pipeline 1|1024|--ratio 1:9 --value-size 100 --pipeline 1"
-  "b: get 90% / set 10%, 100 B, pipeline 16|1024|--ratio 1:9 --value-size 100 --pipeline 16"
-  "b: multi-get of 10 keys, pipeline 1|1024|--ratio 0:1 --value-size 100 --multiget 10"
-  "c: 4 KB values, pipeline 1|1024|--ratio 1:9 --value-size 4096 --pipeline 1"
+  "a: get 90% / set 10%, 100 B, pipeline 1|1024|--ratio 1:9 --value-size 100 --pipeline 1 --keys 100000"
+  "b: get 90% / set 10%, 100 B, pipeline 16|1024|--ratio 1:9 --value-size 100 --pipeline 16 --keys 100000"
+  "b: multi-get of 10 keys, pipeline 1|1024|--ratio 0:1 --value-size 100 --multiget 10 --keys 100000"
+  "c: 4 KB values, pipeline 1|1024|--ratio 1:9 --value-size 4096 --pipeline 1 --keys 100000"
   "d: zipf 0.99, 1M keys x 200 B into -m 64|64|--ratio 1:9 --value-size 200 --keys 1000000 --key-pattern zipf:0.99 --pipeline 4"
-  "e: set only, 100 B, pipeline 4|1024|--ratio 1:0 --value-size 100 --pipeline 4"
+  "e: set only, 100 B, pipeline 4|1024|--ratio 1:0 --value-size 100 --pipeline 4 --keys 100000"
 )
 
 run_one() { # server workload-index rep
@@ -49,7 +49,7 @@ run_one() { # server workload-index rep
   start_server "$name" "$mem"
   local pid=$SRV_PID
   # shellcheck disable=SC2086
-  taskset -c $CLI_CPU "$BENCH" -q --json --server 127.0.0.1:$PORT --threads 1 --conns 50 --keys 100000 \
+  taskset -c $CLI_CPU "$BENCH" -q --json --server 127.0.0.1:$PORT --threads 1 --conns 50 \
     --key-size 32 --preload --warmup 1 --duration $DUR --seed 7 --server-pid "$pid" $args \
     > "$OUT/$name-$i-$rep.json" || true
   kill "$pid"; wait "$pid" 2>/dev/null || true
