@@ -6,7 +6,10 @@ use common::*;
 use std::process::Command;
 
 fn run(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_ferrocache")).args(args).output().unwrap()
+    Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 #[test]
@@ -54,12 +57,24 @@ fn pidfile_and_config_file() {
     std::fs::create_dir_all(&dir).unwrap();
     let pidfile = dir.join("fc.pid");
     let conf = dir.join("memcached.conf");
-    std::fs::write(&conf, "# test config\n-m 32\nlogfile /dev/null\n-c 77\n-t 3\n").unwrap();
-    let srv = Server::start(&["-P", pidfile.to_str().unwrap(), "--config-file", conf.to_str().unwrap()]);
+    std::fs::write(
+        &conf,
+        "# test config\n-m 32\nlogfile /dev/null\n-c 77\n-t 3\n",
+    )
+    .unwrap();
+    let srv = Server::start(&[
+        "-P",
+        pidfile.to_str().unwrap(),
+        "--config-file",
+        conf.to_str().unwrap(),
+    ]);
     let pid = std::fs::read_to_string(&pidfile).unwrap();
     assert_eq!(pid.trim(), srv.pid().to_string());
     let settings = show(&one(&srv, b"stats settings\r\n"));
-    assert!(settings.contains("STAT maxbytes 33554432\r\n"), "{settings}");
+    assert!(
+        settings.contains("STAT maxbytes 33554432\r\n"),
+        "{settings}"
+    );
     assert!(settings.contains("STAT maxconns 77\r\n"));
     assert!(settings.contains("STAT num_threads 3\r\n"));
     drop(srv);
