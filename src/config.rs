@@ -16,7 +16,6 @@ pub const PROTOCOL_VERSION: &str = "1.6.18";
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "ferrocache",
-    version = concat!(env!("CARGO_PKG_VERSION"), " (memcached ", "1.6.18", " compatible)"),
     about = "A memcached-compatible, multi-threaded cache daemon",
     disable_version_flag = true,
     args_override_self = true

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use parking_lot::Mutex;
 
 use crate::config::Config;
-use crate::stats::ThreadStats;
+use crate::stats::{PrefixTable, ThreadStats};
 use crate::store::clock::CLOCK_START;
 use crate::store::Store;
 
@@ -43,10 +43,6 @@ impl Clock {
     pub fn tick(&self) {
         let rel = (unix_now() - self.started_unix).max(i64::from(CLOCK_START));
         self.now.fetch_max(rel as u32, Ordering::Relaxed);
-    }
-    /// Advances the clock by `secs` (tests drive expiry with this instead of sleeping).
-    pub fn advance(&self, secs: u32) {
-        self.now.fetch_add(secs, Ordering::Relaxed);
     }
     /// Unix time of server time `rel`.
     pub fn to_unix(&self, rel: u32) -> i64 {
@@ -90,6 +86,11 @@ pub struct Runtime {
     pub temp_lru: AtomicBool,
     pub temporary_ttl: AtomicU32,
     pub slab_automove_ratio: Mutex<f64>,
+    /// `stats detail on|off` and its per-prefix counters.
+    pub detail_enabled: AtomicBool,
+    pub prefixes: Mutex<PrefixTable>,
+    /// `stats sizes_enable|disable` (on top of `-o track_sizes`).
+    pub sizes_enabled: AtomicBool,
 }
 
 /// Everything the workers share.
@@ -127,6 +128,9 @@ impl Shared {
             temp_lru: AtomicBool::new(config.ext.temp_lru),
             temporary_ttl: AtomicU32::new(config.ext.temporary_ttl),
             slab_automove_ratio: Mutex::new(config.ext.slab_automove_ratio),
+            detail_enabled: AtomicBool::new(false),
+            prefixes: Mutex::new(PrefixTable::default()),
+            sizes_enabled: AtomicBool::new(false),
         };
         let thread_stats = (0..config.threads)
             .map(|_| ThreadStats::default())

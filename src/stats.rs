@@ -1,4 +1,4 @@
-//! Owns: request counters. Each worker thread owns one `ThreadStats` and is its only writer
+//! Owns: request counters (and the per-key-prefix counters of `stats detail`). Each worker thread owns one `ThreadStats` and is its only writer
 //! (relaxed loads and stores, no read-modify-write contention); `stats` sums them all.
 //! Does not: format replies (see `exec::stats`).
 
@@ -75,6 +75,142 @@ pub fn add(c: &AtomicU64, n: u64) {
 #[inline]
 pub fn bump(c: &AtomicU64) {
     add(c, 1)
+}
+
+// ----- `stats detail` prefix counters ------------------------------------------------------
+
+/// memcached's `PREFIX_HASH_SIZE` buckets and `MAX_PREFIX_COUNT` limit.
+const PREFIX_BUCKETS: usize = 256;
+const MAX_PREFIXES: usize = 1 << 16;
+
+/// Per-prefix counters of `stats detail dump`, in memcached's table layout (so the dump lists
+/// prefixes in the same order): bucket = murmur3(prefix) % 256, newest prefix first in a bucket.
+#[derive(Debug, Default)]
+pub struct PrefixTable {
+    buckets: Vec<Vec<PrefixStats>>,
+    count: usize,
+}
+
+#[derive(Debug)]
+struct PrefixStats {
+    prefix: Vec<u8>,
+    gets: u64,
+    hits: u64,
+    sets: u64,
+    deletes: u64,
+}
+
+impl PrefixTable {
+    pub fn clear(&mut self) {
+        self.buckets.clear();
+        self.count = 0;
+    }
+
+    /// `stats detail dump`: bucket by bucket, newest prefix first (memcached links a new prefix at
+    /// the head of its bucket), then `END`.
+    pub fn dump(&self, out: &mut Vec<u8>) {
+        use std::io::Write;
+        for bucket in self.buckets.iter() {
+            for p in bucket.iter().rev() {
+                out.extend_from_slice(b"PREFIX ");
+                out.extend_from_slice(&p.prefix);
+                let _ = write!(
+                    out,
+                    " get {} hit {} set {} del {}\r\n",
+                    p.gets, p.hits, p.sets, p.deletes
+                );
+            }
+        }
+        out.extend_from_slice(b"END\r\n");
+    }
+
+    /// Counts `op` for the prefix of `key` (keys without the delimiter are not counted).
+    pub fn record(&mut self, key: &[u8], delimiter: u8, op: PrefixOp) {
+        if let Some(p) = self.find(key, delimiter) {
+            match op {
+                PrefixOp::Get { hit } => {
+                    p.gets += 1;
+                    p.hits += u64::from(hit);
+                }
+                PrefixOp::Set => p.sets += 1,
+                PrefixOp::Delete => p.deletes += 1,
+            }
+        }
+    }
+
+    /// memcached's `stats_prefix_find`: the prefix is the key up to the first delimiter (a key
+    /// without one, or with a NUL before it, is not counted).
+    fn find(&mut self, key: &[u8], delimiter: u8) -> Option<&mut PrefixStats> {
+        let len = key.iter().position(|&b| b == delimiter || b == 0)?;
+        if key[len] != delimiter {
+            return None;
+        }
+        let prefix = &key[..len];
+        if self.buckets.is_empty() {
+            self.buckets.resize_with(PREFIX_BUCKETS, Vec::new);
+        }
+        let b = murmur3_32(prefix) as usize % PREFIX_BUCKETS;
+        // memcached compares with strncmp over the new prefix's length.
+        let found = self.buckets[b]
+            .iter()
+            .rposition(|p| p.prefix.len() >= len && &p.prefix[..len] == prefix);
+        let i = match found {
+            Some(i) => i,
+            None => {
+                if self.count >= MAX_PREFIXES {
+                    return None;
+                }
+                self.count += 1;
+                self.buckets[b].push(PrefixStats {
+                    prefix: prefix.to_vec(),
+                    gets: 0,
+                    hits: 0,
+                    sets: 0,
+                    deletes: 0,
+                });
+                self.buckets[b].len() - 1
+            }
+        };
+        self.buckets[b].get_mut(i)
+    }
+}
+
+/// Which counter of a key's prefix a request bumps.
+#[derive(Clone, Copy, Debug)]
+pub enum PrefixOp {
+    Get { hit: bool },
+    Set,
+    Delete,
+}
+
+/// MurmurHash3 x86_32 with seed 0: memcached's default `hash_algorithm`, which places prefixes.
+fn murmur3_32(data: &[u8]) -> u32 {
+    const C1: u32 = 0xcc9e_2d51;
+    const C2: u32 = 0x1b87_3593;
+    let mut h: u32 = 0;
+    let mut chunks = data.chunks_exact(4);
+    for c in &mut chunks {
+        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+        h ^= k;
+        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
+    }
+    let tail = chunks.remainder();
+    let mut k: u32 = 0;
+    for (i, &b) in tail.iter().enumerate() {
+        k ^= u32::from(b) << (8 * i);
+    }
+    if !tail.is_empty() {
+        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
+        h ^= k;
+    }
+    h ^= data.len() as u32;
+    h ^= h >> 16;
+    h = h.wrapping_mul(0x85eb_ca6b);
+    h ^= h >> 13;
+    h = h.wrapping_mul(0xc2b2_ae35);
+    h ^= h >> 16;
+    h
 }
 
 #[cfg(test)]

@@ -8,14 +8,10 @@
 use crate::protocol::meta::{base64_encode, parse_meta, MetaCmd, MetaReq, OPAQUE_TOO_LONG};
 use crate::protocol::text::{self, Tokens, NON_NUMERIC, OUT_OF_MEMORY, TOO_LARGE};
 use crate::stats::bump;
-use crate::store::item::{FETCHED, STALE, WIN_SENT};
+use crate::store::item::{FETCHED, KEY_BINARY, STALE, WIN_SENT};
 use crate::store::{ArithOutcome, ItemView, StoreError, StoreMode, StoreOutcome};
 
 use super::{count_miss, Action, Ctx};
-
-/// Item bit (free in `store::item`'s bits byte): the key was stored with `b`, so `mg k` and `me`
-/// show it base64-encoded, as memcached's `ITEM_KEY_BINARY` does.
-pub const KEY_BINARY: u8 = 0x40;
 
 /// Executes one meta command (`tokens` are its words, `data` the `ms` data block).
 pub fn execute(tokens: Tokens<'_>, data: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {

@@ -6,7 +6,7 @@
 pub mod meta;
 pub mod stats;
 
-use stats::PrefixOp;
+use crate::stats::PrefixOp;
 
 use std::sync::atomic::Ordering;
 
@@ -191,7 +191,8 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Continue
         }
         Command::Version => {
-            text::write_line(out, concat!("VERSION ", "1.6.18"));
+            out.extend_from_slice(b"VERSION ");
+            text::write_line(out, crate::config::PROTOCOL_VERSION);
             Action::Continue
         }
         Command::Verbosity { level, noreply } => {
@@ -279,11 +280,13 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Flush
         }
         Command::Meta { tokens, data } => meta::execute(tokens, data, ctx, out),
+        Command::BadDataChunk { noreply } => {
+            // memcached counts the set once its data is read, before checking the `\r\n`.
+            bump(&st.cmd_set);
+            line(out, BAD_CHUNK, noreply);
+            Action::Continue
+        }
         Command::Reply { msg, noreply } => {
-            if msg == BAD_CHUNK {
-                // memcached counts the set once its data is read, before checking the `\r\n`.
-                bump(&st.cmd_set);
-            }
             line(out, msg, noreply);
             Action::Continue
         }
@@ -431,10 +434,17 @@ fn slabs_reassign(sh: &Shared, src: i32, dst: i32, now: u32) -> &'static str {
         return "SAME src and dst class are identical";
     }
     let n = sh.store.classes().len() as i32;
+    // memcached's `slabclass[c].slabs >= 2`, per class id (1-based), summed over shards.
+    let pages = sh.store.class_stats(now);
+    let has_spare = |class_id: i32| {
+        pages
+            .get((class_id - 1) as usize)
+            .is_some_and(|s| s.total_pages >= 2)
+    };
     // memcached: `-1` picks any class with a spare page (none found reads as a bad class);
     // class 0 is the global page pool, a valid source or destination.
     let src = if src == -1 {
-        match (1..=n).find(|&c| c != dst && class_has_spare(sh, c)) {
+        match (1..=n).find(|&c| c != dst && has_spare(c)) {
             Some(c) => c,
             None => return "BADCLASS invalid src or dst class id",
         }
@@ -446,24 +456,15 @@ fn slabs_reassign(sh: &Shared, src: i32, dst: i32, now: u32) -> &'static str {
     }
     // ferrocache keeps no page pool: class 0 never has a spare page to give, and a page cannot
     // be parked in it either.
-    if src == 0 || dst == 0 || !class_has_spare(sh, src) {
+    if src == 0 || dst == 0 || !has_spare(src) {
         return "NOSPARE source class has no spare pages";
     }
     if sh
         .store
-        .reassign(Some((src - 1) as usize), (dst - 1) as usize, now)
+        .reassign((src - 1) as usize, (dst - 1) as usize, now)
     {
         "OK"
     } else {
         "NOSPARE source class has no spare pages"
     }
-}
-
-/// memcached's `slabclass[c].slabs >= 2`, per class id (1-based), summed over shards.
-fn class_has_spare(sh: &Shared, class_id: i32) -> bool {
-    let c = (class_id - 1) as usize;
-    sh.store
-        .class_stats(sh.clock.now())
-        .get(c)
-        .is_some_and(|s| s.total_pages >= 2)
 }

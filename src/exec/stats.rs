@@ -4,12 +4,12 @@
 //! Does not: count anything itself (see `stats` and the store's class counters).
 
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 
 use super::Ctx;
 use crate::protocol::num::{strtol32, strtoul32};
 use crate::protocol::text::{self, write_stat, Tokens, BAD_FORMAT, ERROR};
-use crate::stats::Counters;
+use crate::stats::{Counters, PrefixOp};
 
 /// Sums every worker's counters.
 pub fn totals(ctx: &Ctx<'_>) -> Counters {
@@ -49,20 +49,20 @@ pub fn stats(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
                 ts.reset();
             }
             sh.total_connections.store(0, Ordering::Relaxed);
-            PREFIXES.lock().clear();
+            sh.runtime.prefixes.lock().clear();
             sh.rejected_connections.store(0, Ordering::Relaxed);
             text::write_line(out, "RESET");
         }
         b"detail" => match t.get(2) {
             b"on" => {
-                DETAIL_ENABLED.store(true, Ordering::Relaxed);
+                sh.runtime.detail_enabled.store(true, Ordering::Relaxed);
                 text::write_line(out, "OK");
             }
             b"off" => {
-                DETAIL_ENABLED.store(false, Ordering::Relaxed);
+                sh.runtime.detail_enabled.store(false, Ordering::Relaxed);
                 text::write_line(out, "OK");
             }
-            b"dump" => prefix_dump(out),
+            b"dump" => sh.runtime.prefixes.lock().dump(out),
             _ => text::write_line(out, "CLIENT_ERROR usage: stats detail on|off|dump"),
         },
         b"settings" => {
@@ -89,7 +89,7 @@ pub fn stats(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         // memcached answers these two without an `END` line.
         b"sizes_enable" => {
             if sh.config.cas_enabled {
-                SIZES_ENABLED.store(true, Ordering::Relaxed);
+                sh.runtime.sizes_enabled.store(true, Ordering::Relaxed);
                 write_stat(out, "sizes_status", "enabled");
             } else {
                 write_stat(out, "sizes_status", "error");
@@ -97,107 +97,25 @@ pub fn stats(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             }
         }
         b"sizes_disable" => {
-            SIZES_ENABLED.store(false, Ordering::Relaxed);
+            sh.runtime.sizes_enabled.store(false, Ordering::Relaxed);
             write_stat(out, "sizes_status", "disabled");
         }
         _ => text::write_line(out, ERROR),
     }
 }
 
-/// `stats sizes_enable` turned size tracking on at run time (`-o track_sizes` does at start).
-/// Process-wide, as memcached's own histogram is.
-static SIZES_ENABLED: AtomicBool = AtomicBool::new(false);
-
+/// Size tracking is on: `-o track_sizes` at start or `stats sizes_enable` since.
 fn sizes_enabled(ctx: &Ctx<'_>) -> bool {
-    ctx.shared.config.ext.track_sizes || SIZES_ENABLED.load(Ordering::Relaxed)
+    ctx.shared.config.ext.track_sizes || ctx.shared.runtime.sizes_enabled.load(Ordering::Relaxed)
 }
 
-/// `stats detail on|off` (memcached's `settings.detail_enabled`), process-wide as memcached's.
-static DETAIL_ENABLED: AtomicBool = AtomicBool::new(false);
-
-/// memcached's `PREFIX_HASH_SIZE` buckets and `MAX_PREFIX_COUNT` limit.
-const PREFIX_BUCKETS: usize = 256;
-const MAX_PREFIXES: usize = 1 << 16;
-
-/// Per-prefix counters of `stats detail dump`, in memcached's table layout (so the dump lists
-/// prefixes in the same order): bucket = murmur3(prefix) % 256, newest prefix first in a bucket.
-#[derive(Default)]
-struct PrefixTable {
-    buckets: Vec<Vec<PrefixStats>>,
-    count: usize,
-}
-
-struct PrefixStats {
-    prefix: Vec<u8>,
-    gets: u64,
-    hits: u64,
-    sets: u64,
-    deletes: u64,
-}
-
-impl PrefixTable {
-    fn clear(&mut self) {
-        self.buckets.clear();
-        self.count = 0;
-    }
-
-    /// memcached's `stats_prefix_find`: the prefix is the key up to the first delimiter (a key
-    /// without one, or with a NUL before it, is not counted).
-    fn find(&mut self, key: &[u8], delimiter: u8) -> Option<&mut PrefixStats> {
-        let len = key.iter().position(|&b| b == delimiter || b == 0)?;
-        if key[len] != delimiter {
-            return None;
-        }
-        let prefix = &key[..len];
-        if self.buckets.is_empty() {
-            self.buckets.resize_with(PREFIX_BUCKETS, Vec::new);
-        }
-        let b = murmur3_32(prefix) as usize % PREFIX_BUCKETS;
-        // memcached compares with strncmp over the new prefix's length.
-        let found = self.buckets[b]
-            .iter()
-            .rposition(|p| p.prefix.len() >= len && &p.prefix[..len] == prefix);
-        let i = match found {
-            Some(i) => i,
-            None => {
-                if self.count >= MAX_PREFIXES {
-                    return None;
-                }
-                self.count += 1;
-                self.buckets[b].push(PrefixStats {
-                    prefix: prefix.to_vec(),
-                    gets: 0,
-                    hits: 0,
-                    sets: 0,
-                    deletes: 0,
-                });
-                self.buckets[b].len() - 1
-            }
-        };
-        self.buckets[b].get_mut(i)
-    }
-}
-
-static PREFIXES: parking_lot::Mutex<PrefixTable> = parking_lot::Mutex::new(PrefixTable {
-    buckets: Vec::new(),
-    count: 0,
-});
-
-pub fn detail_enabled() -> bool {
-    DETAIL_ENABLED.load(Ordering::Relaxed)
-}
-
-/// Which counter of a key's prefix a request bumps.
-#[derive(Clone, Copy, Debug)]
-pub enum PrefixOp {
-    Get { hit: bool },
-    Set,
-    Delete,
+pub fn detail_enabled(ctx: &Ctx<'_>) -> bool {
+    ctx.shared.runtime.detail_enabled.load(Ordering::Relaxed)
 }
 
 /// Counts a request for `stats detail dump` (only while `stats detail on`).
 pub fn record_prefix(ctx: &Ctx<'_>, key: &[u8], op: PrefixOp) {
-    if !detail_enabled() {
+    if !detail_enabled(ctx) {
         return;
     }
     let delimiter = ctx
@@ -208,64 +126,11 @@ pub fn record_prefix(ctx: &Ctx<'_>, key: &[u8], op: PrefixOp) {
         .first()
         .copied()
         .unwrap_or(b':');
-    let mut table = PREFIXES.lock();
-    if let Some(p) = table.find(key, delimiter) {
-        match op {
-            PrefixOp::Get { hit } => {
-                p.gets += 1;
-                p.hits += u64::from(hit);
-            }
-            PrefixOp::Set => p.sets += 1,
-            PrefixOp::Delete => p.deletes += 1,
-        }
-    }
-}
-
-fn prefix_dump(out: &mut Vec<u8>) {
-    let table = PREFIXES.lock();
-    for bucket in table.buckets.iter() {
-        // Newest first, as memcached links a new prefix at the head of its bucket.
-        for p in bucket.iter().rev() {
-            out.extend_from_slice(b"PREFIX ");
-            out.extend_from_slice(&p.prefix);
-            let _ = write!(
-                out,
-                " get {} hit {} set {} del {}\r\n",
-                p.gets, p.hits, p.sets, p.deletes
-            );
-        }
-    }
-    out.extend_from_slice(b"END\r\n");
-}
-
-/// MurmurHash3 x86_32 with seed 0: memcached's default `hash_algorithm`, which places prefixes.
-fn murmur3_32(data: &[u8]) -> u32 {
-    const C1: u32 = 0xcc9e_2d51;
-    const C2: u32 = 0x1b87_3593;
-    let mut h: u32 = 0;
-    let mut chunks = data.chunks_exact(4);
-    for c in &mut chunks {
-        let mut k = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-        h ^= k;
-        h = h.rotate_left(13).wrapping_mul(5).wrapping_add(0xe654_6b64);
-    }
-    let tail = chunks.remainder();
-    let mut k: u32 = 0;
-    for (i, &b) in tail.iter().enumerate() {
-        k ^= u32::from(b) << (8 * i);
-    }
-    if !tail.is_empty() {
-        k = k.wrapping_mul(C1).rotate_left(15).wrapping_mul(C2);
-        h ^= k;
-    }
-    h ^= data.len() as u32;
-    h ^= h >> 16;
-    h = h.wrapping_mul(0x85eb_ca6b);
-    h ^= h >> 13;
-    h = h.wrapping_mul(0xc2b2_ae35);
-    h ^= h >> 16;
-    h
+    ctx.shared
+        .runtime
+        .prefixes
+        .lock()
+        .record(key, delimiter, op);
 }
 
 /// The general `stats` group, memcached 1.6.18's fields in its order, plus `ferrocache_version`.
@@ -286,7 +151,7 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "pid", &std::process::id());
     s(out, "uptime", &uptime);
     s(out, "time", &now_unix);
-    s(out, "version", &"1.6.18");
+    s(out, "version", &crate::config::PROTOCOL_VERSION);
     s(out, "libevent", &"mio-1");
     s(out, "pointer_size", &(usize::BITS));
     s(out, "rusage_user", &ru);
@@ -455,7 +320,7 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "num_threads", &c.threads);
     s(out, "num_threads_per_udp", &c.threads);
     s(out, "stat_key_prefix", &c.prefix_delimiter);
-    s(out, "detail_enabled", &yes_no(detail_enabled()));
+    s(out, "detail_enabled", &yes_no(detail_enabled(ctx)));
     s(out, "reqs_per_event", &c.reqs_per_event);
     s(out, "cas_enabled", &yes_no(c.cas_enabled));
     s(out, "tcp_backlog", &c.backlog);

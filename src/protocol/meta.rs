@@ -4,7 +4,7 @@
 //! Does not: apply requests to the store or encode replies (see `exec::meta`).
 
 use super::num::{strtol32, strtoul32, strtoull};
-use super::text::{Command, Tokens, BAD_CHUNK, BAD_FORMAT, ERROR, TOO_LARGE};
+use super::text::{Command, Tokens, BAD_FORMAT, ERROR, TOO_LARGE};
 use super::{Limits, ParseError, Parsed};
 
 /// `ms <key> <datalen> <flags>*\r\n<data>\r\n`: waits for the whole data block.
@@ -89,13 +89,7 @@ pub fn parse_ms<'a>(
         return Ok(Parsed::Incomplete);
     }
     if &buf[used + vlen..end] != b"\r\n" {
-        return done(
-            Command::Reply {
-                msg: BAD_CHUNK,
-                noreply: false,
-            },
-            end,
-        );
+        return done(Command::BadDataChunk { noreply: false }, end);
     }
     done(
         Command::Meta {

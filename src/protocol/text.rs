@@ -166,6 +166,10 @@ pub enum Command<'a> {
         tokens: Tokens<'a>,
         data: &'a [u8],
     },
+    /// A storage command whose data block did not end in `\r\n` (its bytes are consumed).
+    BadDataChunk {
+        noreply: bool,
+    },
     /// The parser's own reply: an error line (silenced when `noreply`).
     Reply {
         msg: &'static str,
@@ -238,7 +242,6 @@ pub fn parse<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<Command<'a>>, Par
         return Ok(Parsed::Complete(reply(ERROR, false), used));
     }
     let done = |c: Command<'a>| Ok(Parsed::Complete(c, used));
-    let want = |ok: bool| ok;
     match cmd {
         b"get" | b"gets" | b"bget" => {
             if nt < 3 {
@@ -280,7 +283,7 @@ pub fn parse<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<Command<'a>>, Par
             } else {
                 nt == 6 || nt == 7
             };
-            if !want(ok) {
+            if !ok {
                 return done(reply(ERROR, false));
             }
             parse_store(buf, used, &t, is_cas, lim)
@@ -304,7 +307,7 @@ pub fn parse<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<Command<'a>>, Par
             }
             done(Command::Delete { key, noreply })
         }
-        b"incr" | b"decr" => {
+        b"incr" | b"decr" | b"touch" => {
             if nt != 4 && nt != 5 {
                 return done(reply(ERROR, false));
             }
@@ -312,6 +315,16 @@ pub fn parse<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<Command<'a>>, Par
             let key = t.get(1);
             if key.len() > lim.max_key {
                 return done(reply(BAD_FORMAT, noreply));
+            }
+            if cmd == b"touch" {
+                let Some(exptime) = strtol32(t.get(2)) else {
+                    return done(reply(BAD_EXPTIME, noreply));
+                };
+                return done(Command::Touch {
+                    key,
+                    exptime,
+                    noreply,
+                });
             }
             let Some(delta) = strtoull(t.get(2)) else {
                 return done(reply(BAD_DELTA, noreply));
@@ -320,24 +333,6 @@ pub fn parse<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<Command<'a>>, Par
                 incr: cmd == b"incr",
                 key,
                 delta,
-                noreply,
-            })
-        }
-        b"touch" => {
-            if nt != 4 && nt != 5 {
-                return done(reply(ERROR, false));
-            }
-            let noreply = t.noreply();
-            let key = t.get(1);
-            if key.len() > lim.max_key {
-                return done(reply(BAD_FORMAT, noreply));
-            }
-            let Some(exptime) = strtol32(t.get(2)) else {
-                return done(reply(BAD_EXPTIME, noreply));
-            };
-            done(Command::Touch {
-                key,
-                exptime,
                 noreply,
             })
         }
@@ -489,7 +484,7 @@ fn parse_store<'a>(
         return Ok(Parsed::Incomplete);
     }
     if &buf[used + vlen..end] != b"\r\n" {
-        return done(reply(BAD_CHUNK, noreply), end);
+        return done(Command::BadDataChunk { noreply }, end);
     }
     let cmd = match t.get(0) {
         b"set" => StoreCmd::Set,

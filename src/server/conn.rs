@@ -9,7 +9,7 @@ use mio::net::{TcpStream, UnixStream};
 
 use crate::exec::{self, Action, ConnRef, Ctx};
 use crate::protocol::{self, text, Kind, Limits, Parsed};
-use crate::state::{Shared, Shutdown};
+use crate::state::Shared;
 use crate::stats;
 
 /// First read buffer size (memcached's `READ_BUFFER_SIZE`).
@@ -277,9 +277,4 @@ impl Conn {
     pub fn close_after_write(&mut self) {
         self.closing = true;
     }
-}
-
-/// Shutdown requests from a connection go through the server's signal path.
-pub fn is_shutdown(s: Shutdown) -> bool {
-    s != Shutdown::None
 }

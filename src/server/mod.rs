@@ -164,11 +164,8 @@ fn check_user(cfg: &Config) -> Result<(), ConfigError> {
     if !euid.is_root() {
         return Ok(());
     }
-    let Some(name) = &cfg.user else {
+    if cfg.user.is_none() {
         return Err(fail("can't run as root without the -u switch", EX_USAGE));
-    };
-    if name == "root" {
-        return Ok(());
     }
     Ok(())
 }
@@ -445,14 +442,16 @@ fn maintainer(sh: &Shared) {
         let now = sh.clock.now();
         let crawler = sh.runtime.lru_crawler.load(Ordering::Relaxed);
         let burst = sh.runtime.crawl_requested.swap(false, Ordering::Relaxed);
-        let budget = if burst {
+        // An explicit `lru_crawler crawl` gets a full pass; `lru_crawler disable` stops crawling.
+        let crawl = if burst {
             1 << 20
         } else if crawler {
             2048
         } else {
             0
         };
-        sh.store.maintain(budget.max(64), now);
+        // Balancing keeps the bound it had with the default crawl budget (2048 / 4 + 1).
+        sh.store.maintain(513, crawl, now);
         rounds += 1;
         if rounds.is_multiple_of(10) {
             sh.store.automove(now);

@@ -37,6 +37,8 @@ pub fn run(index: usize, mut poll: Poll, rx: Receiver<NewConn>, sh: Arc<Shared>)
     };
     let max_buf = (sh.config.item_size_max + 64 * 1024).max(limits.max_get_line);
     let mut pending: Vec<usize> = Vec::new();
+    // Connections to drive this round; kept across rounds so the loop does not allocate.
+    let mut ready: Vec<usize> = Vec::new();
     let mut stopping_since: Option<Instant> = None;
     let idle = sh.config.ext.idle_timeout;
     let mut last_idle_check = sh.clock.now();
@@ -55,7 +57,8 @@ pub fn run(index: usize, mut poll: Poll, rx: Receiver<NewConn>, sh: Arc<Shared>)
                 return Err(e);
             }
         }
-        let mut ready: Vec<usize> = std::mem::take(&mut pending);
+        ready.clear();
+        ready.append(&mut pending);
         for ev in events.iter() {
             if ev.token() == WAKE {
                 while let Ok(nc) = rx.try_recv() {
@@ -67,7 +70,7 @@ pub fn run(index: usize, mut poll: Poll, rx: Receiver<NewConn>, sh: Arc<Shared>)
         }
         ready.sort_unstable();
         ready.dedup();
-        for key in ready {
+        for &key in &ready {
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };

@@ -8,7 +8,8 @@
 //!  +--------+--------+----------------+--------+--------+--------+--------+---+---+---+--------- - -
 //! ```
 //! All integers little-endian. `prev`/`next` are chunk ids of the LRU neighbours (`NIL` = none);
-//! `exptime`/`atime` are server-relative seconds; `bits` holds the LRU segment and access marks.
+//! `exptime`/`atime` are server-relative seconds; `bits` holds the LRU segment, access marks and
+//! meta-protocol marks (win token sent, stale, base64 key).
 
 /// Bytes of header before the key.
 pub const HEADER: usize = 36;
@@ -49,6 +50,9 @@ pub const ACTIVE: u8 = 0x08;
 pub const WIN_SENT: u8 = 0x10;
 /// Item was marked stale (meta invalidation).
 pub const STALE: u8 = 0x20;
+/// The key was stored base64-encoded by a meta command (`b`), so `mg k` and `me` show it
+/// base64-encoded, as memcached's `ITEM_KEY_BINARY` does.
+pub const KEY_BINARY: u8 = 0x40;
 const SEGMENT_MASK: u8 = 0x03;
 
 /// Total chunk bytes an item with these key/value lengths needs.

@@ -82,6 +82,16 @@ impl Lru {
         self.tail[seg.index()]
     }
 
+    /// The eviction candidate: the COLD tail, else the HOT tail, else the WARM tail, or `NIL`.
+    #[inline]
+    pub fn coldest(&self) -> ChunkId {
+        [Segment::Cold, Segment::Hot, Segment::Warm]
+            .into_iter()
+            .map(|s| self.tail(s))
+            .find(|&id| id != NIL)
+            .unwrap_or(NIL)
+    }
+
     #[inline]
     pub fn len(&self, seg: Segment) -> usize {
         self.len[seg.index()]

@@ -406,11 +406,12 @@ impl Store {
         self.shared.budget.limit() * self.classes.page_size()
     }
 
-    /// One round of background work over every shard, each locked in turn.
-    pub fn maintain(&self, budget: usize, now: u32) -> usize {
+    /// One round of background work over every shard, each locked in turn (see
+    /// `Shard::maintain` for the two budgets).
+    pub fn maintain(&self, balance: usize, crawl: usize, now: u32) -> usize {
         self.shards
             .iter()
-            .map(|s| s.lock().maintain(budget, now))
+            .map(|s| s.lock().maintain(balance, crawl, now))
             .sum()
     }
 
@@ -453,23 +454,12 @@ impl Store {
     }
 
     /// `slabs reassign`: moves one page from class `src` to `dst` (0-based) in the first shard
-    /// that has more than one page of `src` (any class with `src == None`).
-    pub fn reassign(&self, src: Option<usize>, dst: usize, now: u32) -> bool {
-        for s in self.shards.iter() {
+    /// that has more than one page of `src`.
+    pub fn reassign(&self, src: usize, dst: usize, now: u32) -> bool {
+        self.shards.iter().any(|s| {
             let mut shard = s.lock();
-            let from = match src {
-                Some(c) => Some(c).filter(|&c| shard.class_pages(c) > 1),
-                None => (0..self.classes.len())
-                    .filter(|&c| c != dst && shard.class_pages(c) > 1)
-                    .max_by_key(|&c| shard.class_pages(c)),
-            };
-            if let Some(from) = from {
-                if shard.move_page(from, dst, now) {
-                    return true;
-                }
-            }
-        }
-        false
+            shard.class_pages(src) > 1 && shard.move_page(src, dst, now)
+        })
     }
 
     /// Per-class statistics summed over shards (index = class, 0-based).

@@ -57,6 +57,14 @@ pub struct Shard {
     crawl_chunk: usize,
 }
 
+/// What happens to the live items of a page being taken from its class.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Vacate {
+    /// Copy them into free chunks of the class elsewhere when there are any.
+    Rescue,
+    Evict,
+}
+
 /// Result of looking a key up.
 enum Found {
     Hit(ChunkId),
@@ -306,12 +314,10 @@ impl Shard {
 
     /// Evicts the least recently used item of class `cls` (COLD tail, else HOT, else WARM).
     fn evict_tail(&mut self, cls: usize, now: u32) -> bool {
-        let lru = &self.class[cls].lru;
-        let id = [Segment::Cold, Segment::Hot, Segment::Warm]
-            .into_iter()
-            .map(|s| lru.tail(s))
-            .find(|&id| id != NIL);
-        let Some(id) = id else { return false };
+        let id = self.class[cls].lru.coldest();
+        if id == NIL {
+            return false;
+        }
         self.evict(id, now);
         true
     }
@@ -349,15 +355,28 @@ impl Shard {
         if src == dst || self.class[src].pages.is_empty() {
             return false;
         }
-        let lru = &self.class[src].lru;
-        let tail = [Segment::Cold, Segment::Hot, Segment::Warm]
-            .into_iter()
-            .map(|s| lru.tail(s))
-            .find(|&id| id != NIL);
-        let p = match tail {
-            Some(id) => self.pages.page_of(id),
-            None => self.class[src].pages[0],
-        };
+        let p = self.coldest_page(src);
+        self.vacate_page(src, p, now, Vacate::Rescue);
+        let size = self.classes.size(dst);
+        self.pages.reassign(p, dst, size);
+        self.push_page_chunks(p, dst);
+        self.counters.slabs_moved += 1;
+        true
+    }
+
+    /// The page holding class `cls`'s least recently used item, else its first page. The class
+    /// must own a page.
+    fn coldest_page(&self, cls: usize) -> usize {
+        match self.class[cls].lru.coldest() {
+            NIL => self.class[cls].pages[0],
+            id => self.pages.page_of(id),
+        }
+    }
+
+    /// Empties page `p` of class `src` and takes it out of the class: live items are rescued
+    /// into free chunks of `src` elsewhere (`Vacate::Rescue`, counted as reassign rescues and
+    /// evictions) or evicted (`Vacate::Evict`).
+    fn vacate_page(&mut self, src: usize, p: usize, now: u32, how: Vacate) {
         // Free chunks inside the page leave the free list first so rescues never land there.
         let pages = &self.pages;
         self.class[src].free.retain(|&id| pages.page_of(id) != p);
@@ -366,22 +385,24 @@ impl Shard {
             if !item::in_use(self.pages.chunk(id)) {
                 continue;
             }
-            if let Some(to) = self.class[src].free.pop() {
+            let to = match how {
+                Vacate::Rescue => self.class[src].free.pop(),
+                Vacate::Evict => None,
+            };
+            if let Some(to) = to {
                 self.rescue(id, to);
                 self.counters.slab_reassign_rescues += 1;
             } else {
                 self.evict(id, now);
-                self.counters.slab_reassign_evictions += 1;
-                // `evict` returned the chunk to the free list; take it back out.
-                self.class[src].free.retain(|&x| x != id);
+                if how == Vacate::Rescue {
+                    self.counters.slab_reassign_evictions += 1;
+                }
+                // `evict` pushed the chunk onto the free list; it leaves with the page.
+                let back = self.class[src].free.pop();
+                debug_assert_eq!(back, Some(id));
             }
         }
         self.class[src].pages.retain(|&x| x != p);
-        let size = self.classes.size(dst);
-        self.pages.reassign(p, dst, size);
-        self.push_page_chunks(p, dst);
-        self.counters.slabs_moved += 1;
-        true
     }
 
     /// Copies item `from` into free chunk `to` of the same class, keeping its LRU segment.
@@ -405,24 +426,8 @@ impl Shard {
         let Some(src) = self.fattest_class(usize::MAX) else {
             return false;
         };
-        // Reuse the eviction path of `move_page`, then drop the page instead of reassigning it.
-        let p = {
-            let lru = &self.class[src].lru;
-            [Segment::Cold, Segment::Hot, Segment::Warm]
-                .into_iter()
-                .map(|s| lru.tail(s))
-                .find(|&id| id != NIL)
-                .map_or(self.class[src].pages[0], |id| self.pages.page_of(id))
-        };
-        for n in 0..self.pages.chunks_in(p) {
-            let id = self.pages.id(p, n);
-            if item::in_use(self.pages.chunk(id)) {
-                self.evict(id, now);
-            }
-        }
-        let pages = &self.pages;
-        self.class[src].free.retain(|&id| pages.page_of(id) != p);
-        self.class[src].pages.retain(|&x| x != p);
+        let p = self.coldest_page(src);
+        self.vacate_page(src, p, now, Vacate::Evict);
         self.pages.release(p);
         self.shared.budget.release();
         true
@@ -684,17 +689,19 @@ impl Shard {
     // ----- background work --------------------------------------------------------------------
 
     /// Bounded background work: balance LRU segments, reclaim expired/flushed items (crawler),
-    /// give pages back when over the memory limit. Returns the items it looked at.
-    pub fn maintain(&mut self, budget: usize, now: u32) -> usize {
+    /// give pages back when over the memory limit. `balance` bounds the items moved per class,
+    /// `crawl` the chunks the crawler looks at (0 when the crawler is off). Returns the items it
+    /// looked at.
+    pub fn maintain(&mut self, balance: usize, crawl: usize, now: u32) -> usize {
         let mut work = 0;
         for cls in 0..self.class.len() {
-            let moved = self.balance_class(cls, budget / 4 + 1);
+            let moved = self.balance_class(cls, balance);
             if moved > 0 {
                 self.counters.lru_maintainer_juggles += 1;
             }
             work += moved;
         }
-        work += self.crawl(budget, now);
+        work += self.crawl(crawl, now);
         let mut released = 0;
         while self.shared.budget.over_limit() && released < 4 && self.release_page(now) {
             released += 1;

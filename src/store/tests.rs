@@ -157,7 +157,7 @@ fn crawler_reclaims_expired() {
     }
     assert_eq!(s.counters().curr_items, 100);
     for _ in 0..10 {
-        s.maintain(100_000, 20);
+        s.maintain(25_001, 100_000, 20);
     }
     assert_eq!(s.counters().curr_items, 0);
     let reclaimed: u64 = s.class_stats(20).iter().map(|c| c.crawler_reclaimed).sum();
@@ -181,7 +181,7 @@ fn eviction_keeps_memory_bounded_and_prefers_recent_reads() {
             }
         }
         if i % 1000 == 0 {
-            s.maintain(1000, 5);
+            s.maintain(251, 1000, 5);
         }
     }
     assert!(s.shared().budget.used() <= 2 + 1);
@@ -249,7 +249,7 @@ fn memlimit_shrink_releases_pages() {
     assert!(s.shared().budget.used() > 8);
     s.set_memory_limit(8 << 20);
     for _ in 0..10 {
-        s.maintain(1000, 5);
+        s.maintain(251, 1000, 5);
     }
     assert!(s.shared().budget.used() <= 8);
     let h = s.hash(b"x");
