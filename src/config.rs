@@ -116,6 +116,11 @@ pub struct Args {
     /// ASCII authentication file (user:password lines).
     #[arg(short = 'Y', long = "auth-file")]
     pub auth_file: Option<PathBuf>,
+    /// The credentials file in use: `-Y`, else `--sasl-pwdb`, else `$MEMCACHED_SASL_PWDB` (with `-S`).
+    pub credentials_file: Option<PathBuf>,
+    /// Credentials file for SASL (-S); defaults to $MEMCACHED_SASL_PWDB. `-Y FILE` serves both.
+    #[arg(long = "sasl-pwdb")]
+    pub sasl_pwdb: Option<PathBuf>,
     /// Extended options, comma separated (memcached's -o).
     #[arg(short = 'o', long = "extended", action = ArgAction::Append)]
     pub extended: Vec<String>,
@@ -182,6 +187,8 @@ pub struct Config {
     pub shutdown_enabled: bool,
     pub prefix_delimiter: String,
     pub auth_file: Option<PathBuf>,
+    /// The credentials file in use: `-Y`, else `--sasl-pwdb`, else `$MEMCACHED_SASL_PWDB` (with `-S`).
+    pub credentials_file: Option<PathBuf>,
     pub ext: Extended,
 }
 
@@ -599,6 +606,11 @@ impl Config {
             watch_enabled: !a.disable_watch,
             shutdown_enabled: a.enable_shutdown,
             prefix_delimiter: a.prefix_delimiter,
+            credentials_file: a.auth_file.clone().or(a.sasl_pwdb.clone()).or_else(|| {
+                a.sasl
+                    .then(|| std::env::var_os("MEMCACHED_SASL_PWDB").map(PathBuf::from))
+                    .flatten()
+            }),
             auth_file: a.auth_file,
             ext,
         })

@@ -6,6 +6,7 @@
 #![deny(unsafe_code)]
 #![warn(rust_2018_idioms, missing_debug_implementations)]
 
+pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod exec;

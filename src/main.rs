@@ -19,6 +19,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    if argv.get(1).map(String::as_str) == Some("passwd") {
+        return passwd(&argv[1..]);
+    }
     let cfg = match Config::from_args(argv) {
         Ok(c) => c,
         Err(e) => {
@@ -54,4 +57,83 @@ fn main() -> ExitCode {
             ExitCode::from(e.code as u8)
         }
     }
+}
+
+/// `ferrocache passwd USER`: prints a hashed credentials-file entry for USER. The password is read
+/// from the terminal (twice, without echo) or as the first line of standard input.
+fn passwd(args: &[String]) -> ExitCode {
+    use clap::Parser;
+    use ferrocache::auth::{make_entry, Algorithm};
+
+    #[derive(Parser)]
+    #[command(
+        name = "ferrocache passwd",
+        about = "Print a hashed credentials-file line for USER"
+    )]
+    struct Args {
+        /// User name.
+        user: String,
+        /// Password-hashing algorithm.
+        #[arg(long, value_enum, default_value = "argon2id")]
+        algorithm: Algorithm,
+    }
+    let a = match Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 64 } else { 0 });
+        }
+    };
+    let password = match read_password() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("ferrocache passwd: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match make_entry(&a.user, password.as_bytes(), a.algorithm) {
+        Ok(line) => {
+            println!("{line}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("ferrocache passwd: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn read_password() -> Result<String, String> {
+    use nix::sys::termios::{tcgetattr, tcsetattr, LocalFlags, SetArg};
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    let read_line = || -> Result<String, String> {
+        let mut line = String::new();
+        stdin
+            .lock()
+            .read_line(&mut line)
+            .map_err(|e| e.to_string())?;
+        Ok(line.trim_end_matches(['\n', '\r']).to_string())
+    };
+    if !stdin.is_terminal() {
+        return read_line();
+    }
+    let saved = tcgetattr(&stdin).map_err(|e| e.to_string())?;
+    let mut quiet = saved.clone();
+    quiet.local_flags.remove(LocalFlags::ECHO);
+    let ask = |prompt: &str| -> Result<String, String> {
+        eprint!("{prompt}");
+        let _ = std::io::stderr().flush();
+        tcsetattr(&stdin, SetArg::TCSANOW, &quiet).map_err(|e| e.to_string())?;
+        let r = read_line();
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &saved);
+        eprintln!();
+        r
+    };
+    let first = ask("Password: ")?;
+    let second = ask("Again: ")?;
+    if first != second {
+        return Err("passwords do not match".into());
+    }
+    Ok(first)
 }

@@ -111,6 +111,8 @@ pub struct Shared {
     pub shutdown: AtomicU8,
     pub conns: Mutex<BTreeMap<i64, ConnInfo>>,
     pub started: std::time::Instant,
+    /// The credentials file of `-S`/`-Y`, replaced whole on SIGHUP.
+    pub credentials: parking_lot::RwLock<Option<std::sync::Arc<crate::auth::Credentials>>>,
 }
 
 impl Shared {
@@ -149,8 +151,32 @@ impl Shared {
             shutdown: AtomicU8::new(Shutdown::None as u8),
             conns: Mutex::new(BTreeMap::new()),
             started: std::time::Instant::now(),
+            credentials: parking_lot::RwLock::new(None),
             config,
         }
+    }
+
+    /// The credentials in force now.
+    pub fn credentials(&self) -> Option<std::sync::Arc<crate::auth::Credentials>> {
+        self.credentials.read().clone()
+    }
+
+    /// Loads the credentials file (if any) and puts it in force; on error the old one stays.
+    pub fn reload_credentials(&self) -> Result<usize, crate::auth::CredentialsError> {
+        let Some(path) = self.config.credentials_file.as_deref() else {
+            return Ok(0);
+        };
+        let c = crate::auth::Credentials::load(path)?;
+        if c.plaintext_entries() > 0 {
+            log::warn!(
+                "{}: {} plaintext password(s); use `ferrocache passwd USER` to store hashes instead",
+                path.display(),
+                c.plaintext_entries()
+            );
+        }
+        let n = c.len();
+        *self.credentials.write() = Some(std::sync::Arc::new(c));
+        Ok(n)
     }
 
     pub fn request_shutdown(&self, how: Shutdown) {

@@ -3,6 +3,7 @@
 //! protocol and the store.
 //! Does not: touch sockets or threads (the server owns those).
 
+pub mod binary;
 pub mod meta;
 pub mod stats;
 
@@ -31,6 +32,17 @@ pub enum Action {
     Flush,
     /// Stop the server.
     Shutdown(Shutdown),
+    /// Check the credentials left in `Session::pending`, then answer with `finish_auth`.
+    Verify,
+}
+
+/// Per-connection protocol state the executor reads and changes.
+#[derive(Debug, Default)]
+pub struct Session {
+    /// Passed SASL or ASCII authentication (meaningless when neither is enabled).
+    pub authenticated: bool,
+    /// Credentials waiting to be checked (see `Action::Verify`).
+    pub pending: Option<crate::auth::Attempt>,
 }
 
 /// Per-connection facts a request may need.
@@ -62,7 +74,11 @@ impl<'a> Ctx<'a> {
         self.shared.clock.now()
     }
     fn exptime(&self, e: i32) -> u32 {
-        realtime(i64::from(e), self.now(), self.shared.clock.started_unix)
+        self.exptime_wide(i64::from(e))
+    }
+    /// memcached's `realtime()`: relative seconds, or an absolute unix time past 30 days.
+    fn exptime_wide(&self, e: i64) -> u32 {
+        realtime(e, self.now(), self.shared.clock.started_unix)
     }
 }
 
@@ -186,7 +202,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                 line(out, "CLIENT_ERROR flush_all not allowed", noreply);
                 return Action::Continue;
             }
-            flush_all(sh, delay, ctx.now());
+            flush_all(sh, i64::from(delay), ctx.now());
             line(out, "OK", noreply);
             Action::Continue
         }
@@ -311,11 +327,30 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
     }
 }
 
+/// One step of ASCII authentication (`-Y`) before the connection is authenticated.
+pub fn ascii_auth(line: text::AuthLine<'_>, session: &mut Session, out: &mut Vec<u8>) -> Action {
+    let msg = match line {
+        text::AuthLine::Unauthenticated => "CLIENT_ERROR unauthenticated",
+        text::AuthLine::BadTermination => "CLIENT_ERROR bad command line termination",
+        text::AuthLine::BadFormat => "CLIENT_ERROR bad authentication token format",
+        text::AuthLine::Credentials { user, password } => {
+            session.pending = Some(crate::auth::Attempt {
+                user: user.to_vec(),
+                password: password.to_vec(),
+                reply: crate::auth::Reply::Ascii,
+            });
+            return Action::Verify;
+        }
+    };
+    text::write_line(out, msg);
+    Action::Continue
+}
+
 /// `flush_all [delay]`: memcached's rule — a delay that ends within the current second flushes
 /// now, a later one is applied by the maintainer when due.
-pub fn flush_all(sh: &Shared, delay: i32, now: u32) {
+pub fn flush_all(sh: &Shared, delay: i64, now: u32) {
     if delay > 0 {
-        let at = realtime(i64::from(delay), now, sh.clock.started_unix).saturating_sub(1);
+        let at = realtime(delay, now, sh.clock.started_unix).saturating_sub(1);
         if at > now {
             sh.pending_flush.store(at, Ordering::Relaxed);
             return;
@@ -376,7 +411,7 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
     out.extend_from_slice(b"END\r\n");
 }
 
-/// Stores a value and returns the reply line (shared by text and meta set paths).
+/// Stores a value and returns the reply line (shared by the text and meta set paths).
 pub fn store(
     mode: StoreMode,
     key: &[u8],
@@ -385,45 +420,47 @@ pub fn store(
     data: &[u8],
     ctx: &Ctx<'_>,
 ) -> &'static str {
+    match store_counted(mode, key, flags, ctx.exptime(exptime), data, ctx) {
+        Ok(StoreOutcome::Stored(_)) => "STORED",
+        Ok(StoreOutcome::NotStored) => "NOT_STORED",
+        Ok(StoreOutcome::Exists) => "EXISTS",
+        Ok(StoreOutcome::NotFound) => "NOT_FOUND",
+        Err(StoreError::TooLarge) => TOO_LARGE,
+        Err(StoreError::OutOfMemory) => OUT_OF_MEMORY,
+    }
+}
+
+/// Stores a value (`exptime` already server-relative) and counts it as memcached does.
+pub fn store_counted(
+    mode: StoreMode,
+    key: &[u8],
+    flags: u32,
+    exptime: u32,
+    data: &[u8],
+    ctx: &Ctx<'_>,
+) -> Result<StoreOutcome, StoreError> {
     let sh = ctx.shared;
     let st = ctx.stats;
     let h = sh.store.hash(key);
-    let exp = ctx.exptime(exptime);
     let r = sh
         .store
         .lock(h)
-        .store(mode, key, h, flags, exp, data, ctx.now());
+        .store(mode, key, h, flags, exptime, data, ctx.now());
     let is_cas = matches!(mode, StoreMode::Cas(_));
     match r {
         Ok(o) => {
             bump(&st.cmd_set);
             match o {
-                StoreOutcome::Stored(_) => {
-                    if is_cas {
-                        bump(&st.cas_hits);
-                    }
-                    "STORED"
-                }
-                StoreOutcome::NotStored => "NOT_STORED",
-                StoreOutcome::Exists => {
-                    bump(&st.cas_badval);
-                    "EXISTS"
-                }
-                StoreOutcome::NotFound => {
-                    bump(&st.cas_misses);
-                    "NOT_FOUND"
-                }
+                StoreOutcome::Stored(_) if is_cas => bump(&st.cas_hits),
+                StoreOutcome::Exists => bump(&st.cas_badval),
+                StoreOutcome::NotFound => bump(&st.cas_misses),
+                _ => {}
             }
         }
-        Err(StoreError::TooLarge) => {
-            bump(&st.store_too_large);
-            TOO_LARGE
-        }
-        Err(StoreError::OutOfMemory) => {
-            bump(&st.store_no_memory);
-            OUT_OF_MEMORY
-        }
+        Err(StoreError::TooLarge) => bump(&st.store_too_large),
+        Err(StoreError::OutOfMemory) => bump(&st.store_no_memory),
     }
+    r
 }
 
 fn slabs_reassign(sh: &Shared, src: i32, dst: i32, now: u32) -> &'static str {

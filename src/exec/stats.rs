@@ -45,12 +45,7 @@ pub fn stats(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     }
     match t.get(1) {
         b"reset" => {
-            for ts in sh.thread_stats.iter() {
-                ts.reset();
-            }
-            sh.total_connections.store(0, Ordering::Relaxed);
-            sh.runtime.prefixes.lock().clear();
-            sh.rejected_connections.store(0, Ordering::Relaxed);
+            reset(ctx);
             text::write_line(out, "RESET");
         }
         b"detail" => match t.get(2) {
@@ -87,20 +82,35 @@ pub fn stats(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(b"END\r\n");
         }
         // memcached answers these two without an `END` line.
-        b"sizes_enable" => {
-            if sh.config.cas_enabled {
-                sh.runtime.sizes_enabled.store(true, Ordering::Relaxed);
-                write_stat(out, "sizes_status", "enabled");
-            } else {
-                write_stat(out, "sizes_status", "error");
-                write_stat(out, "sizes_error", "cas_support_disabled");
-            }
-        }
-        b"sizes_disable" => {
-            sh.runtime.sizes_enabled.store(false, Ordering::Relaxed);
-            write_stat(out, "sizes_status", "disabled");
-        }
+        b"sizes_enable" => sizes_toggle(ctx, true, out),
+        b"sizes_disable" => sizes_toggle(ctx, false, out),
         _ => text::write_line(out, ERROR),
+    }
+}
+
+/// `stats reset`: zeroes the resettable counters.
+pub fn reset(ctx: &Ctx<'_>) {
+    let sh = ctx.shared;
+    for ts in sh.thread_stats.iter() {
+        ts.reset();
+    }
+    sh.total_connections.store(0, Ordering::Relaxed);
+    sh.runtime.prefixes.lock().clear();
+    sh.rejected_connections.store(0, Ordering::Relaxed);
+}
+
+/// `stats sizes_enable` / `stats sizes_disable` (memcached answers without an `END` line).
+pub fn sizes_toggle(ctx: &Ctx<'_>, enable: bool, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    if !enable {
+        sh.runtime.sizes_enabled.store(false, Ordering::Relaxed);
+        write_stat(out, "sizes_status", "disabled");
+    } else if sh.config.cas_enabled {
+        sh.runtime.sizes_enabled.store(true, Ordering::Relaxed);
+        write_stat(out, "sizes_status", "enabled");
+    } else {
+        write_stat(out, "sizes_status", "error");
+        write_stat(out, "sizes_error", "cas_support_disabled");
     }
 }
 

@@ -3,6 +3,7 @@
 //! Does not: execute requests (see `exec`) or own buffers (see `server`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod binary;
 pub mod meta;
 pub mod num;
 pub mod text;
@@ -23,6 +24,10 @@ pub enum ParseError {
     LineTooLong,
     #[error("HTTP request on the memcached port")]
     Http,
+    #[error("bad magic byte in a binary request")]
+    BadMagic,
+    #[error("authentication token too long")]
+    AuthTooLong,
 }
 
 /// Limits the parser enforces.

@@ -537,3 +537,111 @@ pub fn write_stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) 
     use std::io::Write;
     let _ = write!(out, "STAT {name} {value}\r\n");
 }
+
+/// Longest ASCII authentication payload accepted (memcached's later releases use the same cap).
+pub const MAX_AUTH_TOKEN: u64 = 16 * 1024;
+
+/// One step of memcached's ASCII authentication (`-Y`): until a client authenticates, its only
+/// accepted input is `set <key> <flags> <exptime> <bytes>\r\n<user> <password>\r\n` (key, flags
+/// and exptime are ignored).
+#[derive(Debug, PartialEq, Eq)]
+pub enum AuthLine<'a> {
+    /// The line is not an auth `set`: `CLIENT_ERROR unauthenticated`.
+    Unauthenticated,
+    /// The token does not end in `\r\n`.
+    BadTermination,
+    /// No space between user and password.
+    BadFormat,
+    Credentials {
+        user: &'a [u8],
+        password: &'a [u8],
+    },
+}
+
+/// Parses one ASCII authentication attempt from the front of `buf`.
+pub fn parse_auth<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<AuthLine<'a>>, ParseError> {
+    if buf.len() < 2 {
+        return Ok(Parsed::Incomplete);
+    }
+    let Some(nl) = memchr(b'\n', buf) else {
+        return if buf.len() > lim.max_line {
+            Err(ParseError::LineTooLong)
+        } else {
+            Ok(Parsed::Incomplete)
+        };
+    };
+    let line = &buf[..nl];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let t = Tokens::new(line);
+    let size = match strtoull(t.get(4)) {
+        Some(n) if t.ntokens() >= 6 && t.get(0) == b"set" => n,
+        _ => return Ok(Parsed::Complete(AuthLine::Unauthenticated, nl + 1)),
+    };
+    if size > MAX_AUTH_TOKEN {
+        return Err(ParseError::AuthTooLong);
+    }
+    let need = nl + 1 + size as usize + 2;
+    if buf.len() < need {
+        return Ok(Parsed::Incomplete);
+    }
+    let payload = &buf[nl + 1..need];
+    let r = match payload.strip_suffix(b"\r\n") {
+        None => AuthLine::BadTermination,
+        Some(body) => match body.iter().position(|&b| b == b' ') {
+            None => AuthLine::BadFormat,
+            Some(i) => AuthLine::Credentials {
+                user: &body[..i],
+                password: &body[i + 1..],
+            },
+        },
+    };
+    Ok(Parsed::Complete(r, need))
+}
+
+#[cfg(test)]
+mod auth_tests {
+    use super::*;
+
+    #[test]
+    fn auth_lines() {
+        let l = Limits::default();
+        let ok = b"set a 0 0 7\r\nfoo bar\r\n";
+        for i in 0..ok.len() {
+            assert_eq!(
+                parse_auth(&ok[..i], &l),
+                Ok(Parsed::Incomplete),
+                "prefix {i}"
+            );
+        }
+        assert_eq!(
+            parse_auth(ok, &l),
+            Ok(Parsed::Complete(
+                AuthLine::Credentials {
+                    user: b"foo",
+                    password: b"bar"
+                },
+                ok.len()
+            ))
+        );
+        assert_eq!(
+            parse_auth(b"get foo\r\n", &l),
+            Ok(Parsed::Complete(AuthLine::Unauthenticated, 9))
+        );
+        assert_eq!(
+            parse_auth(b"set a 0 0 x\r\n", &l),
+            Ok(Parsed::Complete(AuthLine::Unauthenticated, 13))
+        );
+        assert_eq!(
+            parse_auth(b"set a 0 0 3\r\nfoo\r\n", &l),
+            Ok(Parsed::Complete(AuthLine::BadFormat, 18))
+        );
+        assert_eq!(
+            parse_auth(b"set a 0 0 3\r\nfooXX", &l),
+            Ok(Parsed::Complete(AuthLine::BadTermination, 18))
+        );
+        assert_eq!(
+            parse_auth(b"set a 0 0 99999\r\n", &l),
+            Err(ParseError::AuthTooLong)
+        );
+    }
+}

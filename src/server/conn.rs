@@ -7,8 +7,8 @@ use std::io::{self, Read, Write};
 use log::debug;
 use mio::net::{TcpStream, UnixStream};
 
-use crate::exec::{self, Action, ConnRef, Ctx};
-use crate::protocol::{self, text, Kind, Limits, Parsed};
+use crate::exec::{self, Action, ConnRef, Ctx, Session};
+use crate::protocol::{self, binary, text, Kind, Limits, Parsed};
 use crate::state::Shared;
 use crate::stats;
 
@@ -54,6 +54,8 @@ pub enum Next {
     Write,
     /// Complete requests remain unprocessed (the `-R` budget ran out): come back soon.
     Yield,
+    /// Credentials need a slow check: take them with `take_attempt`, answer with `auth_done`.
+    Verify,
     Close,
 }
 
@@ -71,6 +73,9 @@ pub struct Conn {
     swallow: usize,
     closing: bool,
     eof: bool,
+    session: Session,
+    /// An authentication attempt is being checked: no request is processed until it is answered.
+    verifying: bool,
     pub last_active: u32,
     pub last_cmd: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
@@ -94,6 +99,8 @@ impl Conn {
             swallow: 0,
             closing: false,
             eof: false,
+            session: Session::default(),
+            verifying: false,
             last_active: now,
             last_cmd,
         }
@@ -121,6 +128,13 @@ impl Conn {
             let more = self.process(&ctx, limits, &mut budget);
             if self.flush(ctx.stats).is_err() {
                 return Next::Close;
+            }
+            if self.verifying {
+                return if self.session.pending.is_some() {
+                    Next::Verify
+                } else {
+                    Next::Read
+                };
             }
             if self.wpos < self.out.len() {
                 return Next::Write;
@@ -189,7 +203,7 @@ impl Conn {
                     return false;
                 }
             }
-            if self.rstart == self.rend || self.closing {
+            if self.rstart == self.rend || self.closing || self.verifying {
                 return false;
             }
             if self.out.len() - self.wpos > OUT_HIGH_WATER {
@@ -203,42 +217,118 @@ impl Conn {
                     crate::config::Protocol::Auto => k,
                 }
             });
-            if kind == Kind::Binary {
-                debug!("conn {}: binary protocol is not enabled; closing", self.id);
-                self.closing = true;
-                return false;
-            }
             if *budget == 0 {
                 return true;
             }
             let input = &self.rbuf[self.rstart..self.rend];
-            match text::parse(input, limits) {
-                Ok(Parsed::Incomplete) => return false,
-                Ok(Parsed::Complete(cmd, used)) => {
-                    *budget -= 1;
-                    self.last_active = now;
-                    self.last_cmd
-                        .store(now, std::sync::atomic::Ordering::Relaxed);
-                    let action = exec::execute(cmd, ctx, &mut self.out);
-                    self.rstart += used;
-                    match action {
-                        Action::Continue | Action::Flush => {}
-                        Action::Close => self.closing = true,
-                        Action::Swallow(n) => self.swallow = n,
-                        Action::Shutdown(how) => {
-                            ctx.shared.request_shutdown(how);
+            let (action, used) = match kind {
+                Kind::Binary => match binary::parse(input, limits) {
+                    Ok(Parsed::Incomplete) => return false,
+                    Ok(Parsed::Complete(frame, used)) => {
+                        let a =
+                            exec::binary::execute(&frame, ctx, &mut self.session, &mut self.out);
+                        let a = match a {
+                            Action::Continue if frame.skip > 0 => Action::Swallow(frame.skip),
+                            a => a,
+                        };
+                        (a, used)
+                    }
+                    Err(e) => {
+                        debug!("conn {}: {e}; closing", self.id);
+                        self.closing = true;
+                        return false;
+                    }
+                },
+                Kind::Text
+                    if ctx.shared.config.auth_file.is_some() && !self.session.authenticated =>
+                {
+                    match text::parse_auth(input, limits) {
+                        Ok(Parsed::Incomplete) => return false,
+                        Ok(Parsed::Complete(line, used)) => (
+                            exec::ascii_auth(line, &mut self.session, &mut self.out),
+                            used,
+                        ),
+                        Err(e) => {
+                            debug!("conn {}: {e}; closing", self.id);
                             self.closing = true;
-                            crate::server::signal_shutdown(how);
+                            return false;
                         }
                     }
                 }
-                Err(e) => {
-                    debug!("conn {}: {e}; closing", self.id);
+                Kind::Text => match text::parse(input, limits) {
+                    Ok(Parsed::Incomplete) => return false,
+                    Ok(Parsed::Complete(cmd, used)) => {
+                        (exec::execute(cmd, ctx, &mut self.out), used)
+                    }
+                    Err(e) => {
+                        debug!("conn {}: {e}; closing", self.id);
+                        self.closing = true;
+                        return false;
+                    }
+                },
+            };
+            *budget = budget.saturating_sub(1);
+            self.last_active = now;
+            self.last_cmd
+                .store(now, std::sync::atomic::Ordering::Relaxed);
+            self.rstart += used;
+            match action {
+                Action::Continue | Action::Flush => {}
+                Action::Close => self.closing = true,
+                Action::Swallow(n) => self.swallow = n,
+                Action::Shutdown(how) => {
+                    ctx.shared.request_shutdown(how);
                     self.closing = true;
-                    return false;
+                    crate::server::signal_shutdown(how);
+                }
+                Action::Verify => {
+                    if !self.verify_fast(ctx) {
+                        self.verifying = true;
+                        return false;
+                    }
                 }
             }
         }
+    }
+
+    /// Answers the pending attempt at once when no key-derivation function is needed.
+    /// False: the attempt stays pending for the worker's verification pool.
+    fn verify_fast(&mut self, ctx: &Ctx<'_>) -> bool {
+        let Some(a) = self.session.pending.as_ref() else {
+            return true;
+        };
+        let creds = ctx.shared.credentials();
+        let ok = match &creds {
+            Some(c) => c.check_fast(&a.user, &a.password),
+            None => Some(false),
+        };
+        match ok {
+            Some(ok) => {
+                let reply = a.reply;
+                self.session.pending = None;
+                exec::binary::finish_auth(ok, reply, ctx, &mut self.session, &mut self.out);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The attempt a `Next::Verify` asked to check.
+    pub fn take_attempt(&mut self) -> Option<crate::auth::Attempt> {
+        self.session.pending.take()
+    }
+
+    /// Answers a checked attempt; the caller drives the connection again afterwards.
+    pub fn auth_done(&mut self, ok: bool, reply: crate::auth::Reply, sh: &Shared, worker: usize) {
+        let ctx = Ctx::new(
+            sh,
+            ConnRef {
+                id: self.id,
+                worker,
+            },
+        );
+        exec::binary::finish_auth(ok, reply, &ctx, &mut self.session, &mut self.out);
+        self.verifying = false;
     }
 
     /// Writes pending output until done or the socket would block.

@@ -4,6 +4,7 @@
 //! Does not: parse or execute requests (see `conn`, `exec`).
 
 pub mod conn;
+pub mod verify;
 pub mod worker;
 
 use std::io::{self, Write};
@@ -197,6 +198,18 @@ fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+/// SIGHUP: re-reads the credentials file; a file that does not load leaves the old one in force.
+fn reload(sh: &Shared) {
+    if sh.config.credentials_file.is_some() {
+        match sh.reload_credentials() {
+            Ok(n) => info!("SIGHUP: reloaded {n} credential(s)"),
+            Err(e) => error!("SIGHUP: keeping the previous credentials: {e}"),
+        }
+    } else {
+        info!("SIGHUP: nothing to reload");
+    }
+}
+
 /// Starts the daemon and serves until a shutdown signal or command. Returns the exit code.
 pub fn run(cfg: Config) -> Result<i32, ConfigError> {
     check_user(&cfg)?;
@@ -213,6 +226,24 @@ pub fn run(cfg: Config) -> Result<i32, ConfigError> {
         }
     }
     let shared = Arc::new(Shared::new(cfg));
+    if shared.config.sasl || shared.config.auth_file.is_some() {
+        match shared.reload_credentials() {
+            Ok(0) if shared.config.credentials_file.is_none() => {
+                return Err(fail(
+                    "ERROR: -S needs a credentials file: --sasl-pwdb FILE or MEMCACHED_SASL_PWDB"
+                        .to_string(),
+                    EX_USAGE,
+                ))
+            }
+            Ok(n) => info!("loaded {n} credential(s)"),
+            Err(e) => {
+                return Err(fail(
+                    format!("ERROR: cannot load credentials: {e}"),
+                    EX_USAGE,
+                ))
+            }
+        }
+    }
     let code = serve(listeners, shared.clone());
     if shared.config.daemon {
         if let Some(p) = &shared.config.pidfile {
@@ -276,16 +307,21 @@ fn serve(mut listeners: Vec<Listener>, sh: Arc<Shared>) -> Result<i32, ConfigErr
     }
 
     // Workers.
+    let verifier = verify::Verifier::start(2).map_err(io_err)?;
     let mut handles = Vec::new();
     let mut senders: Vec<(Sender<NewConn>, Arc<Waker>)> = Vec::new();
     for i in 0..sh.config.threads {
         let (wpoll, wwaker) = worker::new_poll().map_err(io_err)?;
         let (tx, rx) = crossbeam_channel::unbounded();
         let s = sh.clone();
+        let link = worker::AuthLink {
+            verifier: verifier.clone(),
+            waker: wwaker.clone(),
+        };
         let h = std::thread::Builder::new()
             .name(format!("worker-{i}"))
             .spawn(move || {
-                if let Err(e) = worker::run(i, wpoll, rx, s) {
+                if let Err(e) = worker::run(i, wpoll, rx, s, link) {
                     error!("worker {i} failed: {e}");
                 }
             })
@@ -329,7 +365,7 @@ fn serve(mut listeners: Vec<Listener>, sh: Arc<Shared>) -> Result<i32, ConfigErr
                                 info!("SIGUSR1: gracefully stopping");
                                 sh.request_shutdown(Shutdown::Graceful);
                             }
-                            SIGHUP => info!("SIGHUP: nothing to reload"),
+                            SIGHUP => reload(&sh),
                             _ => {}
                         }
                     }

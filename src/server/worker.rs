@@ -12,6 +12,7 @@ use log::{debug, warn};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, Next, Stream};
+use super::verify::{Done, Job, Verifier};
 use crate::protocol::Limits;
 use crate::state::{ConnInfo, Shared, Shutdown};
 use crate::stats;
@@ -27,8 +28,23 @@ pub struct NewConn {
     pub listen_addr: String,
 }
 
+/// What a worker needs to hand slow credential checks to the verification pool.
+#[allow(missing_debug_implementations)]
+pub struct AuthLink {
+    pub verifier: Verifier,
+    /// This worker's own waker (the pool wakes it with each result).
+    pub waker: Arc<Waker>,
+}
+
 /// Runs the worker loop until shutdown.
-pub fn run(index: usize, mut poll: Poll, rx: Receiver<NewConn>, sh: Arc<Shared>) -> io::Result<()> {
+pub fn run(
+    index: usize,
+    mut poll: Poll,
+    rx: Receiver<NewConn>,
+    sh: Arc<Shared>,
+    link: AuthLink,
+) -> io::Result<()> {
+    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
     let mut events = Events::with_capacity(1024);
     let mut conns: slab::Slab<Conn> = slab::Slab::new();
     let limits = Limits {
@@ -64,6 +80,12 @@ pub fn run(index: usize, mut poll: Poll, rx: Receiver<NewConn>, sh: Arc<Shared>)
                 while let Ok(nc) = rx.try_recv() {
                     accept(&mut poll, &mut conns, nc, &sh, &mut ready);
                 }
+                while let Ok(d) = done_rx.try_recv() {
+                    if let Some(c) = conns.get_mut(d.conn_key).filter(|c| c.id == d.conn_id) {
+                        c.auth_done(d.ok, d.reply, &sh, index);
+                        ready.push(d.conn_key);
+                    }
+                }
                 continue;
             }
             ready.push(ev.token().0);
@@ -74,7 +96,26 @@ pub fn run(index: usize, mut poll: Poll, rx: Receiver<NewConn>, sh: Arc<Shared>)
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
-            let next = conn.drive(&sh, index, &limits, max_buf);
+            let mut next = conn.drive(&sh, index, &limits, max_buf);
+            if next == Next::Verify {
+                next = Next::Read;
+                let attempt = conn.take_attempt();
+                let creds = sh.credentials();
+                let queued = match (attempt, creds) {
+                    (Some(attempt), Some(creds)) => link.verifier.submit(Job {
+                        creds,
+                        attempt,
+                        conn_key: key,
+                        conn_id: conn.id,
+                        done: done_tx.clone(),
+                        waker: link.waker.clone(),
+                    }),
+                    _ => false,
+                };
+                if !queued {
+                    next = Next::Close;
+                }
+            }
             settle(&mut poll, &mut conns, key, next, &sh, &mut pending);
         }
         if sh.shutdown_requested() != Shutdown::None {
@@ -162,7 +203,7 @@ fn settle(
             close(poll, conns, key, sh);
             return;
         }
-        Next::Read => Interest::READABLE,
+        Next::Read | Next::Verify => Interest::READABLE,
         Next::Write => Interest::READABLE | Interest::WRITABLE,
         Next::Yield => {
             pending.push(key);

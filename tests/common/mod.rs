@@ -176,3 +176,44 @@ pub fn one(server: &Server, req: &[u8]) -> Vec<u8> {
 pub fn show(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
+
+/// Starts the oracle and checks that the port really is its own: the port is picked before
+/// memcached binds it, so a server started meanwhile by another test may hold it (then retry).
+pub fn start_memcached(args: &[&str]) -> (Server, TcpStream) {
+    for _ in 0..5 {
+        let mc = Server::memcached(args).unwrap_or_else(|| {
+            panic!(
+                "the reference memcached could not be started: these differential tests need \
+                 it installed as `memcached` on PATH (`apt-get install -y memcached`)"
+            )
+        });
+        let Ok(mut m) = TcpStream::connect(mc.addr) else {
+            continue;
+        };
+        m.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .unwrap();
+        m.set_nodelay(true).unwrap();
+        let pid = format!("STAT pid {}\r\n", mc.pid());
+        if probe_stats(&mut m).contains(&pid) {
+            return (mc, m);
+        }
+    }
+    panic!("memcached did not start on a port of its own in 5 tries")
+}
+
+/// `stats` without panicking on a connection error (empty then).
+pub fn probe_stats(m: &mut TcpStream) -> String {
+    use std::io::{Read, Write};
+    if m.write_all(b"stats\r\nmn\r\n").is_err() {
+        return String::new();
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while !buf.ends_with(b"MN\r\n") {
+        match m.read(&mut chunk) {
+            Ok(0) | Err(_) => return String::new(),
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    show(&buf)
+}

@@ -1,0 +1,388 @@
+//! Owns: credentials — the credentials file shared by SASL (`-S`) and ASCII auth (`-Y`), its
+//! entries (memcached's plaintext `user:password`, or a PHC string: argon2id or PBKDF2-SHA256),
+//! constant-time verification, the cache of successful verifications, SASL PLAIN payloads, and
+//! making new hashed entries (`ferrocache passwd`).
+//! Does not: run threads or sockets (the server runs slow verifications on its own pool and
+//! reloads the file on SIGHUP), or speak any wire protocol.
+//!
+//! # File format
+//!
+//! ```text
+//! # comment
+//! alice:$argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>
+//! bob:$pbkdf2-sha256$i=600000,l=32$<salt>$<hash>
+//! carol:plaintext-password          # memcached's format; accepted with a warning
+//! ```
+//!
+//! A secret that starts with `$` must parse as a PHC string of a supported algorithm.
+//!
+//! # Timing
+//!
+//! Every comparison goes through HMAC-SHA256 digests under a per-process random key and
+//! `subtle`'s constant-time equality, so neither the length nor the content of a stored secret
+//! shows in timing. An unknown user is checked against a stand-in of the same kind (a real
+//! entry's hash when the file has any), so it costs what a wrong password costs.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::path::Path;
+
+use hmac::{Hmac, Mac};
+use parking_lot::Mutex;
+use password_hash::rand_core::{OsRng, RngCore};
+use password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// Most successful verifications remembered before the cache starts over.
+const CACHE_LIMIT: usize = 4096;
+/// Longest accepted user name or password.
+pub const MAX_FIELD: usize = 4096;
+
+type HmacSha256 = Hmac<Sha256>;
+
+/// A set of credentials to check, and where the answer goes.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub user: Vec<u8>,
+    pub password: Vec<u8>,
+    pub reply: Reply,
+}
+
+impl fmt::Debug for Attempt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Attempt")
+            .field("user", &String::from_utf8_lossy(&self.user))
+            .field("reply", &self.reply)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.password.fill(0);
+    }
+}
+
+/// Which protocol's answer an attempt gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// A binary SASL_AUTH: echo the opcode and opaque.
+    Binary { opcode: u8, opaque: u32 },
+    /// memcached's ASCII auth `set`.
+    Ascii,
+}
+
+/// Why a credentials file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialsError {
+    #[error("cannot read {path}: {err}")]
+    Io { path: String, err: std::io::Error },
+    #[error("line {line}: {reason}")]
+    Malformed { line: usize, reason: String },
+}
+
+#[derive(Clone)]
+enum Secret {
+    /// memcached's plaintext form, kept only as its keyed digest.
+    Plain([u8; 32]),
+    /// A PHC string.
+    Hashed(String),
+}
+
+/// A loaded credentials file. Cheap to share behind an `Arc`; replaced whole on reload.
+pub struct Credentials {
+    users: HashMap<Vec<u8>, Secret>,
+    /// Per-process key for digests and cache entries.
+    key: [u8; 32],
+    /// What an unknown user is checked against.
+    standin: Secret,
+    plaintext: usize,
+    /// Digests of (user, password, stored secret) that verified.
+    verified: Mutex<HashSet<[u8; 32]>>,
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("users", &self.users.len())
+            .field("plaintext", &self.plaintext)
+            .finish_non_exhaustive()
+    }
+}
+
+fn digest(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
+    // An HMAC key of any length is valid, so this cannot fail.
+    let mut mac = <HmacSha256 as Mac>::new_from_slice(key).unwrap_or_else(|_| unreachable!());
+    for p in parts {
+        mac.update(&(p.len() as u64).to_le_bytes());
+        mac.update(p);
+    }
+    mac.finalize().into_bytes().into()
+}
+
+fn check_phc(phc: &str) -> Result<(), String> {
+    let h = PasswordHash::new(phc).map_err(|e| format!("not a PHC string: {e}"))?;
+    match h.algorithm.as_str() {
+        "argon2id" | "argon2i" | "argon2d" | "pbkdf2-sha256" | "pbkdf2-sha512" => Ok(()),
+        other => Err(format!("unsupported algorithm {other}")),
+    }
+}
+
+fn verify_phc(phc: &str, password: &[u8]) -> bool {
+    let Ok(h) = PasswordHash::new(phc) else {
+        return false;
+    };
+    match h.algorithm.as_str() {
+        "argon2id" | "argon2i" | "argon2d" => argon2::Argon2::default()
+            .verify_password(password, &h)
+            .is_ok(),
+        "pbkdf2-sha256" | "pbkdf2-sha512" => pbkdf2::Pbkdf2.verify_password(password, &h).is_ok(),
+        _ => false,
+    }
+}
+
+impl Credentials {
+    /// Reads and parses a credentials file.
+    pub fn load(path: &Path) -> Result<Credentials, CredentialsError> {
+        let text = std::fs::read_to_string(path).map_err(|err| CredentialsError::Io {
+            path: path.display().to_string(),
+            err,
+        })?;
+        Credentials::parse(&text)
+    }
+
+    /// Parses credentials text (see the module docs).
+    pub fn parse(text: &str) -> Result<Credentials, CredentialsError> {
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        let mut users = HashMap::new();
+        let mut plaintext = 0;
+        let mut standin = None;
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let l = raw.trim_end_matches('\r');
+            if l.trim().is_empty() || l.trim_start().starts_with('#') {
+                continue;
+            }
+            let bad = |reason: &str| CredentialsError::Malformed {
+                line,
+                reason: reason.to_string(),
+            };
+            let (user, secret) = l
+                .split_once(':')
+                .ok_or_else(|| bad("expected user:secret"))?;
+            if user.is_empty() || user.len() > MAX_FIELD || user.contains([' ', '\t', '\0']) {
+                return Err(bad("bad user name"));
+            }
+            if secret.is_empty() || secret.len() > MAX_FIELD {
+                return Err(bad("empty or overlong secret"));
+            }
+            let s = if secret.starts_with('$') {
+                check_phc(secret).map_err(|r| bad(&r))?;
+                Secret::Hashed(secret.to_string())
+            } else {
+                plaintext += 1;
+                Secret::Plain(digest(&key, &[secret.as_bytes()]))
+            };
+            if let Secret::Hashed(_) = &s {
+                standin.get_or_insert_with(|| s.clone());
+            }
+            if users.insert(user.as_bytes().to_vec(), s).is_some() {
+                return Err(bad("duplicate user"));
+            }
+        }
+        let standin = standin.unwrap_or_else(|| {
+            let mut r = [0u8; 32];
+            OsRng.fill_bytes(&mut r);
+            Secret::Plain(digest(&key, &[&r]))
+        });
+        Ok(Credentials {
+            users,
+            key,
+            standin,
+            plaintext,
+            verified: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// Number of users.
+    pub fn len(&self) -> usize {
+        self.users.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.users.is_empty()
+    }
+
+    /// Number of entries stored as plaintext (worth a warning).
+    pub fn plaintext_entries(&self) -> usize {
+        self.plaintext
+    }
+
+    fn entry(&self, user: &[u8]) -> (&Secret, bool) {
+        match self.users.get(user) {
+            Some(s) => (s, true),
+            None => (&self.standin, false),
+        }
+    }
+
+    fn cache_tag(&self, user: &[u8], password: &[u8], phc: &str) -> [u8; 32] {
+        digest(&self.key, &[user, password, phc.as_bytes()])
+    }
+
+    /// Decides without running a key-derivation function when it can: plaintext entries,
+    /// previously verified hashed ones, and unknown users when no entry is hashed. `None` means
+    /// only `check` can tell (call it off the event loop).
+    pub fn check_fast(&self, user: &[u8], password: &[u8]) -> Option<bool> {
+        let (secret, known) = self.entry(user);
+        match secret {
+            Secret::Plain(d) => {
+                let given = digest(&self.key, &[password]);
+                Some(bool::from(given.ct_eq(d)) & known)
+            }
+            Secret::Hashed(phc) => {
+                if !known {
+                    return None;
+                }
+                let tag = self.cache_tag(user, password, phc);
+                self.verified.lock().contains(&tag).then_some(true)
+            }
+        }
+    }
+
+    /// Full check; may run argon2 or PBKDF2 (tens of milliseconds).
+    pub fn check(&self, user: &[u8], password: &[u8]) -> bool {
+        if let Some(r) = self.check_fast(user, password) {
+            return r;
+        }
+        let (secret, known) = self.entry(user);
+        let Secret::Hashed(phc) = secret else {
+            return false;
+        };
+        let ok = verify_phc(phc, password) & known;
+        if ok {
+            let tag = self.cache_tag(user, password, phc);
+            let mut v = self.verified.lock();
+            if v.len() >= CACHE_LIMIT {
+                v.clear();
+            }
+            v.insert(tag);
+        }
+        ok
+    }
+}
+
+/// Password-hashing algorithms `ferrocache passwd` can write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Algorithm {
+    Argon2id,
+    Pbkdf2Sha256,
+}
+
+/// Makes a `user:<PHC>` line for the credentials file.
+pub fn make_entry(user: &str, password: &[u8], alg: Algorithm) -> Result<String, String> {
+    if user.is_empty() || user.contains([':', ' ', '\t', '\n', '\r', '\0']) {
+        return Err("user names must be non-empty without ':' or whitespace".into());
+    }
+    if password.is_empty() {
+        return Err("empty password".into());
+    }
+    let salt = SaltString::generate(&mut OsRng);
+    let phc = match alg {
+        Algorithm::Argon2id => argon2::Argon2::default()
+            .hash_password(password, &salt)
+            .map_err(|e| e.to_string())?
+            .to_string(),
+        Algorithm::Pbkdf2Sha256 => pbkdf2::Pbkdf2
+            .hash_password(password, &salt)
+            .map_err(|e| e.to_string())?
+            .to_string(),
+    };
+    Ok(format!("{user}:{phc}"))
+}
+
+/// Splits a SASL PLAIN message (RFC 4616: `[authzid] NUL authcid NUL passwd`). An authzid
+/// other than the user itself is refused (no proxy authorization).
+pub fn parse_plain(msg: &[u8]) -> Option<(&[u8], &[u8])> {
+    let mut parts = msg.splitn(3, |&b| b == 0);
+    let authzid = parts.next()?;
+    let user = parts.next()?;
+    let pass = parts.next()?;
+    if user.is_empty() || user.len() > MAX_FIELD || pass.len() > MAX_FIELD {
+        return None;
+    }
+    if !authzid.is_empty() && authzid != user {
+        return None;
+    }
+    Some((user, pass))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plaintext_entries_compare_exactly() {
+        let c = Credentials::parse("# c\nfoo:bar\n\nbaz:qux quux\n").unwrap();
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.plaintext_entries(), 2);
+        assert_eq!(c.check_fast(b"foo", b"bar"), Some(true));
+        assert_eq!(c.check_fast(b"foo", b"ba"), Some(false));
+        assert_eq!(c.check_fast(b"foo", b"barr"), Some(false));
+        assert_eq!(c.check_fast(b"baz", b"qux quux"), Some(true));
+        assert_eq!(c.check_fast(b"nobody", b"bar"), Some(false));
+        assert!(!c.check(b"nobody", b"bar"));
+    }
+
+    #[test]
+    fn hashed_entries_verify_and_cache() {
+        for alg in [Algorithm::Argon2id, Algorithm::Pbkdf2Sha256] {
+            let line = make_entry("alice", b"s3cret", alg).unwrap();
+            assert!(!line.contains("s3cret"));
+            let c = Credentials::parse(&format!("{line}\nbob:plain\n")).unwrap();
+            assert_eq!(c.check_fast(b"alice", b"s3cret"), None);
+            assert_eq!(
+                c.check_fast(b"ghost", b"s3cret"),
+                None,
+                "unknown users cost a KDF"
+            );
+            assert!(!c.check(b"alice", b"wrong"));
+            assert!(!c.check(b"ghost", b"s3cret"));
+            assert!(c.check(b"alice", b"s3cret"));
+            assert_eq!(c.check_fast(b"alice", b"s3cret"), Some(true));
+            assert_eq!(c.check_fast(b"alice", b"wrong"), None);
+            assert!(c.check(b"bob", b"plain"));
+        }
+    }
+
+    #[test]
+    fn malformed_files_are_refused() {
+        for bad in [
+            "nocolon\n",
+            ":pw\n",
+            "a:\n",
+            "a:b\na:c\n",
+            "a:$argon2id$garbage\n",
+            "a:$md5$x$y\n",
+        ] {
+            assert!(Credentials::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn plain_messages() {
+        assert_eq!(parse_plain(b"\0foo\0bar"), Some((&b"foo"[..], &b"bar"[..])));
+        assert_eq!(
+            parse_plain(b"foo\0foo\0bar"),
+            Some((&b"foo"[..], &b"bar"[..]))
+        );
+        assert_eq!(parse_plain(b"admin\0foo\0bar"), None);
+        assert_eq!(parse_plain(b"\0foo"), None);
+        assert_eq!(parse_plain(b"\0\0bar"), None);
+        assert_eq!(
+            parse_plain(b"\0foo\0ba\0r"),
+            Some((&b"foo"[..], &b"ba\0r"[..]))
+        );
+    }
+}

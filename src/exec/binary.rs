@@ -1,0 +1,481 @@
+//! Owns: memcached's binary protocol semantics (1.6.18's `proto_bin.c`) — applying a framed
+//! request through the same store operations and counters as the text protocol, quiet-mode
+//! suppression, CAS and opaque echo, binary stats packets, SASL (PLAIN) and the pre-auth gate;
+//! and the replies of both auth modes once credentials are checked (`finish_auth`).
+//! Does not: frame packets (see `protocol::binary`) or check passwords (see `auth`).
+
+use super::{count_miss, flush_all, stats, store_counted, Action, Ctx, Session};
+use crate::auth::{self, Attempt, Reply};
+use crate::protocol::binary::{
+    op, status, unquiet, write_error, write_header, write_response, Check, Frame,
+};
+use crate::protocol::text;
+use crate::stats::{bump, PrefixOp};
+use crate::store::{ArithOutcome, DeleteOutcome, StoreError, StoreMode, StoreOutcome};
+
+/// Mechanisms offered to SASL clients.
+pub const MECHANISMS: &str = "PLAIN";
+
+fn be_u32(b: &[u8], at: usize) -> u32 {
+    b.get(at..at + 4)
+        .map_or(0, |s| u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+}
+
+fn be_u64(b: &[u8], at: usize) -> u64 {
+    (u64::from(be_u32(b, at)) << 32) | u64::from(be_u32(b, at + 4))
+}
+
+/// Executes one binary request, appending its reply (if any) to `out`.
+pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Vec<u8>) -> Action {
+    let h = &f.header;
+    let (opcode, opaque) = (h.opcode, h.opaque);
+    let err = |out: &mut Vec<u8>, s: u16| write_error(out, opcode, s, opaque);
+    if f.check == Check::BadLengths {
+        err(out, status::UNKNOWN_COMMAND);
+        return Action::Close;
+    }
+    let sh = ctx.shared;
+    let (base, quiet) = unquiet(opcode);
+    if sh.config.sasl
+        && !session.authenticated
+        && !matches!(
+            opcode,
+            op::SASL_LIST_MECHS | op::SASL_AUTH | op::SASL_STEP | op::VERSION
+        )
+    {
+        err(out, status::AUTH_ERROR);
+        return Action::Close;
+    }
+    match f.check {
+        Check::Invalid => {
+            err(out, status::EINVAL);
+            return Action::Close;
+        }
+        Check::Unknown => {
+            err(out, status::UNKNOWN_COMMAND);
+            return Action::Continue;
+        }
+        _ => {}
+    }
+    let st = ctx.stats;
+    let ok = |out: &mut Vec<u8>, cas: u64, value: &[u8]| {
+        if !quiet {
+            write_response(out, opcode, status::OK, opaque, cas, &[], &[], value);
+        }
+    };
+    match base {
+        op::GET | op::GETK | op::TOUCH | op::GAT | op::GATK => {
+            get(f, base, quiet, ctx, out);
+            Action::Continue
+        }
+        op::SET | op::ADD | op::REPLACE | op::APPEND | op::PREPEND => {
+            update(f, base, quiet, ctx, out);
+            Action::Continue
+        }
+        op::DELETE => {
+            stats::record_prefix(ctx, f.key, PrefixOp::Delete);
+            let hash = sh.store.hash(f.key);
+            match sh.store.lock(hash).delete(f.key, hash, h.cas, ctx.now()) {
+                DeleteOutcome::Deleted => {
+                    bump(&st.delete_hits);
+                    ok(out, 0, &[]);
+                }
+                DeleteOutcome::Exists => err(out, status::KEY_EEXISTS),
+                DeleteOutcome::NotFound => {
+                    bump(&st.delete_misses);
+                    err(out, status::KEY_ENOENT);
+                }
+            }
+            Action::Continue
+        }
+        op::INCREMENT | op::DECREMENT => {
+            arith(f, base == op::INCREMENT, quiet, ctx, out);
+            Action::Continue
+        }
+        op::QUIT => {
+            ok(out, 0, &[]);
+            Action::Close
+        }
+        op::FLUSH => {
+            if !sh.config.flush_enabled {
+                err(out, status::AUTH_ERROR);
+                return Action::Continue;
+            }
+            let delay = if f.extras.len() == 4 {
+                i64::from(be_u32(f.extras, 0))
+            } else {
+                0
+            };
+            flush_all(sh, delay, ctx.now());
+            bump(&st.cmd_flush);
+            ok(out, 0, &[]);
+            Action::Continue
+        }
+        op::NOOP => {
+            ok(out, 0, &[]);
+            Action::Flush
+        }
+        op::VERSION => {
+            ok(out, 0, crate::config::PROTOCOL_VERSION.as_bytes());
+            Action::Continue
+        }
+        op::STAT => {
+            stat(f.key, opcode, opaque, ctx, out);
+            Action::Continue
+        }
+        op::SASL_LIST_MECHS => {
+            if !sh.config.sasl {
+                err(out, status::UNKNOWN_COMMAND);
+            } else {
+                ok(out, 0, MECHANISMS.as_bytes());
+            }
+            Action::Continue
+        }
+        op::SASL_AUTH | op::SASL_STEP => sasl(f, ctx, session, out),
+        // Auto Discovery opcodes are answered only where a cluster is configured.
+        _ => {
+            err(out, status::UNKNOWN_COMMAND);
+            Action::Continue
+        }
+    }
+}
+
+fn get(f: &Frame<'_>, base: u8, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let st = ctx.stats;
+    let h = &f.header;
+    let touch = matches!(base, op::TOUCH | op::GAT | op::GATK);
+    let with_key = matches!(base, op::GETK | op::GATK);
+    let now = ctx.now();
+    let hash = sh.store.hash(f.key);
+    let mut shard = sh.store.lock(hash);
+    let r = if touch {
+        let exp = ctx.exptime_wide(i64::from(be_u32(f.extras, 0)));
+        shard.touch(f.key, hash, exp, now)
+    } else {
+        shard.get(f.key, hash, now, true)
+    };
+    let hit = r.is_ok();
+    match r {
+        Ok(v) => {
+            let cas = if sh.config.cas_enabled { v.cas } else { 0 };
+            let value = if base == op::TOUCH { &[][..] } else { v.value };
+            let key = if with_key { f.key } else { &[][..] };
+            let body = 4 + key.len() + value.len();
+            write_header(
+                out,
+                h.opcode,
+                status::OK,
+                4,
+                key.len() as u16,
+                body as u32,
+                h.opaque,
+                cas,
+            );
+            out.extend_from_slice(&v.flags.to_be_bytes());
+            out.extend_from_slice(key);
+            out.extend_from_slice(value);
+            drop(shard);
+            if touch {
+                bump(&st.cmd_touch);
+                bump(&st.touch_hits);
+            } else {
+                bump(&st.cmd_get);
+                bump(&st.get_hits);
+            }
+        }
+        Err(m) => {
+            drop(shard);
+            if touch {
+                bump(&st.cmd_touch);
+                bump(&st.touch_misses);
+            } else {
+                bump(&st.cmd_get);
+                count_miss(st, m);
+            }
+            if !quiet {
+                if with_key {
+                    write_response(
+                        out,
+                        h.opcode,
+                        status::KEY_ENOENT,
+                        h.opaque,
+                        0,
+                        &[],
+                        f.key,
+                        &[],
+                    );
+                } else {
+                    write_error(out, h.opcode, status::KEY_ENOENT, h.opaque);
+                }
+            }
+        }
+    }
+    stats::record_prefix(ctx, f.key, PrefixOp::Get { hit });
+}
+
+fn update(f: &Frame<'_>, base: u8, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let h = &f.header;
+    let (opcode, opaque) = (h.opcode, h.opaque);
+    stats::record_prefix(ctx, f.key, PrefixOp::Set);
+    if f.check == Check::TooLarge {
+        // memcached drops the old value of a SET it cannot store rather than serve stale data.
+        if base == op::SET {
+            let hash = sh.store.hash(f.key);
+            sh.store.lock(hash).delete(f.key, hash, 0, ctx.now());
+        }
+        write_error(out, opcode, status::E2BIG, opaque);
+        return;
+    }
+    let appending = matches!(base, op::APPEND | op::PREPEND);
+    let (flags, exptime) = if appending {
+        (0, 0)
+    } else {
+        (
+            be_u32(f.extras, 0),
+            ctx.exptime_wide(i64::from(be_u32(f.extras, 4))),
+        )
+    };
+    let mode = match base {
+        _ if h.cas != 0 && !appending => StoreMode::Cas(h.cas),
+        op::ADD => StoreMode::Add,
+        op::REPLACE => StoreMode::Replace,
+        op::APPEND => StoreMode::Append,
+        op::PREPEND => StoreMode::Prepend,
+        _ => StoreMode::Set,
+    };
+    // Append and prepend honour a non-zero CAS.
+    if appending && h.cas != 0 {
+        let hash = sh.store.hash(f.key);
+        let cur = sh
+            .store
+            .lock(hash)
+            .peek(f.key, hash, ctx.now())
+            .map(|v| v.cas);
+        if let Ok(c) = cur {
+            if c != h.cas {
+                bump(&ctx.stats.cmd_set);
+                write_error(out, opcode, status::KEY_EEXISTS, opaque);
+                return;
+            }
+        }
+    }
+    let r = store_counted(mode, f.key, flags, exptime, f.value, ctx);
+    match r {
+        Ok(StoreOutcome::Stored(cas)) => {
+            if !quiet {
+                let cas = if sh.config.cas_enabled { cas } else { 0 };
+                write_response(out, opcode, status::OK, opaque, cas, &[], &[], &[]);
+            }
+        }
+        Ok(StoreOutcome::Exists) => write_error(out, opcode, status::KEY_EEXISTS, opaque),
+        Ok(StoreOutcome::NotFound) => write_error(out, opcode, status::KEY_ENOENT, opaque),
+        Ok(StoreOutcome::NotStored) | Err(StoreError::TooLarge) => {
+            let s = match mode {
+                StoreMode::Add => status::KEY_EEXISTS,
+                StoreMode::Replace => status::KEY_ENOENT,
+                _ if r.is_err() && base != op::APPEND && base != op::PREPEND => status::E2BIG,
+                _ => status::NOT_STORED,
+            };
+            write_error(out, opcode, s, opaque);
+        }
+        Err(StoreError::OutOfMemory) => write_response(
+            out,
+            opcode,
+            status::ENOMEM,
+            opaque,
+            0,
+            &[],
+            &[],
+            b"Out of memory allocating item",
+        ),
+    }
+}
+
+fn arith(f: &Frame<'_>, incr: bool, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let st = ctx.stats;
+    let h = &f.header;
+    let (opcode, opaque) = (h.opcode, h.opaque);
+    let delta = be_u64(f.extras, 0);
+    let initial = be_u64(f.extras, 8);
+    let exptime = be_u32(f.extras, 16);
+    let hash = sh.store.hash(f.key);
+    let r = sh
+        .store
+        .lock(hash)
+        .arith(f.key, hash, incr, delta, h.cas, ctx.now());
+    let cas_of = |c: u64| if sh.config.cas_enabled { c } else { 0 };
+    let value = |out: &mut Vec<u8>, v: u64, cas: u64| {
+        if !quiet {
+            write_response(
+                out,
+                opcode,
+                status::OK,
+                opaque,
+                cas,
+                &[],
+                &[],
+                &v.to_be_bytes(),
+            );
+        }
+    };
+    let oom = |out: &mut Vec<u8>, msg: &[u8]| {
+        write_response(out, opcode, status::ENOMEM, opaque, 0, &[], &[], msg)
+    };
+    match r {
+        Ok(ArithOutcome::Value(v, cas)) => {
+            bump(if incr { &st.incr_hits } else { &st.decr_hits });
+            value(out, v, cas_of(cas));
+        }
+        Ok(ArithOutcome::NotFound) if exptime != u32::MAX => {
+            let mut b = itoa::Buffer::new();
+            let digits = b.format(initial).as_bytes();
+            let exp = ctx.exptime_wide(i64::from(exptime));
+            match store_counted(StoreMode::Add, f.key, 0, exp, digits, ctx) {
+                Ok(StoreOutcome::Stored(cas)) => value(out, initial, cas_of(cas)),
+                Ok(_) => write_error(out, opcode, status::NOT_STORED, opaque),
+                Err(_) => oom(out, b"Out of memory allocating new item"),
+            }
+        }
+        Ok(ArithOutcome::NotFound) => {
+            bump(if incr {
+                &st.incr_misses
+            } else {
+                &st.decr_misses
+            });
+            write_error(out, opcode, status::KEY_ENOENT, opaque);
+        }
+        Ok(ArithOutcome::Exists) => write_error(out, opcode, status::KEY_EEXISTS, opaque),
+        Ok(ArithOutcome::NonNumeric) => write_error(out, opcode, status::DELTA_BADVAL, opaque),
+        Err(_) => oom(out, b"Out of memory incrementing value"),
+    }
+}
+
+/// Re-encodes text `STAT <name> <value>\r\n` lines as binary stat packets.
+fn stat_packets(text_out: &[u8], opcode: u8, opaque: u32, out: &mut Vec<u8>) {
+    for line in text_out.split(|&b| b == b'\n') {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let Some(rest) = line.strip_prefix(b"STAT ") else {
+            continue;
+        };
+        let (name, value) = match rest.iter().position(|&b| b == b' ') {
+            Some(i) => (&rest[..i], &rest[i + 1..]),
+            None => (rest, &[][..]),
+        };
+        write_response(out, opcode, status::OK, opaque, 0, &[], name, value);
+    }
+}
+
+fn stat(sub: &[u8], opcode: u8, opaque: u32, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let mut t = Vec::new();
+    let end = |out: &mut Vec<u8>| write_response(out, opcode, status::OK, opaque, 0, &[], &[], &[]);
+    // memcached matches these by prefix and the rest by whole name.
+    if sub.is_empty() {
+        stats::general(ctx, &mut t);
+    } else if sub.starts_with(b"reset") {
+        stats::reset(ctx);
+    } else if sub.starts_with(b"settings") {
+        stats::settings(ctx, &mut t);
+    } else if let Some(rest) = sub.strip_prefix(b"detail") {
+        let rt = &ctx.shared.runtime;
+        if rest.starts_with(b" dump") {
+            let mut dump = Vec::new();
+            rt.prefixes.lock().dump(&mut dump);
+            write_response(out, opcode, status::OK, opaque, 0, &[], b"detailed", &dump);
+        } else if rest.starts_with(b" on") {
+            rt.detail_enabled
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+        } else if rest.starts_with(b" off") {
+            rt.detail_enabled
+                .store(false, std::sync::atomic::Ordering::Relaxed);
+        } else {
+            write_error(out, opcode, status::KEY_ENOENT, opaque);
+            return;
+        }
+    } else {
+        match sub {
+            b"items" => stats::items(ctx, &mut t),
+            b"slabs" => stats::slabs(ctx, &mut t),
+            b"sizes" => stats::sizes(ctx, &mut t),
+            b"sizes_enable" => stats::sizes_toggle(ctx, true, &mut t),
+            b"sizes_disable" => stats::sizes_toggle(ctx, false, &mut t),
+            _ => {
+                write_error(out, opcode, status::KEY_ENOENT, opaque);
+                return;
+            }
+        }
+    }
+    stat_packets(&t, opcode, opaque, out);
+    end(out);
+}
+
+fn sasl(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Vec<u8>) -> Action {
+    let h = &f.header;
+    let (opcode, opaque) = (h.opcode, h.opaque);
+    if !ctx.shared.config.sasl {
+        write_error(out, opcode, status::UNKNOWN_COMMAND, opaque);
+        return Action::Continue;
+    }
+    if f.check == Check::TooLarge {
+        write_error(out, opcode, status::EINVAL, opaque);
+        return Action::Close;
+    }
+    if f.key.len() > crate::protocol::binary::MAX_SASL_MECH_LEN {
+        write_error(out, opcode, status::EINVAL, opaque);
+        return Action::Continue;
+    }
+    let reply = Reply::Binary { opcode, opaque };
+    // PLAIN finishes in one AUTH; a STEP has nothing to continue.
+    let creds = (opcode == op::SASL_AUTH && f.key.eq_ignore_ascii_case(b"PLAIN"))
+        .then(|| auth::parse_plain(f.value))
+        .flatten();
+    match creds {
+        Some((user, pass)) => {
+            session.pending = Some(Attempt {
+                user: user.to_vec(),
+                password: pass.to_vec(),
+                reply,
+            });
+            Action::Verify
+        }
+        None => {
+            finish_auth(false, reply, ctx, session, out);
+            Action::Continue
+        }
+    }
+}
+
+/// Answers an authentication attempt once its credentials are checked (either protocol).
+pub fn finish_auth(
+    ok: bool,
+    reply: Reply,
+    ctx: &Ctx<'_>,
+    session: &mut Session,
+    out: &mut Vec<u8>,
+) {
+    let st = ctx.stats;
+    bump(&st.auth_cmds);
+    session.authenticated = ok;
+    if !ok {
+        bump(&st.auth_errors);
+    }
+    match (reply, ok) {
+        (Reply::Binary { opcode, opaque }, true) => write_response(
+            out,
+            opcode,
+            status::OK,
+            opaque,
+            0,
+            &[],
+            &[],
+            b"Authenticated",
+        ),
+        (Reply::Binary { opcode, opaque }, false) => {
+            write_error(out, opcode, status::AUTH_ERROR, opaque)
+        }
+        (Reply::Ascii, true) => text::write_line(out, "STORED"),
+        (Reply::Ascii, false) => text::write_line(out, "CLIENT_ERROR authentication failure"),
+    }
+}
