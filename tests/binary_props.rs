@@ -79,7 +79,10 @@ fn packet() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
-fn frames(mut input: &[u8], lim: &Limits) -> Vec<(u8, Check, Vec<u8>, Vec<u8>, Vec<u8>)> {
+/// (opcode, check, extras, key, value) of a frame.
+type Seen = (u8, Check, Vec<u8>, Vec<u8>, Vec<u8>);
+
+fn frames(mut input: &[u8], lim: &Limits) -> Vec<Seen> {
     let mut out = Vec::new();
     while let Ok(Parsed::Complete(f, used)) = parse(input, lim) {
         let Frame {
