@@ -128,7 +128,8 @@ def raw_checks(port, user, password):
     # 3. payload without a space: CLIENT_ERROR bad authentication token format
     c = Conn(port)
     c.expect(auth_cmd(user + password), BAD_FORMAT, "payload without a space")
-    c.expect(auth_cmd(user + b" "), BAD_FORMAT, "payload '<user> ' (no password)")
+    # ('<user> ' with a trailing space is version-dependent: 1.6.18 says bad format, the current
+    # memcached source compares an empty password; not checked)
     c.expect(auth_cmd(b""), BAD_FORMAT, "empty payload")
     c.expect(b"get foo\r\n", UNAUTH, "get after bad token format")
     # data block not followed by \r\n

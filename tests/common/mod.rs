@@ -17,9 +17,15 @@ impl Server {
     /// Starts ferrocache with `args` on an OS-assigned port. Readiness is the server's own
     /// `listening on` log line (written after the socket is bound), so no sleeping is needed.
     pub fn start(args: &[&str]) -> Server {
+        Server::start_with_env(args, &[])
+    }
+
+    /// `start` with extra environment variables.
+    pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocache"));
         cmd.args(["-p", "-1", "-l", "127.0.0.1", "-u", "root"])
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
