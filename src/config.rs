@@ -127,6 +127,19 @@ pub struct Args {
     /// Read options from a memcached.conf-style file (one option per line, `#` comments).
     #[arg(long = "config-file")]
     pub config_file: Option<PathBuf>,
+    /// Auto Discovery: cluster members (`host|ip|port` or `host:port[:weight]`, comma or space
+    /// separated, `version N` optional); repeatable.
+    #[arg(long = "cluster-nodes", action = ArgAction::Append)]
+    pub cluster_nodes: Vec<String>,
+    /// Auto Discovery: a cluster file (same syntax, one entry per line), re-read on SIGHUP.
+    #[arg(long = "cluster-file")]
+    pub cluster_file: Option<PathBuf>,
+    /// Directory keeping state across restarts (the cluster config version).
+    #[arg(long = "state-dir")]
+    pub state_dir: Option<PathBuf>,
+    /// Admin endpoint (HOST:PORT, port 0 = any): the only listener that accepts `config set`.
+    #[arg(long = "admin-listen")]
+    pub admin_listen: Option<String>,
 }
 
 /// Wire protocol(s) accepted on connections.
@@ -190,6 +203,25 @@ pub struct Config {
     /// The credentials file in use: `-Y`, else `--sasl-pwdb`, else `$MEMCACHED_SASL_PWDB` (with `-S`).
     pub credentials_file: Option<PathBuf>,
     pub ext: Extended,
+    pub cluster: ClusterSettings,
+}
+
+/// Auto Discovery settings.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterSettings {
+    /// Members given on the command line (already parsed).
+    pub nodes: Option<crate::cluster::NodeList>,
+    pub file: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub admin_listen: Option<std::net::SocketAddr>,
+}
+
+impl ClusterSettings {
+    /// Discovery is served (`config get cluster`, the legacy key, binary 0x60) when any source of
+    /// membership is configured.
+    pub fn enabled(&self) -> bool {
+        self.nodes.is_some() || self.file.is_some() || self.admin_listen.is_some()
+    }
 }
 
 /// `-o` settings.
@@ -566,6 +598,29 @@ impl Config {
         } else {
             protocol
         };
+        let cluster = ClusterSettings {
+            nodes: if a.cluster_nodes.is_empty() {
+                None
+            } else {
+                Some(
+                    crate::cluster::NodeList::parse_args(&a.cluster_nodes)
+                        .map_err(|e| usage(format!("--cluster-nodes: {}", e.detail())))?,
+                )
+            },
+            file: a.cluster_file.clone(),
+            state_dir: a.state_dir.clone(),
+            admin_listen: match &a.admin_listen {
+                None => None,
+                Some(s) => Some(s.parse().map_err(|_| {
+                    usage(format!(
+                        "--admin-listen: expected HOST:PORT (an IP address), got {s}"
+                    ))
+                })?),
+            },
+        };
+        if cluster.nodes.is_some() && cluster.file.is_some() {
+            return Err(usage("--cluster-nodes and --cluster-file are exclusive"));
+        }
         let unix_mask = u32::from_str_radix(&a.unix_mask, 8)
             .map_err(|_| usage(format!("Invalid value for -a: {}", a.unix_mask)))?;
         let default_port = match a.port {
@@ -613,6 +668,7 @@ impl Config {
             }),
             auth_file: a.auth_file,
             ext,
+            cluster,
         })
     }
 

@@ -19,6 +19,9 @@ fn main() -> ExitCode {
             }
         };
     }
+    if argv.get(1).map(String::as_str) == Some("cluster") {
+        return cluster(&argv[1..]);
+    }
     if argv.get(1).map(String::as_str) == Some("passwd") {
         return passwd(&argv[1..]);
     }
@@ -136,4 +139,57 @@ fn read_password() -> Result<String, String> {
         return Err("passwords do not match".into());
     }
     Ok(first)
+}
+
+/// `ferrocache cluster push --nodes LIST [--version N] ENDPOINT...`: pushes one Auto Discovery
+/// config to every node's admin endpoint.
+fn cluster(args: &[String]) -> ExitCode {
+    use clap::{Parser, Subcommand};
+
+    #[derive(Parser)]
+    #[command(
+        name = "ferrocache cluster",
+        about = "Manage Auto Discovery membership"
+    )]
+    struct Args {
+        #[command(subcommand)]
+        cmd: Cmd,
+    }
+    #[derive(Subcommand)]
+    enum Cmd {
+        /// Push a node list to every node (their admin endpoints, HOST:PORT).
+        Push {
+            /// Members: host|ip|port or host:port entries, comma or space separated.
+            #[arg(long, required = true)]
+            nodes: Vec<String>,
+            /// Config version (default: one past the newest any endpoint serves).
+            #[arg(long)]
+            version: Option<u64>,
+            /// Admin endpoints to push to.
+            #[arg(required = true)]
+            endpoints: Vec<String>,
+        },
+    }
+    let a = match Args::try_parse_from(args) {
+        Ok(a) => a,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 64 } else { 0 });
+        }
+    };
+    match a.cmd {
+        Cmd::Push {
+            nodes,
+            version,
+            endpoints,
+        } => {
+            let (report, ok) = ferrocache::server::push::push_command(&nodes, version, &endpoints);
+            print!("{report}");
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
 }

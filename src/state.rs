@@ -1,6 +1,7 @@
 //! Owns: process-wide state shared by every thread — the config, the store, the server clock,
-//! per-thread counters, connection accounting and the connection registry behind `stats conns`.
-//! Does not: do I/O or spawn threads.
+//! per-thread counters, connection accounting, the connection registry behind `stats conns`, the
+//! credentials in force and the served cluster config.
+//! Does not: touch sockets or spawn threads (reloads read files; see `auth` and `cluster::state`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
@@ -113,6 +114,8 @@ pub struct Shared {
     pub started: std::time::Instant,
     /// The credentials file of `-S`/`-Y`, replaced whole on SIGHUP.
     pub credentials: parking_lot::RwLock<Option<std::sync::Arc<crate::auth::Credentials>>>,
+    /// Auto Discovery.
+    pub cluster: crate::cluster::state::ClusterState,
 }
 
 impl Shared {
@@ -152,6 +155,7 @@ impl Shared {
             conns: Mutex::new(BTreeMap::new()),
             started: std::time::Instant::now(),
             credentials: parking_lot::RwLock::new(None),
+            cluster: crate::cluster::state::ClusterState::disabled(),
             config,
         }
     }

@@ -32,6 +32,7 @@
 //! Weights only feed the ketama ring (`ferrocache ring`); they are not part of the discovery payload.
 
 pub mod ring;
+pub mod state;
 
 use std::fmt;
 use std::io::{self, Write as _};
@@ -620,13 +621,18 @@ pub fn state_tmp_path(path: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Writes the state file atomically: write `<path>.tmp`, fsync, rename over `path`, fsync the directory
-/// (best effort).
+/// Writes the state file atomically (see [`write_atomically`]).
 pub fn store_state(path: &Path, config: &ClusterConfig) -> io::Result<()> {
+    write_atomically(path, config.state_file_contents())
+}
+
+/// Writes a file atomically: write `<path>.tmp`, fsync, rename over `path`, fsync the directory
+/// (best effort).
+pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
     let tmp = state_tmp_path(path);
     {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(config.state_file_contents())?;
+        f.write_all(contents)?;
         f.sync_all()?;
     }
     if let Err(e) = std::fs::rename(&tmp, path) {

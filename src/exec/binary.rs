@@ -132,7 +132,15 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
             Action::Continue
         }
         op::SASL_AUTH | op::SASL_STEP => sasl(f, ctx, session, out),
-        // Auto Discovery opcodes are answered only where a cluster is configured.
+        op::CONFIG_GET if sh.cluster.enabled() => {
+            super::cluster::binary_get(f, ctx, out);
+            Action::Continue
+        }
+        op::CONFIG_SET if sh.cluster.enabled() => {
+            super::cluster::binary_set(f, quiet, ctx, out);
+            Action::Continue
+        }
+        // Auto Discovery opcodes are unknown unless discovery is configured.
         _ => {
             err(out, status::UNKNOWN_COMMAND);
             Action::Continue

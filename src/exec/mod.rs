@@ -4,6 +4,7 @@
 //! Does not: touch sockets or threads (the server owns those).
 
 pub mod binary;
+pub mod cluster;
 pub mod meta;
 pub mod stats;
 
@@ -43,6 +44,8 @@ pub struct Session {
     pub authenticated: bool,
     /// Credentials waiting to be checked (see `Action::Verify`).
     pub pending: Option<crate::auth::Attempt>,
+    /// A SASL PLAIN exchange was started without an initial response: the next step carries it.
+    pub sasl_step_expected: bool,
 }
 
 /// Per-connection facts a request may need.
@@ -52,6 +55,8 @@ pub struct ConnRef {
     pub id: i64,
     /// Index of the worker thread (selects its counters).
     pub worker: usize,
+    /// Connected through the admin endpoint: may push cluster configs.
+    pub admin: bool,
 }
 
 /// Everything a request executes against.
@@ -102,6 +107,14 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
     let sh = ctx.shared;
     let st = ctx.stats;
     match cmd {
+        Command::ConfigGet { key } => {
+            cluster::config_get(key, ctx, out);
+            Action::Continue
+        }
+        Command::ConfigSet { key, data, noreply } => {
+            cluster::config_set(key, data, noreply, ctx, out);
+            Action::Continue
+        }
         Command::Get {
             kind,
             exptime,
@@ -374,6 +387,9 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
             out.truncate(start);
             text::write_line(out, BAD_FORMAT);
             return;
+        }
+        if cluster::legacy_value(key, want_cas, ctx, out) {
+            continue;
         }
         let h = sh.store.hash(key);
         let mut shard = sh.store.lock(h);

@@ -58,6 +58,7 @@ pub mod op {
     /// ElastiCache Auto Discovery.
     pub const CONFIG_GET: u8 = 0x60;
     pub const CONFIG_SET: u8 = 0x64;
+    pub const CONFIG_SETQ: u8 = 0x65;
 }
 
 /// Response status codes and memcached's text for each.
@@ -191,6 +192,7 @@ pub fn unquiet(opcode: u8) -> (u8, bool) {
         op::GETKQ => op::GETK,
         op::GATQ => op::GAT,
         op::GATKQ => op::GATK,
+        op::CONFIG_SETQ => op::CONFIG_SET,
         other => return (other, false),
     };
     (loud, true)
@@ -230,7 +232,7 @@ fn lengths_ok(h: &Header) -> Option<bool> {
         op::SASL_AUTH | op::SASL_STEP => ext == 0 && key != 0,
         op::TOUCH | op::GAT | op::GATK => ext == 4 && key != 0,
         op::CONFIG_GET => ext == 0 && key != 0 && body == key32,
-        op::CONFIG_SET => ext == 0 && key != 0,
+        op::CONFIG_SET => (ext == 0 || ext == 8) && key != 0,
         _ => return None,
     };
     Some(ok)

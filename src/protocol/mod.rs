@@ -42,6 +42,8 @@ pub struct Limits {
     pub max_line: usize,
     /// Longest `get`/`gets` line accepted.
     pub max_get_line: usize,
+    /// `config get|set` are commands (Auto Discovery on); otherwise they are unknown (`ERROR`).
+    pub config_commands: bool,
 }
 
 impl Default for Limits {
@@ -51,6 +53,7 @@ impl Default for Limits {
             item_size_max: 1 << 20,
             max_line: 2048,
             max_get_line: 1 << 20,
+            config_commands: false,
         }
     }
 }

@@ -89,6 +89,16 @@ pub enum StoreCmd {
 /// A parsed text command. Keys and data borrow from the input buffer.
 #[derive(Debug, Clone, Copy)]
 pub enum Command<'a> {
+    /// `config get <key>` (Auto Discovery).
+    ConfigGet {
+        key: &'a [u8],
+    },
+    /// `config set <key> <flags> <bytes> [noreply]` and its data block.
+    ConfigSet {
+        key: &'a [u8],
+        data: &'a [u8],
+        noreply: bool,
+    },
     Get {
         kind: GetKind,
         exptime: i32,
@@ -288,6 +298,7 @@ pub fn parse<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<Command<'a>>, Par
             }
             parse_store(buf, used, &t, is_cas, lim)
         }
+        b"config" if lim.config_commands => parse_config(buf, used, &t),
         b"delete" => {
             if !(3..=5).contains(&nt) {
                 return done(reply(ERROR, false));
@@ -436,6 +447,59 @@ fn after_words(text: &[u8], n: usize) -> &[u8] {
 /// Iterates over the space-separated keys of a get line.
 pub fn keys(line: &[u8]) -> impl Iterator<Item = &[u8]> {
     line.split(|&b| b == b' ').filter(|k| !k.is_empty())
+}
+
+/// Largest `config set` payload.
+const MAX_CONFIG_DATA: usize = 1 << 20;
+
+fn parse_config<'a>(
+    buf: &'a [u8],
+    used: usize,
+    t: &Tokens<'a>,
+) -> Result<Parsed<Command<'a>>, ParseError> {
+    let nt = t.ntokens();
+    let done = |c: Command<'a>, n: usize| Ok(Parsed::Complete(c, n));
+    match t.get(1) {
+        b"get" if nt == 4 => done(Command::ConfigGet { key: t.get(2) }, used),
+        b"set" if nt == 6 || nt == 7 => {
+            let noreply = t.noreply();
+            let (Some(_flags), Some(vlen)) = (strtoul32(t.get(3)), strtol32(t.get(4))) else {
+                return done(reply(BAD_FORMAT, noreply), used);
+            };
+            if vlen < 0 {
+                return done(reply(BAD_FORMAT, noreply), used);
+            }
+            let vlen = vlen as usize;
+            if vlen > MAX_CONFIG_DATA {
+                return done(
+                    Command::Swallow {
+                        msg: "CLIENT_ERROR cluster config too large",
+                        noreply,
+                        skip: vlen + 2,
+                        too_large: false,
+                        unlink: None,
+                    },
+                    used,
+                );
+            }
+            let end = used + vlen + 2;
+            if buf.len() < end {
+                return Ok(Parsed::Incomplete);
+            }
+            if &buf[used + vlen..end] != b"\r\n" {
+                return done(reply(BAD_CHUNK, noreply), end);
+            }
+            done(
+                Command::ConfigSet {
+                    key: t.get(2),
+                    data: &buf[used..used + vlen],
+                    noreply,
+                },
+                end,
+            )
+        }
+        _ => done(reply(ERROR, false), used),
+    }
 }
 
 fn parse_store<'a>(

@@ -74,6 +74,8 @@ pub struct Conn {
     closing: bool,
     eof: bool,
     session: Session,
+    /// Accepted on the admin endpoint.
+    admin: bool,
     /// An authentication attempt is being checked: no request is processed until it is answered.
     verifying: bool,
     pub last_active: u32,
@@ -86,6 +88,7 @@ impl Conn {
         id: i64,
         now: u32,
         last_cmd: std::sync::Arc<std::sync::atomic::AtomicU32>,
+        admin: bool,
     ) -> Conn {
         Conn {
             stream,
@@ -100,6 +103,7 @@ impl Conn {
             closing: false,
             eof: false,
             session: Session::default(),
+            admin,
             verifying: false,
             last_active: now,
             last_cmd,
@@ -113,6 +117,7 @@ impl Conn {
             ConnRef {
                 id: self.id,
                 worker,
+                admin: self.admin,
             },
         );
         let mut budget = sh.config.reqs_per_event;
@@ -325,6 +330,7 @@ impl Conn {
             ConnRef {
                 id: self.id,
                 worker,
+                admin: self.admin,
             },
         );
         exec::binary::finish_auth(ok, reply, &ctx, &mut self.session, &mut self.out);

@@ -4,6 +4,7 @@
 //! Does not: parse or execute requests (see `conn`, `exec`).
 
 pub mod conn;
+pub mod push;
 pub mod verify;
 pub mod worker;
 
@@ -42,7 +43,8 @@ pub fn signal_shutdown(_how: Shutdown) {
 }
 
 enum Listener {
-    Tcp(TcpListener, String),
+    /// A TCP listener, its name, and whether it is the admin endpoint.
+    Tcp(TcpListener, String, bool),
     Unix(UnixListener, String),
 }
 
@@ -128,7 +130,7 @@ fn bind_all(cfg: &Config) -> Result<Vec<Listener>, ConfigError> {
                 SocketAddr::V4(a) => format!("tcp:{a}"),
                 SocketAddr::V6(a) => format!("tcp6:{a}"),
             };
-            out.push(Listener::Tcp(l, name));
+            out.push(Listener::Tcp(l, name, false));
         }
     }
     Ok(out)
@@ -198,8 +200,15 @@ fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// SIGHUP: re-reads the credentials file; a file that does not load leaves the old one in force.
+/// SIGHUP: re-reads the credentials file and the cluster file; one that does not load leaves the
+/// old one in force.
 fn reload(sh: &Shared) {
+    if sh.cluster.enabled() {
+        match sh.cluster.reload() {
+            Ok(v) => info!("SIGHUP: cluster config version {v:?}"),
+            Err(e) => error!("SIGHUP: keeping the previous cluster config: {e}"),
+        }
+    }
     if sh.config.credentials_file.is_some() {
         match sh.reload_credentials() {
             Ok(n) => info!("SIGHUP: reloaded {n} credential(s)"),
@@ -218,14 +227,27 @@ pub fn run(cfg: Config) -> Result<i32, ConfigError> {
             .map_err(|e| fail(format!("failed to daemon() in order to daemonize: {e}"), 71))?;
     }
     set_limits(&cfg);
-    let listeners = bind_all(&cfg)?;
+    let mut listeners = bind_all(&cfg)?;
+    if let Some(addr) = cfg.cluster.admin_listen {
+        let l = bind_tcp(addr, cfg.backlog).map_err(|e| {
+            fail(
+                format!("failed to listen on admin endpoint {addr}: {e}"),
+                71,
+            )
+        })?;
+        let local = l.local_addr().map_err(|e| fail(e.to_string(), 71))?;
+        listeners.push(Listener::Tcp(l, format!("tcp:{local}"), true));
+    }
     drop_privileges(&cfg)?;
     if let Some(p) = &cfg.pidfile {
         if let Err(e) = write_atomically(p, &format!("{}\n", std::process::id())) {
             warn!("could not write pid file {}: {e}", p.display());
         }
     }
-    let shared = Arc::new(Shared::new(cfg));
+    let mut shared = Shared::new(cfg);
+    shared.cluster = crate::cluster::state::ClusterState::start(&shared.config.cluster)
+        .map_err(|e| fail(format!("ERROR: {e}"), EX_USAGE))?;
+    let shared = Arc::new(shared);
     if shared.config.sasl || shared.config.auth_file.is_some() {
         match shared.reload_credentials() {
             Ok(0) if shared.config.credentials_file.is_none() => {
@@ -267,8 +289,9 @@ fn serve(mut listeners: Vec<Listener>, sh: Arc<Shared>) -> Result<i32, ConfigErr
         .map_err(io_err)?;
     let mut port_lines = Vec::new();
     for (i, l) in listeners.iter_mut().enumerate() {
+        let admin = matches!(l, Listener::Tcp(_, _, true));
         let (src, name, fd): (&mut dyn mio::event::Source, &String, i64) = match l {
-            Listener::Tcp(t, n) => {
+            Listener::Tcp(t, n, _) => {
                 let fd = t.as_raw_fd() as i64;
                 (t, n, fd)
             }
@@ -280,8 +303,13 @@ fn serve(mut listeners: Vec<Listener>, sh: Arc<Shared>) -> Result<i32, ConfigErr
         poll.registry()
             .register(src, Token(i), Interest::READABLE)
             .map_err(io_err)?;
-        info!("listening on {name}");
-        if let Some(rest) = name.strip_prefix("tcp:") {
+        if admin {
+            info!("admin endpoint on {name}");
+        } else {
+            info!("listening on {name}");
+        }
+        if admin {
+        } else if let Some(rest) = name.strip_prefix("tcp:") {
             if let Some((_, port)) = rest.rsplit_once(':') {
                 port_lines.push(format!("TCP INET: {port}\n"));
             }
@@ -406,8 +434,9 @@ fn accept_all(
     next: &mut usize,
 ) {
     loop {
+        let admin = matches!(l, Listener::Tcp(_, _, true));
         let (stream, addr, listen) = match l {
-            Listener::Tcp(t, name) => match t.accept() {
+            Listener::Tcp(t, name, _) => match t.accept() {
                 Ok((s, a)) => {
                     let _ = s.set_nodelay(true);
                     let addr = match a {
@@ -456,6 +485,7 @@ fn accept_all(
                 id,
                 addr,
                 listen_addr: listen,
+                admin,
             })
             .is_ok()
         {

@@ -26,6 +26,8 @@ pub struct NewConn {
     pub id: i64,
     pub addr: String,
     pub listen_addr: String,
+    /// Accepted on the admin endpoint (may push cluster configs).
+    pub admin: bool,
 }
 
 /// What a worker needs to hand slow credential checks to the verification pool.
@@ -49,6 +51,7 @@ pub fn run(
     let mut conns: slab::Slab<Conn> = slab::Slab::new();
     let limits = Limits {
         item_size_max: sh.config.item_size_max,
+        config_commands: sh.cluster.enabled(),
         ..Limits::default()
     };
     let max_buf = (sh.config.item_size_max + 64 * 1024).max(limits.max_get_line);
@@ -185,7 +188,7 @@ fn accept(
             last_cmd: last_cmd.clone(),
         },
     );
-    entry.insert(Conn::new(nc.stream, nc.id, now, last_cmd));
+    entry.insert(Conn::new(nc.stream, nc.id, now, last_cmd, nc.admin));
     // Data may have arrived before registration; edge-triggered polling would not report it.
     ready.push(key);
 }

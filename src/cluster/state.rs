@@ -1,0 +1,184 @@
+//! Owns: the cluster config served at run time — building it at start-up from the state file and
+//! the configured membership (flags or cluster file), admin pushes, and SIGHUP reloads, each
+//! persisted to the state file before it is served so the version never goes backwards.
+//! Does not: speak any protocol or decide who may push (the executor checks the connection).
+//!
+//! Sources: the configured membership is applied at start-up and on SIGHUP only when it differs
+//! from the list applied last time (remembered in the state directory), so a config pushed since
+//! is not undone by restarting with an unchanged file or flags.
+//!
+//! Versions: an explicit `version N` (file, flags or push) is used as given and must be newer. A
+//! membership change without one gets the previous version + 1 when a state directory keeps the
+//! history (so every node fed the same changes agrees), or `max(previous + 1, unix time)` without
+//! one (still increasing across restarts).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+
+use super::{load_state, store_state, ClusterConfig, ClusterError, NodeList, STATE_FILE_NAME};
+use crate::config::ClusterSettings;
+
+/// Why a push or reload was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum UpdateError {
+    #[error("{}", .0.detail())]
+    Rejected(ClusterError),
+    #[error("cannot persist the cluster state: {0}")]
+    Persist(std::io::Error),
+    #[error("cannot read {path}: {err}")]
+    Read { path: String, err: std::io::Error },
+}
+
+/// The served config and where it comes from.
+#[derive(Debug, Default)]
+pub struct ClusterState {
+    enabled: bool,
+    current: RwLock<Option<Arc<ClusterConfig>>>,
+    /// Serializes pushes and reloads (version check, persist, swap).
+    update: Mutex<()>,
+    state_file: Option<PathBuf>,
+    flags: Option<NodeList>,
+    file: Option<PathBuf>,
+    /// The configured list applied last (its `to_text`), to tell an edited source from an old one.
+    applied: Mutex<Option<String>>,
+}
+
+/// File beside the state file remembering the last applied configured list.
+const SOURCE_FILE_NAME: &str = "cluster.source";
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ClusterState {
+    /// Discovery disabled.
+    pub fn disabled() -> ClusterState {
+        ClusterState::default()
+    }
+
+    /// Builds the start-up state: the state file's config, then the configured membership on top.
+    pub fn start(s: &ClusterSettings) -> Result<ClusterState, String> {
+        let state_file = s.state_dir.as_ref().map(|d| d.join(STATE_FILE_NAME));
+        if let Some(d) = &s.state_dir {
+            std::fs::create_dir_all(d)
+                .map_err(|e| format!("cannot create state directory {}: {e}", d.display()))?;
+        }
+        let st = ClusterState {
+            enabled: s.enabled(),
+            current: RwLock::new(None),
+            update: Mutex::new(()),
+            state_file,
+            flags: s.nodes.clone(),
+            file: s.file.clone(),
+            applied: Mutex::new(None),
+        };
+        if let Some(p) = &st.state_file {
+            let saved = load_state(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            if saved.is_some() {
+                *st.applied.lock() = std::fs::read_to_string(st.source_file_path(p)).ok();
+            }
+            *st.current.write() = saved.map(Arc::new);
+        }
+        if st.enabled {
+            match st.reload() {
+                Ok(_) => {}
+                // A configured list older than what was pushed since: keep serving the newer one.
+                Err(UpdateError::Rejected(e @ ClusterError::VersionNotNewer { .. })) => {
+                    log::warn!("cluster: {}; serving the saved config", e.detail())
+                }
+                Err(e) => return Err(format!("cluster: {e}")),
+            }
+        }
+        Ok(st)
+    }
+
+    /// Whether discovery commands are answered at all.
+    pub fn enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The config served now (None until a first one is configured or pushed).
+    pub fn current(&self) -> Option<Arc<ClusterConfig>> {
+        self.current.read().clone()
+    }
+
+    fn source_file_path(&self, state_file: &Path) -> PathBuf {
+        state_file.with_file_name(SOURCE_FILE_NAME)
+    }
+
+    fn persist_and_serve(&self, new: ClusterConfig) -> Result<Arc<ClusterConfig>, UpdateError> {
+        if let Some(p) = &self.state_file {
+            store_state(p, &new).map_err(UpdateError::Persist)?;
+        }
+        let new = Arc::new(new);
+        *self.current.write() = Some(new.clone());
+        Ok(new)
+    }
+
+    /// `config set cluster`: accepted only with a newer version.
+    pub fn push(&self, payload: &[u8]) -> Result<Arc<ClusterConfig>, UpdateError> {
+        let _g = self.update.lock();
+        let cur = self.current();
+        let new =
+            ClusterConfig::apply_push(cur.as_deref(), payload).map_err(UpdateError::Rejected)?;
+        log::info!(
+            "cluster: version {} with {} node(s) pushed",
+            new.version(),
+            new.nodes().len()
+        );
+        self.persist_and_serve(new)
+    }
+
+    /// Re-reads the configured membership (the cluster file, or the flags at start-up). Returns
+    /// the version served afterwards, if any.
+    pub fn reload(&self) -> Result<Option<u64>, UpdateError> {
+        let _g = self.update.lock();
+        let list = match (&self.file, &self.flags) {
+            (Some(path), _) => read_list(path)?,
+            (None, Some(l)) => l.clone(),
+            (None, None) => return Ok(self.current().map(|c| c.version())),
+        };
+        let cur = self.current();
+        let source = list.to_text();
+        if cur.is_some() && self.applied.lock().as_deref() == Some(source.as_str()) {
+            // Unchanged since it was applied: whatever was pushed since stays.
+            return Ok(cur.map(|c| c.version()));
+        }
+        let now = if self.state_file.is_some() {
+            0
+        } else {
+            unix_now()
+        };
+        let new = ClusterConfig::from_node_list(&list, cur.as_deref(), now)
+            .map_err(UpdateError::Rejected)?;
+        let version = if cur.as_deref() == Some(&new) {
+            new.version()
+        } else {
+            log::info!(
+                "cluster: version {} with {} node(s)",
+                new.version(),
+                new.nodes().len()
+            );
+            self.persist_and_serve(new)?.version()
+        };
+        if let Some(p) = &self.state_file {
+            super::write_atomically(&self.source_file_path(p), source.as_bytes())
+                .map_err(UpdateError::Persist)?;
+        }
+        *self.applied.lock() = Some(source);
+        Ok(Some(version))
+    }
+}
+
+fn read_list(path: &Path) -> Result<NodeList, UpdateError> {
+    let text = std::fs::read_to_string(path).map_err(|err| UpdateError::Read {
+        path: path.display().to_string(),
+        err,
+    })?;
+    NodeList::parse(&text).map_err(UpdateError::Rejected)
+}

@@ -1,0 +1,104 @@
+//! Owns: Auto Discovery requests — `config get cluster`, `config set cluster` (admin endpoint
+//! only), the read-only legacy key `AmazonElastiCache:cluster`, and binary CONFIG_GET (0x60) /
+//! CONFIG_SET (0x64).
+//! Does not: build, version or persist configs (see `cluster` and `cluster::state`).
+
+use super::Ctx;
+use crate::cluster::state::UpdateError;
+use crate::cluster::{CONFIG_KEY, LEGACY_KEY};
+use crate::protocol::binary::{status, write_error, write_header, write_response, Frame};
+use crate::protocol::text;
+
+/// Reply to a push from a connection that is not on the admin endpoint.
+pub const NOT_ADMIN: &str = "CLIENT_ERROR config set is accepted only on the admin endpoint";
+
+/// `config get <key>`.
+pub fn config_get(key: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    if key != CONFIG_KEY.as_bytes() {
+        text::write_line(out, "CLIENT_ERROR unknown config key");
+        return;
+    }
+    match ctx.shared.cluster.current() {
+        Some(c) => c.write_config_reply(out),
+        None => out.extend_from_slice(b"END\r\n"),
+    }
+}
+
+fn push(key: &[u8], data: &[u8], ctx: &Ctx<'_>) -> Result<(), (u16, String)> {
+    if !ctx.conn.admin {
+        return Err((status::AUTH_ERROR, NOT_ADMIN.to_string()));
+    }
+    if key != CONFIG_KEY.as_bytes() {
+        return Err((
+            status::KEY_ENOENT,
+            "CLIENT_ERROR unknown config key".to_string(),
+        ));
+    }
+    match ctx.shared.cluster.push(data) {
+        Ok(_) => Ok(()),
+        Err(UpdateError::Rejected(e)) => {
+            log::warn!("cluster push refused: {}", e.detail());
+            Err((e.binary_status(), e.to_string()))
+        }
+        Err(e) => {
+            log::error!("{e}");
+            Err((
+                status::ENOMEM,
+                "SERVER_ERROR cannot persist the cluster state".to_string(),
+            ))
+        }
+    }
+}
+
+/// `config set <key> <flags> <bytes>` with its data.
+pub fn config_set(key: &[u8], data: &[u8], noreply: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let line = match push(key, data, ctx) {
+        Ok(()) => "STORED".to_string(),
+        Err((_, msg)) => msg,
+    };
+    if !noreply {
+        text::write_line(out, &line);
+    }
+}
+
+/// Serves the legacy discovery key inside a `get`/`gets`; false when it is not that key or
+/// discovery is off (the key is then an ordinary one).
+pub fn legacy_value(key: &[u8], with_cas: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> bool {
+    if key != LEGACY_KEY.as_bytes() || !ctx.shared.cluster.enabled() {
+        return false;
+    }
+    match ctx.shared.cluster.current() {
+        Some(c) => {
+            c.write_legacy_value(out, with_cas.then_some(c.version()));
+            true
+        }
+        None => false,
+    }
+}
+
+/// Binary CONFIG_GET (0x60): like a Get — 4 bytes of flags, no key, the payload.
+pub fn binary_get(f: &Frame<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let h = &f.header;
+    let cur = ctx.shared.cluster.current();
+    match cur {
+        Some(c) if f.key == CONFIG_KEY.as_bytes() => {
+            let body = c.binary_body_len();
+            write_header(out, h.opcode, status::OK, 4, 0, body as u32, h.opaque, 0);
+            c.write_binary_body(out);
+        }
+        _ => write_error(out, h.opcode, status::KEY_ENOENT, h.opaque),
+    }
+}
+
+/// Binary CONFIG_SET (0x64): the value is the payload.
+pub fn binary_set(f: &Frame<'_>, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let h = &f.header;
+    match push(f.key, f.value, ctx) {
+        Ok(()) => {
+            if !quiet {
+                write_response(out, h.opcode, status::OK, h.opaque, 0, &[], &[], &[]);
+            }
+        }
+        Err((st, msg)) => write_response(out, h.opcode, st, h.opaque, 0, &[], &[], msg.as_bytes()),
+    }
+}
