@@ -123,6 +123,9 @@ fn digest(key: &[u8; 32], parts: &[&[u8]]) -> [u8; 32] {
 
 fn check_phc(phc: &str) -> Result<(), String> {
     let h = PasswordHash::new(phc).map_err(|e| format!("not a PHC string: {e}"))?;
+    if h.salt.is_none() || h.hash.is_none() {
+        return Err("PHC string without salt or hash".into());
+    }
     match h.algorithm.as_str() {
         "argon2id" | "argon2i" | "argon2d" | "pbkdf2-sha256" | "pbkdf2-sha512" => Ok(()),
         other => Err(format!("unsupported algorithm {other}")),

@@ -133,6 +133,11 @@ fn sasl_plain_gate_and_exact_frames() {
     // A SASL_STEP has nothing to continue with PLAIN.
     let (r, _) = call(&mut s, &request(op::SASL_STEP, 0, 0, &[], b"PLAIN", b"x")).unwrap();
     assert_eq!(r.status, 0x20);
+    // PLAIN without an initial response: an empty challenge (0x21), then the STEP carries it.
+    let (r, _) = call(&mut s, &request(op::SASL_AUTH, 0, 0, &[], b"PLAIN", b"")).unwrap();
+    assert_eq!((r.status, r.value.len()), (0x21, 0));
+    let step = request(op::SASL_STEP, 0, 0, &[], b"PLAIN", b"\0foo\0wrong");
+    assert_eq!(call(&mut s, &step).unwrap().0.status, 0x20);
     // Anything else before authentication: "Auth failure." and the connection is closed.
     let (_, raw) = call(&mut s, &get_pkt(b"k")).unwrap();
     assert_eq!(&raw[..8], &hex("81 00 00 00 00 00 00 20")[..]);
@@ -191,9 +196,10 @@ fn sasl_plain_gate_and_exact_frames() {
         assert!(n > 0);
         buf.extend_from_slice(&chunk[..n]);
     }
-    // Succeeded: foo, alice twice, foo, foo = 5; failed: wrong, nobody, step, alice, nope = 5.
-    assert_eq!(stats["auth_cmds"], "10");
-    assert_eq!(stats["auth_errors"], "5");
+    // Succeeded: foo, alice twice, foo, foo = 5; failed: wrong, nobody, step, step, alice,
+    // nope = 6.
+    assert_eq!(stats["auth_cmds"], "11");
+    assert_eq!(stats["auth_errors"], "6");
 
     // Text on a SASL server is read as binary: bad magic, closed.
     let mut t = connect(&fc);
@@ -318,7 +324,7 @@ fn ascii(s: &mut TcpStream, req: &[u8]) -> String {
 fn ascii_authfile_mode() {
     let dir = tmpdir("ascii");
     let file = dir.join("authfile");
-    let hashed = passwd("carol", "hunter two", "argon2id");
+    let hashed = passwd("carol", "hunter2", "argon2id");
     std::fs::write(&file, format!("dave:pass1\n{hashed}\n")).unwrap();
     let fc = Server::start(&["-Y", file.to_str().unwrap()]);
 
@@ -355,10 +361,11 @@ fn ascii_authfile_mode() {
     assert_eq!(ascii(&mut s, b"set k 0 0 2\r\nhi\r\n"), "STORED\r\n");
     assert_eq!(ascii(&mut s, b"get k\r\n").lines().nth(1), Some("hi"));
 
-    // Hashed entries work for ASCII auth too (the password may contain spaces).
+    // Hashed entries work for ASCII auth too; as in memcached 1.6.18, words after the password
+    // are ignored.
     let mut s = connect(&fc);
     assert_eq!(
-        ascii(&mut s, b"set _ _ _ 16\r\ncarol hunter two\r\n"),
+        ascii(&mut s, b"set _ _ _ 19\r\ncarol hunter2 extra\r\n"),
         "STORED\r\n"
     );
     assert_eq!(ascii(&mut s, b"version\r\n"), "VERSION 1.6.18\r\n");

@@ -41,6 +41,11 @@ fn require(py: &str, module: &str) {
 
 /// Runs `tests/clients/<script>.py <port>` against a fresh ferrocache, bounded in time.
 fn run_script(module: &str, script: &str, args: &[&str]) {
+    run_script_with(module, script, args, &[]);
+}
+
+/// `run_script` with arguments for the script after the port.
+fn run_script_with(module: &str, script: &str, args: &[&str], script_args: &[&str]) {
     let py = python();
     require(&py, module);
     let srv = Server::start(args);
@@ -48,6 +53,7 @@ fn run_script(module: &str, script: &str, args: &[&str]) {
     let mut child = Command::new(&py)
         .arg(&path)
         .arg(srv.addr.port().to_string())
+        .args(script_args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -95,5 +101,114 @@ fn pymemcache_workload_single_thread_small_memory() {
         "pymemcache",
         "pymemcache_workload",
         &["-t", "1", "-m", "64"],
+    );
+}
+
+/// A credentials file with one plaintext and one argon2id entry (made by `ferrocache passwd`).
+fn credentials(name: &str) -> String {
+    let dir =
+        std::env::temp_dir().join(format!("ferrocache-clients-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+        .args(["passwd", "hashed-user"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret pass\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let file = dir.join("users");
+    std::fs::write(&file, format!("plainuser:plainpass\n{}", show(&out.stdout))).unwrap();
+    file.to_str().unwrap().to_string()
+}
+
+#[test]
+fn binary_clients_bmemcached_and_pylibmc() {
+    run_script("bmemcached", "binary_clients", &[]);
+}
+
+#[test]
+fn binary_clients_with_sasl_hashed_credentials() {
+    let file = credentials("sasl");
+    run_script_with(
+        "bmemcached",
+        "binary_clients",
+        &["-S", "--sasl-pwdb", &file],
+        &["--user", "hashed-user", "--password", "s3cret pass"],
+    );
+    run_script_with(
+        "bmemcached",
+        "binary_clients",
+        &["-S", "--sasl-pwdb", &file],
+        &["--user", "plainuser", "--password", "plainpass"],
+    );
+}
+
+#[test]
+fn ascii_auth_pymemcache() {
+    let file = credentials("ascii");
+    run_script_with(
+        "pymemcache",
+        "ascii_auth",
+        &["-Y", &file],
+        &["plainuser", "plainpass"],
+    );
+}
+
+/// libmemcached's tools: `memcstat` over binary with SASL, `memccapable -b` (it flushes).
+#[test]
+fn libmemcached_tools_binary_and_sasl() {
+    let file = credentials("tools");
+    let srv = Server::start(&["-S", "--sasl-pwdb", &file]);
+    let servers = format!("--servers=127.0.0.1:{}", srv.addr.port());
+    let run = |args: &[&str]| {
+        Command::new("memcstat")
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("memcstat: {e}; apt-get install -y libmemcached-tools"))
+    };
+    let ok = run(&[
+        &servers,
+        "--binary",
+        "--username=hashed-user",
+        "--password=s3cret pass",
+    ]);
+    assert!(ok.status.success(), "{}", show(&ok.stderr));
+    let text = show(&ok.stdout);
+    assert!(
+        text.contains("pid:") && text.contains("auth_cmds: 1"),
+        "{text}"
+    );
+    let bad = run(&[
+        &servers,
+        "--binary",
+        "--username=hashed-user",
+        "--password=wrong",
+    ]);
+    assert!(!bad.status.success());
+
+    let plain = Server::start(&[]);
+    let out = Command::new("memccapable")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &plain.addr.port().to_string(),
+            "-b",
+        ])
+        .output()
+        .expect("memccapable (apt-get install -y libmemcached-tools)");
+    assert!(
+        out.status.success(),
+        "memccapable -b failed:\n{}{}",
+        show(&out.stdout),
+        show(&out.stderr)
     );
 }

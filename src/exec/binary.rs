@@ -435,10 +435,16 @@ fn sasl(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Vec<u8>) 
         return Action::Continue;
     }
     let reply = Reply::Binary { opcode, opaque };
-    // PLAIN finishes in one AUTH; a STEP has nothing to continue.
-    let creds = (opcode == op::SASL_AUTH && f.key.eq_ignore_ascii_case(b"PLAIN"))
-        .then(|| auth::parse_plain(f.value))
-        .flatten();
+    let plain = f.key.eq_ignore_ascii_case(b"PLAIN");
+    // PLAIN with no initial response: ask for it (empty challenge), it comes in a STEP.
+    if opcode == op::SASL_AUTH && plain && f.value.is_empty() {
+        session.sasl_step_expected = true;
+        write_response(out, opcode, status::AUTH_CONTINUE, opaque, 0, &[], &[], &[]);
+        return Action::Flush;
+    }
+    let expected = std::mem::take(&mut session.sasl_step_expected);
+    let usable = plain && (opcode == op::SASL_AUTH || expected);
+    let creds = usable.then(|| auth::parse_plain(f.value)).flatten();
     match creds {
         Some((user, pass)) => {
             session.pending = Some(Attempt {

@@ -653,10 +653,15 @@ pub fn parse_auth<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<AuthLine<'a>
         None => AuthLine::BadTermination,
         Some(body) => match body.iter().position(|&b| b == b' ') {
             None => AuthLine::BadFormat,
-            Some(i) => AuthLine::Credentials {
-                user: &body[..i],
-                password: &body[i + 1..],
-            },
+            // memcached 1.6.18 takes the word after the first space as the password.
+            Some(i) => {
+                let rest = &body[i + 1..];
+                let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+                AuthLine::Credentials {
+                    user: &body[..i],
+                    password: &rest[..end],
+                }
+            }
         },
     };
     Ok(Parsed::Complete(r, need))
