@@ -8,13 +8,12 @@
 //! is not undone by restarting with an unchanged file or flags.
 //!
 //! Versions: an explicit `version N` (file, flags or push) is used as given and must be newer. A
-//! membership change without one gets the previous version + 1 when a state directory keeps the
-//! history (so every node fed the same changes agrees), or `max(previous + 1, unix time)` without
-//! one (still increasing across restarts).
+//! membership change without one gets the previous version + 1, starting at 1, so every node fed
+//! the same membership serves the same version. Only a state directory makes that history (and
+//! so the version) survive a restart; without one, give `version N` in the cluster file.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -49,12 +48,6 @@ pub struct ClusterState {
 /// File beside the state file remembering the last applied configured list.
 const SOURCE_FILE_NAME: &str = "cluster.source";
 
-fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl ClusterState {
     /// Discovery disabled.
     pub fn disabled() -> ClusterState {
@@ -85,6 +78,11 @@ impl ClusterState {
             *st.current.write() = saved.map(Arc::new);
         }
         if st.enabled {
+            if st.state_file.is_none() {
+                log::warn!(
+                    "cluster: no --state-dir: the config version starts again at 1 (or the file's `version N`) on restart"
+                );
+            }
             match st.reload() {
                 Ok(_) => {}
                 // A configured list older than what was pushed since: keep serving the newer one.
@@ -149,12 +147,7 @@ impl ClusterState {
             // Unchanged since it was applied: whatever was pushed since stays.
             return Ok(cur.map(|c| c.version()));
         }
-        let now = if self.state_file.is_some() {
-            0
-        } else {
-            unix_now()
-        };
-        let new = ClusterConfig::from_node_list(&list, cur.as_deref(), now)
+        let new = ClusterConfig::from_node_list(&list, cur.as_deref(), 0)
             .map_err(UpdateError::Rejected)?;
         let version = if cur.as_deref() == Some(&new) {
             new.version()

@@ -22,6 +22,23 @@ impl Server {
 
     /// `start` with extra environment variables.
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::spawn(args, env, false).0
+    }
+
+    /// Starts ferrocache with `--admin-listen 127.0.0.1:0` added; returns the admin address too
+    /// (from its `admin endpoint on` log line).
+    pub fn start_admin(args: &[&str]) -> (Server, SocketAddr) {
+        let mut all = vec!["--admin-listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let (s, admin) = Server::spawn(&all, &[], true);
+        (s, admin.expect("admin address"))
+    }
+
+    fn spawn(
+        args: &[&str],
+        env: &[(&str, &str)],
+        want_admin: bool,
+    ) -> (Server, Option<SocketAddr>) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocache"));
         cmd.args(["-p", "-1", "-l", "127.0.0.1", "-u", "root"])
             .args(args)
@@ -34,10 +51,15 @@ impl Server {
         let stderr = child.stderr.take().expect("stderr");
         let mut lines = BufReader::new(stderr).lines();
         let mut addr = None;
+        let mut admin = None;
         for line in lines.by_ref() {
             let Ok(line) = line else { break };
-            if let Some(rest) = line.split("listening on tcp:").nth(1) {
+            if let Some(rest) = line.split("admin endpoint on tcp:").nth(1) {
+                admin = Some(rest.trim().parse().expect("admin address"));
+            } else if let Some(rest) = line.split("listening on tcp:").nth(1) {
                 addr = Some(rest.trim().parse().expect("address"));
+            }
+            if addr.is_some() && (admin.is_some() || !want_admin) {
                 break;
             }
         }
@@ -47,7 +69,7 @@ impl Server {
         });
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Server { child, addr }
+        (Server { child, addr }, admin)
     }
 
     /// Starts the reference memcached (the apt package) if installed, else None.
