@@ -347,11 +347,8 @@ fn follow(mut cmd: Command, three: &Three, after: &[usize]) {
     }
     let before: Vec<u64> = (0..3).map(|i| version_of(three.nodes[i].0.addr)).collect();
     three.push(after);
-    for i in 0..3 {
-        assert!(
-            version_of(three.nodes[i].0.addr) > before[i],
-            "version rose on node {i}"
-        );
+    for (i, (node, was)) in three.nodes.iter().zip(&before).enumerate() {
+        assert!(version_of(node.0.addr) > *was, "version rose on node {i}");
     }
     let configs: Vec<String> = (0..3).map(|i| config_get(three.nodes[i].0.addr)).collect();
     assert!(configs.iter().all(|c| c == &configs[0]), "{configs:?}");
