@@ -78,6 +78,10 @@ pub struct Conn {
     admin: bool,
     /// An authentication attempt is being checked: no request is processed until it is answered.
     verifying: bool,
+    /// The readiness interest registered with the worker's poll.
+    pub interest: mio::Interest,
+    /// The poll reported the peer's end closed: read until EOF rather than stop at a short read.
+    pub peer_closing: bool,
     pub last_active: u32,
     pub last_cmd: std::sync::Arc<std::sync::atomic::AtomicU32>,
 }
@@ -105,6 +109,8 @@ impl Conn {
             session: Session::default(),
             admin,
             verifying: false,
+            interest: mio::Interest::READABLE,
+            peer_closing: false,
             last_active: now,
             last_cmd,
         }
@@ -187,7 +193,13 @@ impl Conn {
                 }
                 Ok(n) => {
                     stats::add(&st.bytes_read, n as u64);
+                    let space = self.rbuf.len() - self.rend;
                     self.rend += n;
+                    // A short read emptied the socket: with edge-triggered readiness, more data
+                    // will raise a new event, so skip the read that would only say EAGAIN.
+                    if n < space && !self.peer_closing {
+                        return Ok(true);
+                    }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

@@ -91,6 +91,11 @@ pub fn run(
                 }
                 continue;
             }
+            if ev.is_read_closed() || ev.is_error() {
+                if let Some(c) = conns.get_mut(ev.token().0) {
+                    c.peer_closing = true;
+                }
+            }
             ready.push(ev.token().0);
         }
         ready.sort_unstable();
@@ -213,13 +218,19 @@ fn settle(
             Interest::READABLE
         }
     };
+    // Registration is edge-triggered and stays armed: only a change of interest costs a syscall.
     if let Some(c) = conns.get_mut(key) {
+        if c.interest == interest {
+            return;
+        }
         if let Err(e) = poll
             .registry()
             .reregister(c.stream.source(), Token(key), interest)
         {
             debug!("reregister failed: {e}");
             close(poll, conns, key, sh);
+        } else {
+            c.interest = interest;
         }
     }
 }
