@@ -172,7 +172,9 @@ pub fn parse_version(s: &str) -> Result<u64, ClusterError> {
 }
 
 /// The version to use for a membership change that did not come with one: `max(previous + 1, now, 1)`.
-/// Using wall-clock seconds keeps versions increasing across restarts even without a state file.
+/// The daemon passes `now = 0` (so `previous + 1`, from 1), which keeps every node fed the same
+/// membership on the same version; a caller wanting versions that also rise across restarts
+/// without a state file can pass wall-clock seconds.
 pub fn next_version(previous: Option<u64>, now_unix_secs: u64) -> Result<u64, ClusterError> {
     let after_prev = previous.map_or(1, |p| p.saturating_add(1));
     validate_version(after_prev.max(now_unix_secs).max(1))

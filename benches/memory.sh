@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Memory efficiency, side by side with memcached: load N items into each server with the same -m
+# and report items stored, RSS, and bytes per item (RSS growth over the empty server, divided by
+# items); then, with -m below the data size, how many items each keeps and the hit ratio of a
+# zipfian read afterwards. Writes the table between MEMORY START/END in docs/benchmarks.md.
+# Usage: benches/memory.sh [quick|full]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODE=${1:-full}
+BIN=target/release/ferrocache
+BENCH=target/release/ferrocache-bench
+[ -x "$BIN" ] && [ -x "$BENCH" ] || cargo build --release --bins
+command -v memcached >/dev/null || { echo "memcached is not installed (apt-get install -y memcached)"; exit 1; }
+if [ "$MODE" = quick ]; then N=200000; else N=1000000; fi
+PORT=$(( 20000 + RANDOM % 20000 ))
+OUT=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
+
+start_server() { # name mem
+  PORT=$((PORT + 1))
+  if [ "$1" = memcached ]; then
+    memcached -u root -l 127.0.0.1 -p $PORT -U 0 -t 2 -m "$2" -c 4096 >/dev/null 2>&1 &
+  else
+    "$BIN" -u root -l 127.0.0.1 -p $PORT -t 2 -m "$2" -c 4096 >/dev/null 2>&1 &
+  fi
+  SRV_PID=$!
+  for _ in $(seq 1 500); do
+    (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return
+    sleep 0.01
+  done
+  echo "server $1 did not start" >&2; exit 1
+}
+rss_kib() { awk '/^VmRSS/ {print $2}' /proc/$1/status; }
+stat_of() { # name -> value of `stats` field
+  exec 3<>/dev/tcp/127.0.0.1/$PORT
+  printf 'stats\r\nquit\r\n' >&3
+  tr -d '\r' <&3 | awk -v k="$1" '$1 == "STAT" && $2 == k {print $3}'
+  exec 3<&- 3>&- || true
+}
+
+# workload label | -m | value size | after-load read (empty: none)
+CASES=(
+  "$N x 100 B values, 32 B keys|4096|100|"
+  "$N x 64-2048 B values (uniform), 32 B keys|4096|64-2048|"
+  "$N x 100 B values into -m 64 (data ~2x memory), then zipf 0.99 reads|64|100|zipf"
+)
+
+run_case() { # name case-index
+  local name=$1 i=$2
+  IFS='|' read -r label mem vsize read <<<"${CASES[$i]}"
+  start_server "$name" "$mem"
+  local pid=$SRV_PID base rss items hit=""
+  base=$(rss_kib "$pid")
+  "$BENCH" -q --json --server 127.0.0.1:$PORT --threads 2 --conns 8 --pipeline 32 \
+    --key-size 32 --value-size "$vsize" --keys $N --preload --requests 1 --ratio 0:1 --seed 3 \
+    > /dev/null
+  rss=$(rss_kib "$pid")
+  items=$(stat_of curr_items)
+  local bytes=$(stat_of bytes)
+  if [ "$read" = zipf ]; then
+    hit=$("$BENCH" -q --json --server 127.0.0.1:$PORT --threads 2 --conns 8 --pipeline 16 \
+      --key-size 32 --value-size "$vsize" --keys $N --ratio 0:1 --key-pattern zipf:0.99 \
+      --requests 1000000 --seed 5 | python3 -c 'import json,sys; print("%.3f" % json.load(sys.stdin)["run"]["hit_ratio"])')
+  fi
+  echo "$label|$name|$items|$base|$rss|$hit" >> "$OUT/rows"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+for i in "${!CASES[@]}"; do
+  run_case memcached "$i"
+  run_case ferrocache "$i"
+done
+
+python3 - "$OUT/rows" "$MODE" <<'PY' > "$OUT/table.md"
+import sys, datetime
+rows = [l.rstrip("\n").split("|") for l in open(sys.argv[1])]
+print(f"Run: {datetime.date.today()}, mode `{sys.argv[2]}`, both servers `-t 2`; keys `key:<n>` padded to 32 bytes, loaded once each (sequential preload).\n")
+print("| workload | server | items stored | RSS MB | bytes per item (RSS growth / items) | payload per item | RSS / payload | zipf hit ratio |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for label, name, items, base, rss, hit in rows:
+    items = int(items or 0)
+    grow = (int(rss) - int(base)) * 1024
+    per = grow / items if items else float("nan")
+    if "64-2048" in label:
+        payload = 32 + (64 + 2048) / 2
+    else:
+        payload = 32 + 100
+    print(f"| {label} | {name} | {items:,} | {int(rss)/1024:.0f} | {per:.0f} | {payload:.0f} | {per/payload:.2f}x | {hit or '—'} |")
+PY
+cat "$OUT/table.md"
+python3 - "$OUT/table.md" docs/benchmarks.md <<'PY'
+import sys, re
+table = open(sys.argv[1]).read().strip()
+doc = open(sys.argv[2]).read()
+block = f"<!-- MEMORY START -->\n{table}\n<!-- MEMORY END -->"
+if "<!-- MEMORY START -->" in doc:
+    doc = re.sub(r"<!-- MEMORY START -->.*?<!-- MEMORY END -->", lambda m: block, doc, flags=re.S)
+else:
+    doc += "\n## Memory efficiency: `benches/memory.sh`\n\n" + block + "\n"
+open(sys.argv[2], "w").write(doc)
+PY
