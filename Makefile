@@ -57,14 +57,16 @@ fmt:
 # Side-by-side load benchmark against memcached (writes docs/benchmarks.md), plus micro benchmarks.
 bench: release test-deps
 	bash benches/suite.sh full
-	$(CARGO) bench --bench parse --bench store
+	bash benches/memory.sh full
+	bash benches/sweep.sh full
+	$(CARGO) bench --bench parse --bench store --bench ring
 
 # The same suite, short (under a minute).
 bench-quick: release test-deps
 	bash benches/suite.sh quick
 
 bench-micro:
-	$(CARGO) bench --bench parse --bench store
+	$(CARGO) bench --bench parse --bench store --bench ring
 
 doc:
 	$(CARGO) doc --no-deps

@@ -51,5 +51,31 @@ fn meta(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, text, meta);
+fn binary(c: &mut Criterion) {
+    use ferrocache::protocol::binary::{op, parse as bparse, request};
+    let lim = Limits::default();
+    let mut g = c.benchmark_group("binary_parse");
+    g.throughput(Throughput::Elements(1));
+    let get = request(
+        op::GETK,
+        7,
+        0,
+        &[],
+        b"key:00000000000000000000000012345",
+        &[],
+    );
+    g.bench_function("getk", |b| b.iter(|| bparse(black_box(&get), &lim)));
+    let set = request(
+        op::SET,
+        7,
+        0,
+        &[0, 0, 0, 5, 0, 0, 0, 0],
+        b"key:00000000000000000000000012345",
+        &[b'v'; 100],
+    );
+    g.bench_function("set_100b", |b| b.iter(|| bparse(black_box(&set), &lim)));
+    g.finish();
+}
+
+criterion_group!(benches, text, meta, binary);
 criterion_main!(benches);

@@ -36,6 +36,7 @@ start_server() { # name mem -> sets SRV_PID
 # name | -m | load generator arguments
 WORKLOADS=(
   "a: get 90% / set 10%, 100 B, pipeline 1|1024|--ratio 1:9 --value-size 100 --pipeline 1 --keys 100000"
+  "a: the same at a fixed 60,000 req/s (latency from scheduled send)|1024|--ratio 1:9 --value-size 100 --pipeline 1 --keys 100000 --rate 60000"
   "b: get 90% / set 10%, 100 B, pipeline 16|1024|--ratio 1:9 --value-size 100 --pipeline 16 --keys 100000"
   "b: multi-get of 10 keys, pipeline 1|1024|--ratio 0:1 --value-size 100 --multiget 10 --keys 100000"
   "c: 4 KB values, pipeline 1|1024|--ratio 1:9 --value-size 4096 --pipeline 1 --keys 100000"

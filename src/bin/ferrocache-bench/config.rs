@@ -34,6 +34,10 @@ pub struct Args {
     /// Number of requests in the measured phase, over all threads.
     #[arg(short = 'n', long)]
     pub requests: Option<u64>,
+    /// Fixed offered rate in requests/s over all threads (default: as fast as replies come).
+    /// Latency is measured from each request's scheduled time, so queueing delay counts.
+    #[arg(long)]
+    pub rate: Option<f64>,
     /// SET:GET request mix, e.g. 1:9 (0:1 = gets only, 1:0 = sets only).
     #[arg(long, default_value = "1:10", value_parser = parse_ratio)]
     pub ratio: (u32, u32),
@@ -102,6 +106,7 @@ pub struct Config {
     pub pipeline: usize,
     pub duration: Option<f64>,
     pub requests: Option<u64>,
+    pub rate: Option<f64>,
     pub ratio_set: u32,
     pub ratio_get: u32,
     pub keys: u32,
@@ -182,6 +187,7 @@ impl Config {
             pipeline: a.pipeline,
             duration,
             requests: a.requests,
+            rate: a.rate.filter(|r| *r > 0.0),
             ratio_set: a.ratio.0,
             ratio_get: a.ratio.1,
             keys: a.keys,

@@ -109,19 +109,39 @@ struct Gate {
     measuring: bool,
     /// Requests this thread may still start in the measured phase (`None`: unlimited).
     remaining: Option<u64>,
+    /// Fixed rate: one request per `interval`, the next one due at `due`.
+    pace: Option<(Duration, Instant)>,
 }
 
 impl Gate {
+    /// Whether one more request may start now; returns the time its latency counts from (its
+    /// scheduled time under a fixed rate, so a late start still counts as waiting).
     #[inline]
-    fn take(&mut self) -> bool {
+    fn take(&mut self, now: Instant) -> Option<Instant> {
+        let start = match &mut self.pace {
+            Some((interval, due)) => {
+                if now < *due {
+                    return None;
+                }
+                let at = *due;
+                *due += *interval;
+                at
+            }
+            None => now,
+        };
         match (&mut self.remaining, self.measuring) {
-            (Some(0), true) => false,
+            (Some(0), true) => None,
             (Some(r), true) => {
                 *r -= 1;
-                true
+                Some(start)
             }
-            _ => true,
+            _ => Some(start),
         }
+    }
+
+    /// How long until the next paced request is due (None: not paced).
+    fn wait(&self, now: Instant) -> Option<Duration> {
+        self.pace.map(|(_, due)| due.saturating_duration_since(now))
     }
 
     fn exhausted(&self) -> bool {
@@ -386,14 +406,14 @@ impl Conn {
             } else {
                 Kind::Get
             };
+            let t = *now.get_or_insert_with(Instant::now);
+            let Some(start) = gate.take(t) else {
+                break;
+            };
             let Some(first) = self.source.next_key() else {
                 return false;
             };
-            if !gate.take() {
-                break;
-            }
             self.mix_pos = (self.mix_pos + 1) % cycle;
-            let start = *now.get_or_insert_with(Instant::now);
             let slot = self.tracker.next_slot;
             self.tracker.next_slot = (slot + 1) % self.tracker.slots;
             let mut pending = Pending {
@@ -553,9 +573,16 @@ pub fn run(b: &Bench, shared: &Shared, tid: usize, mode: Mode) -> ThreadResult {
             n / t + u64::from((tid as u64) < n % t)
         }),
     };
+    let pace = cfg.rate.filter(|_| mode == Mode::Run).map(|r| {
+        (
+            Duration::from_secs_f64(cfg.threads as f64 / r),
+            Instant::now(),
+        )
+    });
     let mut gate = Gate {
         measuring: false,
         remaining: quota,
+        pace,
     };
     let mut events = Events::with_capacity(1024);
     let mut exhausted = vec![false; conns.len()];
@@ -591,7 +618,14 @@ pub fn run(b: &Bench, shared: &Shared, tid: usize, mode: Mode) -> ThreadResult {
             end = Instant::now();
             break;
         }
-        if let Err(e) = poll.poll(&mut events, Some(POLL_TICK)) {
+        // epoll waits in whole milliseconds: under a fixed rate, spin for shorter waits so
+        // requests leave on schedule rather than in millisecond bursts.
+        let tick = match gate.wait(Instant::now()) {
+            None => POLL_TICK,
+            Some(w) if w < Duration::from_millis(2) => Duration::ZERO,
+            Some(w) => (w - Duration::from_millis(1)).min(POLL_TICK),
+        };
+        if let Err(e) = poll.poll(&mut events, Some(tick)) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
@@ -609,6 +643,15 @@ pub fn run(b: &Bench, shared: &Shared, tid: usize, mode: Mode) -> ThreadResult {
                 exhausted[i] = !conn.fill(b, &mut gate);
             }
             conn.flush(&mut c);
+        }
+        // Paced: requests fall due on the clock, not only on replies.
+        if gate.pace.is_some() {
+            for (i, conn) in conns.iter_mut().enumerate() {
+                if conn.alive && !exhausted[i] && conn.tracker.inflight.len() < cfg.pipeline {
+                    exhausted[i] = !conn.fill(b, &mut gate);
+                    conn.flush(&mut c);
+                }
+            }
         }
         shared.ops[tid].store(c.completed, Ordering::Relaxed);
         shared.errors[tid].store(c.errors.total(), Ordering::Relaxed);
