@@ -107,6 +107,10 @@ fn discovery_off_matches_memcached() {
     }
     // Binary 0x60 is an unknown command. (memcached answers that too, but only once it has
     // skipped `bodylen` more bytes than the request has: it hangs here, so it is not asked.)
+    assert_eq!(
+        show(&raw(mc.addr, b"stats cluster\r\n", b"\r\n")),
+        show(&raw(fc.addr, b"stats cluster\r\n", b"\r\n"))
+    );
     let pkt = request(op::CONFIG_GET, 5, 0, &[], b"cluster", &[]);
     let mut want = vec![0x81, 0x60, 0, 0, 0, 0, 0, 0x81, 0, 0, 0, 15, 0, 0, 0, 5];
     want.extend_from_slice(&[0; 8]);

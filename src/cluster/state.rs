@@ -15,6 +15,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use parking_lot::{Mutex, RwLock};
 
 use super::{load_state, store_state, ClusterConfig, ClusterError, NodeList, STATE_FILE_NAME};
@@ -43,6 +45,10 @@ pub struct ClusterState {
     file: Option<PathBuf>,
     /// The configured list applied last (its `to_text`), to tell an edited source from an old one.
     applied: Mutex<Option<String>>,
+    /// Pushes accepted / refused, reloads that failed (for `stats cluster`).
+    pushes: AtomicU64,
+    push_errors: AtomicU64,
+    reload_errors: AtomicU64,
 }
 
 /// File beside the state file remembering the last applied configured list.
@@ -69,6 +75,9 @@ impl ClusterState {
             flags: s.nodes.clone(),
             file: s.file.clone(),
             applied: Mutex::new(None),
+            pushes: AtomicU64::new(0),
+            push_errors: AtomicU64::new(0),
+            reload_errors: AtomicU64::new(0),
         };
         if let Some(p) = &st.state_file {
             let saved = load_state(p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -120,6 +129,17 @@ impl ClusterState {
 
     /// `config set cluster`: accepted only with a newer version.
     pub fn push(&self, payload: &[u8]) -> Result<Arc<ClusterConfig>, UpdateError> {
+        let r = self.push_inner(payload);
+        let counter = if r.is_ok() {
+            &self.pushes
+        } else {
+            &self.push_errors
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        r
+    }
+
+    fn push_inner(&self, payload: &[u8]) -> Result<Arc<ClusterConfig>, UpdateError> {
         let _g = self.update.lock();
         let cur = self.current();
         let new =
@@ -135,6 +155,53 @@ impl ClusterState {
     /// Re-reads the configured membership (the cluster file, or the flags at start-up). Returns
     /// the version served afterwards, if any.
     pub fn reload(&self) -> Result<Option<u64>, UpdateError> {
+        let r = self.reload_inner();
+        if r.is_err() {
+            self.reload_errors.fetch_add(1, Ordering::Relaxed);
+        }
+        r
+    }
+
+    /// `stats cluster`: (name, value) pairs.
+    pub fn stats(&self) -> Vec<(&'static str, String)> {
+        let cur = self.current();
+        let source = match (&self.file, &self.flags) {
+            (Some(f), _) => format!("file:{}", f.display()),
+            (None, Some(_)) => "flags".to_string(),
+            (None, None) => "push".to_string(),
+        };
+        vec![
+            (
+                "cluster_version",
+                cur.as_ref().map_or(0, |c| c.version()).to_string(),
+            ),
+            (
+                "cluster_nodes",
+                cur.as_ref().map_or(0, |c| c.nodes().len()).to_string(),
+            ),
+            ("cluster_source", source),
+            (
+                "cluster_state_file",
+                self.state_file
+                    .as_ref()
+                    .map_or("none".to_string(), |p| p.display().to_string()),
+            ),
+            (
+                "cluster_pushes",
+                self.pushes.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "cluster_push_errors",
+                self.push_errors.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "cluster_reload_errors",
+                self.reload_errors.load(Ordering::Relaxed).to_string(),
+            ),
+        ]
+    }
+
+    fn reload_inner(&self) -> Result<Option<u64>, UpdateError> {
         let _g = self.update.lock();
         let list = match (&self.file, &self.flags) {
             (Some(path), _) => read_list(path)?,

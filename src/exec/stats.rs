@@ -82,6 +82,12 @@ pub fn stats(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(b"END\r\n");
         }
         // memcached answers these two without an `END` line.
+        b"cluster" if sh.cluster.enabled() => {
+            for (k, v) in sh.cluster.stats() {
+                write_stat(out, k, v);
+            }
+            out.extend_from_slice(b"END\r\n");
+        }
         b"sizes_enable" => sizes_toggle(ctx, true, out),
         b"sizes_disable" => sizes_toggle(ctx, false, out),
         _ => text::write_line(out, ERROR),
