@@ -168,6 +168,10 @@ fn cluster(args: &[String]) -> ExitCode {
             /// Admin endpoints to push to.
             #[arg(required = true)]
             endpoints: Vec<String>,
+            /// Log in with memcached's ASCII auth first (nodes started with -Y); the password is
+            /// read from $FERROCACHE_PASSWORD, else from the first line of standard input.
+            #[arg(long)]
+            user: Option<String>,
         },
     }
     let a = match Args::try_parse_from(args) {
@@ -182,8 +186,26 @@ fn cluster(args: &[String]) -> ExitCode {
             nodes,
             version,
             endpoints,
+            user,
         } => {
-            let (report, ok) = ferrocache::server::push::push_command(&nodes, version, &endpoints);
+            let login = match user {
+                None => None,
+                Some(user) => {
+                    let password = match std::env::var("FERROCACHE_PASSWORD") {
+                        Ok(p) => p,
+                        Err(_) => match read_password() {
+                            Ok(p) => p,
+                            Err(e) => {
+                                eprintln!("ferrocache cluster push: {e}");
+                                return ExitCode::from(1);
+                            }
+                        },
+                    };
+                    Some(ferrocache::server::push::Login { user, password })
+                }
+            };
+            let (report, ok) =
+                ferrocache::server::push::push_command(&nodes, version, &endpoints, login.as_ref());
             print!("{report}");
             if ok {
                 ExitCode::SUCCESS

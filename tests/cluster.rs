@@ -468,3 +468,38 @@ fn pylibmc_ketama_placement_matches_ring() {
     let used: std::collections::BTreeSet<&String> = placed.iter().map(|(_, p)| p).collect();
     assert_eq!(used.len(), 3, "every node holds keys");
 }
+
+/// Nodes started with `-Y`: the admin endpoint needs a login too; `cluster push --user` does it.
+#[test]
+fn push_logs_in_on_ascii_auth_nodes() {
+    let dir = tmpdir("ascii");
+    let users = dir.join("users");
+    std::fs::write(&users, "ops:opspass\n").unwrap();
+    let (fc, admin) = Server::start_admin(&["-Y", users.to_str().unwrap()]);
+    let (ok, out) = push("localhost|127.0.0.1|1", None, &[admin]);
+    assert!(!ok, "{out}");
+    let out = Command::new(BIN)
+        .args([
+            "cluster",
+            "push",
+            "--user",
+            "ops",
+            "--nodes",
+            "localhost|127.0.0.1|1",
+        ])
+        .arg(admin.to_string())
+        .env("FERROCACHE_PASSWORD", "opspass")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out.stdout));
+    let r = raw(
+        fc.addr,
+        b"set _ 0 0 11\r\nops opspass\r\nconfig get cluster\r\n",
+        b"END\r\n",
+    );
+    assert!(
+        show(&r).starts_with("STORED\r\nCONFIG cluster 0 "),
+        "{}",
+        show(&r)
+    );
+}

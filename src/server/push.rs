@@ -10,7 +10,31 @@ use crate::cluster::{ClusterConfig, NodeList};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
-fn connect(endpoint: &str) -> Result<TcpStream, String> {
+/// memcached ASCII-auth credentials (for nodes started with `-Y`).
+#[derive(Clone, Debug)]
+pub struct Login {
+    pub user: String,
+    pub password: String,
+}
+
+fn connect(endpoint: &str, login: Option<&Login>) -> Result<TcpStream, String> {
+    let mut s = open(endpoint)?;
+    if let Some(l) = login {
+        let token = format!("{} {}", l.user, l.password);
+        let msg = format!("set _ 0 0 {}\r\n{token}\r\n", token.len());
+        s.write_all(msg.as_bytes()).map_err(|e| e.to_string())?;
+        let r = read_reply(&mut s, |b| b.ends_with(b"\r\n"))?;
+        if r != b"STORED\r\n" {
+            return Err(format!(
+                "{endpoint}: login failed: {}",
+                String::from_utf8_lossy(&r).trim()
+            ));
+        }
+    }
+    Ok(s)
+}
+
+fn open(endpoint: &str) -> Result<TcpStream, String> {
     let addr = endpoint
         .to_socket_addrs()
         .map_err(|e| format!("{endpoint}: {e}"))?
@@ -41,8 +65,8 @@ fn read_reply(s: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Result<Vec<u8>
 }
 
 /// The version an endpoint serves now (None: no config yet).
-pub fn current_version(endpoint: &str) -> Result<Option<u64>, String> {
-    let mut s = connect(endpoint)?;
+pub fn current_version(endpoint: &str, login: Option<&Login>) -> Result<Option<u64>, String> {
+    let mut s = connect(endpoint, login)?;
     s.write_all(b"config get cluster\r\n")
         .map_err(|e| e.to_string())?;
     let r = read_reply(&mut s, |b| {
@@ -70,8 +94,12 @@ pub fn current_version(endpoint: &str) -> Result<Option<u64>, String> {
 }
 
 /// Pushes `config` to one endpoint; Ok on `STORED`.
-pub fn push_one(endpoint: &str, config: &ClusterConfig) -> Result<(), String> {
-    let mut s = connect(endpoint)?;
+pub fn push_one(
+    endpoint: &str,
+    config: &ClusterConfig,
+    login: Option<&Login>,
+) -> Result<(), String> {
+    let mut s = connect(endpoint, login)?;
     let p = config.payload();
     let mut msg = format!("config set cluster 0 {}\r\n", p.len()).into_bytes();
     msg.extend_from_slice(p);
@@ -92,6 +120,7 @@ pub fn push_command(
     nodes: &[String],
     version: Option<u64>,
     endpoints: &[String],
+    login: Option<&Login>,
 ) -> (String, bool) {
     let mut report = String::new();
     let list = match NodeList::parse_args(nodes) {
@@ -104,7 +133,7 @@ pub fn push_command(
             // One past the newest version any node serves, so every node accepts it.
             let mut newest = 0;
             for ep in endpoints {
-                match current_version(ep) {
+                match current_version(ep, login) {
                     Ok(v) => newest = newest.max(v.unwrap_or(0)),
                     Err(e) => return (format!("{e}\n"), false),
                 }
@@ -118,7 +147,7 @@ pub fn push_command(
     };
     let mut all = true;
     for ep in endpoints {
-        match push_one(ep, &config) {
+        match push_one(ep, &config, login) {
             Ok(()) => report.push_str(&format!("{ep}: STORED version {version}\n")),
             Err(e) => {
                 all = false;
