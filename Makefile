@@ -24,22 +24,22 @@ run: release
 # What the tests need: the memcached oracle and libmemcached tools (apt), Debian's pylibmc,
 # pymemcache and python-binary-memcached, cyrus' PLAIN module for libmemcached's SASL, the Python
 # clients meta-memcache (PyPI, user site), elasticache-auto-discovery and emcache (PyPI, into
-# $(PYDEPS)), and the node Auto Discovery clients (npm, into $(NPMDEPS)).
+# $(PYDEPS)), and the node Auto Discovery clients (npm, into $(NPMDEPS); node and npm come with
+# the machine).
 PYDEPS := /tmp/ferrocache-pydeps
 NPMDEPS := /tmp/ferrocache-npm
 test-deps:
 	@if ! command -v memcached >/dev/null || ! command -v memcstat >/dev/null \
-	    || ! command -v node >/dev/null || ! command -v npm >/dev/null \
 	    || ! ls /usr/lib/*/sasl2/libplain.so >/dev/null 2>&1 \
 	    || ! $(PY_DEBIAN) -c 'import pylibmc, pymemcache, bmemcached' 2>/dev/null; then \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq memcached libmemcached-tools \
-	    python3-pylibmc python3-pymemcache python3-binary-memcached libsasl2-modules \
-	    nodejs npm >/dev/null; \
+	    python3-pylibmc python3-pymemcache python3-binary-memcached libsasl2-modules >/dev/null; \
 	fi
 	@python3 -c 'import meta_memcache' 2>/dev/null || python3 -m pip install -q meta-memcache
 	@PYTHONPATH=$(PYDEPS) $(PY_DEBIAN) -c 'import elasticache_auto_discovery, emcache' 2>/dev/null \
 	  || $(PY_DEBIAN) -m pip install -q --target $(PYDEPS) elasticache-auto-discovery==1.0.0 emcache==1.3.3
+	@command -v npm >/dev/null || { echo "node and npm are needed for the Auto Discovery client tests"; exit 1; }
 	@[ -d $(NPMDEPS)/node_modules/memcached-elasticache ] && [ -d $(NPMDEPS)/node_modules/memcache-plus ] \
 	  || npm install --silent --no-audit --no-fund --prefix $(NPMDEPS) memcached-elasticache@1.1.1 memcache-plus@0.3.1 >/dev/null
 
