@@ -98,6 +98,9 @@ pub struct Credentials {
     /// What an unknown user is checked against.
     standin: Secret,
     plaintext: usize,
+    /// Some entry is hashed: then every check but a remembered success costs a key derivation,
+    /// so timing tells neither unknown users nor plaintext entries apart.
+    hashed: bool,
     /// Digests of (user, password, stored secret) that verified.
     verified: Mutex<HashSet<[u8; 32]>>,
 }
@@ -126,6 +129,12 @@ fn check_phc(phc: &str) -> Result<(), String> {
     if h.salt.is_none() || h.hash.is_none() {
         return Err("PHC string without salt or hash".into());
     }
+    if h.algorithm.as_str().starts_with("argon2") {
+        let p = argon2::Params::try_from(&h).map_err(|e| format!("argon2 parameters: {e}"))?;
+        if p.m_cost() > MAX_ARGON2_KIB {
+            return Err(format!("argon2 memory cost over {MAX_ARGON2_KIB} KiB"));
+        }
+    }
     match h.algorithm.as_str() {
         "argon2id" | "argon2i" | "argon2d" | "pbkdf2-sha256" | "pbkdf2-sha512" => Ok(()),
         other => Err(format!("unsupported algorithm {other}")),
@@ -137,13 +146,56 @@ fn verify_phc(phc: &str, password: &[u8]) -> bool {
         return false;
     };
     match h.algorithm.as_str() {
-        "argon2id" | "argon2i" | "argon2d" => argon2::Argon2::default()
-            .verify_password(password, &h)
-            .is_ok(),
+        "argon2id" | "argon2i" | "argon2d" => verify_argon2(&h, password),
         "pbkdf2-sha256" | "pbkdf2-sha512" => pbkdf2::Pbkdf2.verify_password(password, &h).is_ok(),
         _ => false,
     }
 }
+
+thread_local! {
+    /// argon2's working memory, kept per verifying thread: allocating it per check (tens of MB)
+    /// leaves the allocator holding freed arenas.
+    static ARGON2_BLOCKS: std::cell::RefCell<Vec<argon2::Block>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn verify_argon2(h: &PasswordHash<'_>, password: &[u8]) -> bool {
+    let (Ok(params), Ok(alg), Some(salt), Some(expected)) = (
+        argon2::Params::try_from(h),
+        argon2::Algorithm::try_from(h.algorithm),
+        h.salt,
+        h.hash,
+    ) else {
+        return false;
+    };
+    let version = match h.version.map(argon2::Version::try_from) {
+        None => argon2::Version::V0x13,
+        Some(Ok(v)) => v,
+        Some(Err(_)) => return false,
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let n = params.block_count();
+    let hashed = ARGON2_BLOCKS.with(|b| {
+        let mut blocks = b.borrow_mut();
+        if blocks.len() < n {
+            blocks.resize(n, argon2::Block::default());
+        }
+        argon2::Argon2::new(alg, version, params).hash_password_into_with_memory(
+            password,
+            salt,
+            &mut out,
+            &mut blocks[..n],
+        )
+    });
+    hashed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
+}
+
+/// Largest argon2 memory cost accepted in a credentials file (KiB): bounds what a check takes.
+const MAX_ARGON2_KIB: u32 = 256 * 1024;
 
 impl Credentials {
     /// Reads and parses a credentials file.
@@ -200,11 +252,13 @@ impl Credentials {
             OsRng.fill_bytes(&mut r);
             Secret::Plain(digest(&key, &[&r]))
         });
+        let hashed = matches!(standin, Secret::Hashed(_));
         Ok(Credentials {
             users,
             key,
             standin,
             plaintext,
+            hashed,
             verified: Mutex::new(HashSet::new()),
         })
     }
@@ -230,27 +284,28 @@ impl Credentials {
         }
     }
 
-    fn cache_tag(&self, user: &[u8], password: &[u8], phc: &str) -> [u8; 32] {
-        digest(&self.key, &[user, password, phc.as_bytes()])
+    fn cache_tag(&self, user: &[u8], password: &[u8], secret: &Secret) -> [u8; 32] {
+        match secret {
+            Secret::Plain(d) => digest(&self.key, &[user, password, d]),
+            Secret::Hashed(phc) => digest(&self.key, &[user, password, phc.as_bytes()]),
+        }
     }
 
-    /// Decides without running a key-derivation function when it can: plaintext entries,
-    /// previously verified hashed ones, and unknown users when no entry is hashed. `None` means
-    /// only `check` can tell (call it off the event loop).
+    /// Decides without running a key-derivation function when it can: every check when the file
+    /// is all plaintext, and remembered successes otherwise. `None` means only `check` can tell
+    /// (call it off the event loop).
     pub fn check_fast(&self, user: &[u8], password: &[u8]) -> Option<bool> {
         let (secret, known) = self.entry(user);
+        if self.hashed {
+            let tag = self.cache_tag(user, password, secret);
+            return (known && self.verified.lock().contains(&tag)).then_some(true);
+        }
         match secret {
             Secret::Plain(d) => {
                 let given = digest(&self.key, &[password]);
                 Some(bool::from(given.ct_eq(d)) & known)
             }
-            Secret::Hashed(phc) => {
-                if !known {
-                    return None;
-                }
-                let tag = self.cache_tag(user, password, phc);
-                self.verified.lock().contains(&tag).then_some(true)
-            }
+            Secret::Hashed(_) => None,
         }
     }
 
@@ -260,12 +315,18 @@ impl Credentials {
             return r;
         }
         let (secret, known) = self.entry(user);
-        let Secret::Hashed(phc) = secret else {
-            return false;
-        };
-        let ok = verify_phc(phc, password) & known;
+        let ok = match secret {
+            Secret::Hashed(phc) => verify_phc(phc, password),
+            Secret::Plain(d) => {
+                // Same cost as a hashed entry: run the stand-in's derivation too.
+                if let Secret::Hashed(phc) = &self.standin {
+                    let _ = verify_phc(phc, password);
+                }
+                bool::from(digest(&self.key, &[password]).ct_eq(d))
+            }
+        } & known;
         if ok {
-            let tag = self.cache_tag(user, password, phc);
+            let tag = self.cache_tag(user, password, secret);
             let mut v = self.verified.lock();
             if v.len() >= CACHE_LIMIT {
                 v.clear();
@@ -356,6 +417,10 @@ mod tests {
             assert_eq!(c.check_fast(b"alice", b"s3cret"), Some(true));
             assert_eq!(c.check_fast(b"alice", b"wrong"), None);
             assert!(c.check(b"bob", b"plain"));
+            // In a file with hashed entries, plaintext ones cost a derivation too.
+            assert_eq!(c.check_fast(b"bob", b"plain"), Some(true), "remembered");
+            assert_eq!(c.check_fast(b"bob", b"wrong"), None);
+            assert!(!c.check(b"bob", b"wrong"));
         }
     }
 

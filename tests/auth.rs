@@ -138,6 +138,12 @@ fn sasl_plain_gate_and_exact_frames() {
     assert_eq!((r.status, r.value.len()), (0x21, 0));
     let step = request(op::SASL_STEP, 0, 0, &[], b"PLAIN", b"\0foo\0wrong");
     assert_eq!(call(&mut s, &step).unwrap().0.status, 0x20);
+    // As in memcached, the continuing STEP's key does not matter.
+    let mut t = connect(&fc);
+    let (r, _) = call(&mut t, &request(op::SASL_AUTH, 0, 0, &[], b"PLAIN", b"")).unwrap();
+    assert_eq!(r.status, 0x21);
+    let step = request(op::SASL_STEP, 0, 0, &[], b"XYZ", b"\0foo\0bar");
+    assert_eq!(call(&mut t, &step).unwrap().0.status, 0);
     // Anything else before authentication: "Auth failure." and the connection is closed.
     let (_, raw) = call(&mut s, &get_pkt(b"k")).unwrap();
     assert_eq!(&raw[..8], &hex("81 00 00 00 00 00 00 20")[..]);
@@ -196,9 +202,9 @@ fn sasl_plain_gate_and_exact_frames() {
         assert!(n > 0);
         buf.extend_from_slice(&chunk[..n]);
     }
-    // Succeeded: foo, alice twice, foo, foo = 5; failed: wrong, nobody, step, step, alice,
-    // nope = 6.
-    assert_eq!(stats["auth_cmds"], "11");
+    // Succeeded: step, foo, alice twice, foo, foo = 6; failed: wrong, nobody, step, step,
+    // alice, nope = 6.
+    assert_eq!(stats["auth_cmds"], "12");
     assert_eq!(stats["auth_errors"], "6");
 
     // Text on a SASL server is read as binary: bad magic, closed.
@@ -412,4 +418,27 @@ fn ascii_authfile_replies_match_memcached() {
 fn start_memcached_plain(args: &[&str]) -> (Server, ()) {
     let mc = Server::memcached(args).expect("memcached is installed");
     (mc, ())
+}
+
+/// A verification result belongs to the connection that asked for it: a client that resets
+/// while its (slow, hashed) credentials are checked hands nothing to the next connection, even
+/// when that one gets the same file descriptor and slot.
+#[test]
+fn verification_results_never_reach_another_connection() {
+    let dir = tmpdir("reuse");
+    let hashed = passwd("alice", "wonderland", "argon2id");
+    let file = dir.join("creds");
+    std::fs::write(&file, format!("{hashed}\n")).unwrap();
+    let fc = Server::start(&["-t", "1", "-S", "--sasl-pwdb", file.to_str().unwrap()]);
+    for _ in 0..5 {
+        let mut victim = connect(&fc);
+        victim.write_all(&auth_pkt("alice", "wonderland")).unwrap();
+        socket2::SockRef::from(&victim)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(victim);
+        let mut other = connect(&fc);
+        let (r, _) = call(&mut other, &get_pkt(b"k")).unwrap();
+        assert_eq!(r.status, 0x20, "an unauthenticated connection was let in");
+    }
 }

@@ -470,8 +470,26 @@ fn pylibmc_ketama_placement_matches_ring() {
 }
 
 /// Nodes started with `-Y`: the admin endpoint needs a login too; `cluster push --user` does it.
+/// On a node without `-Y` the login fails and the credentials are not stored as an item.
 #[test]
 fn push_logs_in_on_ascii_auth_nodes() {
+    let (plain, plain_admin) = Server::start_admin(&[]);
+    let out = Command::new(BIN)
+        .args([
+            "cluster",
+            "push",
+            "--user",
+            "ops",
+            "--nodes",
+            "localhost|127.0.0.1|1",
+        ])
+        .arg(plain_admin.to_string())
+        .env("FERROCACHE_PASSWORD", "opspass")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stats = show(&raw(plain.addr, b"stats\r\n", b"END\r\n"));
+    assert!(stats.contains("STAT curr_items 0\r\n"), "{stats}");
     let dir = tmpdir("ascii");
     let users = dir.join("users");
     std::fs::write(&users, "ops:opspass\n").unwrap();

@@ -282,3 +282,34 @@ fn unix_socket_listener() {
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// With a small `-I` the read buffer still holds the longest `get` line; a line that never ends
+/// closes the connection instead of spinning the worker, and others are served.
+#[test]
+fn endless_get_line_with_small_item_size_closes() {
+    let fc = Server::start(&["-t", "1", "-I", "512k"]);
+    let mut s = fc.connect();
+    let mut line = b"get ".to_vec();
+    line.extend(std::iter::repeat_n(b'a', (1 << 20) + 100));
+    let _ = s.write_all(&line);
+    assert!(read_to_close(&mut s).is_empty());
+    let mut other = fc.connect();
+    assert_eq!(exchange(&mut other, b"version\r\n"), b"VERSION 1.6.18\r\n");
+}
+
+/// More than 4 MB of replies to one batch: processing pauses for the output and then resumes
+/// by itself (the client sends nothing more).
+#[test]
+fn large_pipelined_replies_all_arrive() {
+    let fc = Server::start(&["-I", "2m"]);
+    let mut s = fc.connect();
+    let value = vec![b'x'; 1_000_000];
+    let mut set = b"set big 0 0 1000000\r\n".to_vec();
+    set.extend_from_slice(&value);
+    set.extend_from_slice(b"\r\n");
+    assert_eq!(exchange(&mut s, &set), b"STORED\r\n");
+    let gets = b"get big\r\n".repeat(12);
+    let got = exchange(&mut s, &gets);
+    let one = 1_000_000 + b"VALUE big 0 1000000\r\n\r\nEND\r\n".len();
+    assert_eq!(got.len(), 12 * one);
+}

@@ -443,7 +443,8 @@ fn sasl(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Vec<u8>) 
         return Action::Flush;
     }
     let expected = std::mem::take(&mut session.sasl_step_expected);
-    let usable = plain && (opcode == op::SASL_AUTH || expected);
+    // The STEP continuing a PLAIN exchange carries the response whatever its key says.
+    let usable = (plain && opcode == op::SASL_AUTH) || (opcode == op::SASL_STEP && expected);
     let creds = usable.then(|| auth::parse_plain(f.value)).flatten();
     match creds {
         Some((user, pass)) => {

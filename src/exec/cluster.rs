@@ -93,6 +93,10 @@ pub fn binary_get(f: &Frame<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 /// Binary CONFIG_SET (0x64): the value is the payload.
 pub fn binary_set(f: &Frame<'_>, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let h = &f.header;
+    if f.check == crate::protocol::binary::Check::TooLarge {
+        write_error(out, h.opcode, status::E2BIG, h.opaque);
+        return;
+    }
     match push(f.key, f.value, ctx) {
         Ok(()) => {
             if !quiet {

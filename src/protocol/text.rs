@@ -651,18 +651,14 @@ pub fn parse_auth<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<AuthLine<'a>
     let payload = &buf[nl + 1..need];
     let r = match payload.strip_suffix(b"\r\n") {
         None => AuthLine::BadTermination,
-        Some(body) => match body.iter().position(|&b| b == b' ') {
-            None => AuthLine::BadFormat,
-            // memcached 1.6.18 takes the word after the first space as the password.
-            Some(i) => {
-                let rest = &body[i + 1..];
-                let end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
-                AuthLine::Credentials {
-                    user: &body[..i],
-                    password: &rest[..end],
-                }
+        Some(body) => {
+            // memcached 1.6.18 tokenizes the token: user and password are its first two words.
+            let mut words = body.split(|&b| b == b' ').filter(|w| !w.is_empty());
+            match (words.next(), words.next()) {
+                (Some(user), Some(password)) => AuthLine::Credentials { user, password },
+                _ => AuthLine::BadFormat,
             }
-        },
+        }
     };
     Ok(Parsed::Complete(r, need))
 }
@@ -703,6 +699,20 @@ mod auth_tests {
         assert_eq!(
             parse_auth(b"set a 0 0 3\r\nfoo\r\n", &l),
             Ok(Parsed::Complete(AuthLine::BadFormat, 18))
+        );
+        assert_eq!(
+            parse_auth(b"set a 0 0 4\r\nfoo \r\n", &l),
+            Ok(Parsed::Complete(AuthLine::BadFormat, 19))
+        );
+        assert_eq!(
+            parse_auth(b"set a 0 0 9\r\n foo  bar\r\n", &l),
+            Ok(Parsed::Complete(
+                AuthLine::Credentials {
+                    user: b"foo",
+                    password: b"bar"
+                },
+                24
+            ))
         );
         assert_eq!(
             parse_auth(b"set a 0 0 3\r\nfooXX", &l),

@@ -78,6 +78,13 @@ pub struct Conn {
     admin: bool,
     /// An authentication attempt is being checked: no request is processed until it is answered.
     verifying: bool,
+    /// Set when the connection goes away, so a queued check of its credentials is skipped.
+    pub verify_cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// Unique per worker for the life of the process (file descriptors are reused at once), so a
+    /// verification result can only ever reach the connection that asked for it.
+    pub serial: u64,
+    /// Processing stopped because too much output was waiting; resume once it is written.
+    paused: bool,
     /// The readiness interest registered with the worker's poll.
     pub interest: mio::Interest,
     /// The poll reported the peer's end closed: read until EOF rather than stop at a short read.
@@ -93,6 +100,7 @@ impl Conn {
         now: u32,
         last_cmd: std::sync::Arc<std::sync::atomic::AtomicU32>,
         admin: bool,
+        serial: u64,
     ) -> Conn {
         Conn {
             stream,
@@ -109,6 +117,9 @@ impl Conn {
             session: Session::default(),
             admin,
             verifying: false,
+            verify_cancel: None,
+            serial,
+            paused: false,
             interest: mio::Interest::READABLE,
             peer_closing: false,
             last_active: now,
@@ -136,11 +147,16 @@ impl Conn {
                     Err(_) => return Next::Close,
                 }
             };
+            let before = (self.rstart, self.rend);
             let more = self.process(&ctx, limits, &mut budget);
             if self.flush(ctx.stats).is_err() {
                 return Next::Close;
             }
             if self.verifying {
+                if self.eof {
+                    // The client went away while its credentials were being checked.
+                    return Next::Close;
+                }
                 return if self.session.pending.is_some() {
                     Next::Verify
                 } else {
@@ -157,11 +173,23 @@ impl Conn {
                 stats::bump(&ctx.stats.conn_yields);
                 return Next::Yield;
             }
+            if std::mem::take(&mut self.paused) {
+                // The output that stopped processing is written: go on with what is buffered.
+                continue;
+            }
             if self.eof {
                 return Next::Close;
             }
             if blocked {
                 return Next::Read;
+            }
+            if before == (self.rstart, self.rend) && self.swallow == 0 {
+                // The buffer is full and holds no complete request: none ever will.
+                debug!(
+                    "conn {}: read buffer full without a complete request; closing",
+                    self.id
+                );
+                return Next::Close;
             }
         }
     }
@@ -224,6 +252,7 @@ impl Conn {
                 return false;
             }
             if self.out.len() - self.wpos > OUT_HIGH_WATER {
+                self.paused = true;
                 return false;
             }
             let kind = *self.kind.get_or_insert_with(|| {
@@ -337,6 +366,10 @@ impl Conn {
 
     /// Answers a checked attempt; the caller drives the connection again afterwards.
     pub fn auth_done(&mut self, ok: bool, reply: crate::auth::Reply, sh: &Shared, worker: usize) {
+        if !self.verifying {
+            return;
+        }
+        self.verify_cancel = None;
         let ctx = Ctx::new(
             sh,
             ConnRef {
@@ -376,6 +409,13 @@ impl Conn {
         Ok(())
     }
 
+    /// Answers the pending attempt as failed without checking it (the verification pool is
+    /// saturated or gone).
+    pub fn auth_refused(&mut self, reply: crate::auth::Reply, sh: &Shared, worker: usize) {
+        self.verifying = true;
+        self.auth_done(false, reply, sh, worker);
+    }
+
     /// True when the connection has unanswered output.
     pub fn has_output(&self) -> bool {
         self.wpos < self.out.len()
@@ -384,5 +424,13 @@ impl Conn {
     /// Marks the connection for closing after pending output (graceful shutdown).
     pub fn close_after_write(&mut self) {
         self.closing = true;
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if let Some(c) = &self.verify_cancel {
+            c.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }

@@ -3,6 +3,7 @@
 //! that owns the connection (a channel plus that worker's waker).
 //! Does not: decide what a credential is (see `auth`) or answer the client (see `exec::binary`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -11,14 +12,20 @@ use mio::Waker;
 
 use crate::auth::{Attempt, Credentials};
 
+/// Checks waiting at most; beyond that attempts fail at once (a key derivation takes tens of
+/// milliseconds, so a longer queue only makes every login wait).
+const QUEUE: usize = 128;
+
 /// A check to run.
 #[allow(missing_debug_implementations)]
 pub struct Job {
     pub creds: Arc<Credentials>,
     pub attempt: Attempt,
-    /// Where the connection lives: its slab key and its id (guards against key reuse).
+    /// Where the connection lives: its slab key and its serial (guards against key reuse).
     pub conn_key: usize,
-    pub conn_id: i64,
+    pub conn_serial: u64,
+    /// Set when the connection has gone: the check is skipped.
+    pub cancel: Arc<AtomicBool>,
     pub done: Sender<Done>,
     pub waker: Arc<Waker>,
 }
@@ -27,7 +34,7 @@ pub struct Job {
 #[derive(Debug)]
 pub struct Done {
     pub conn_key: usize,
-    pub conn_id: i64,
+    pub conn_serial: u64,
     pub reply: crate::auth::Reply,
     pub ok: bool,
 }
@@ -42,17 +49,20 @@ pub struct Verifier {
 impl Verifier {
     /// Starts `threads` verification threads. They end when every handle is dropped.
     pub fn start(threads: usize) -> std::io::Result<Verifier> {
-        let (tx, rx) = crossbeam_channel::unbounded::<Job>();
+        let (tx, rx) = crossbeam_channel::bounded::<Job>(QUEUE);
         for i in 0..threads.max(1) {
             let rx: Receiver<Job> = rx.clone();
             std::thread::Builder::new()
                 .name(format!("verify-{i}"))
                 .spawn(move || {
                     for job in rx.iter() {
+                        if job.cancel.load(Ordering::Relaxed) {
+                            continue;
+                        }
                         let ok = job.creds.check(&job.attempt.user, &job.attempt.password);
                         let done = Done {
                             conn_key: job.conn_key,
-                            conn_id: job.conn_id,
+                            conn_serial: job.conn_serial,
                             reply: job.attempt.reply,
                             ok,
                         };
@@ -67,8 +77,8 @@ impl Verifier {
         Ok(Verifier { tx })
     }
 
-    /// Queues a check. False when the pool is gone (the attempt then fails).
+    /// Queues a check. False when the queue is full or the pool is gone (the attempt then fails).
     pub fn submit(&self, job: Job) -> bool {
-        self.tx.send(job).is_ok()
+        self.tx.try_send(job).is_ok()
     }
 }

@@ -47,6 +47,7 @@ pub fn run(
     link: AuthLink,
 ) -> io::Result<()> {
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
+    let mut next_serial: u64 = 0;
     let mut events = Events::with_capacity(1024);
     let mut conns: slab::Slab<Conn> = slab::Slab::new();
     let limits = Limits {
@@ -54,7 +55,9 @@ pub fn run(
         config_commands: sh.cluster.enabled(),
         ..Limits::default()
     };
-    let max_buf = (sh.config.item_size_max + 64 * 1024).max(limits.max_get_line);
+    // Room for the largest request any parser accepts (an item, a long get line, a pushed
+    // cluster config), plus slack for the line around it.
+    let max_buf = (sh.config.item_size_max + 64 * 1024).max(limits.max_get_line + 64 * 1024);
     let mut pending: Vec<usize> = Vec::new();
     // Connections to drive this round; kept across rounds so the loop does not allocate.
     let mut ready: Vec<usize> = Vec::new();
@@ -81,10 +84,14 @@ pub fn run(
         for ev in events.iter() {
             if ev.token() == WAKE {
                 while let Ok(nc) = rx.try_recv() {
-                    accept(&mut poll, &mut conns, nc, &sh, &mut ready);
+                    next_serial += 1;
+                    accept(&mut poll, &mut conns, nc, &sh, &mut ready, next_serial);
                 }
                 while let Ok(d) = done_rx.try_recv() {
-                    if let Some(c) = conns.get_mut(d.conn_key).filter(|c| c.id == d.conn_id) {
+                    if let Some(c) = conns
+                        .get_mut(d.conn_key)
+                        .filter(|c| c.serial == d.conn_serial)
+                    {
                         c.auth_done(d.ok, d.reply, &sh, index);
                         ready.push(d.conn_key);
                     }
@@ -107,21 +114,28 @@ pub fn run(
             let mut next = conn.drive(&sh, index, &limits, max_buf);
             if next == Next::Verify {
                 next = Next::Read;
-                let attempt = conn.take_attempt();
-                let creds = sh.credentials();
-                let queued = match (attempt, creds) {
-                    (Some(attempt), Some(creds)) => link.verifier.submit(Job {
-                        creds,
-                        attempt,
-                        conn_key: key,
-                        conn_id: conn.id,
-                        done: done_tx.clone(),
-                        waker: link.waker.clone(),
-                    }),
-                    _ => false,
-                };
-                if !queued {
-                    next = Next::Close;
+                if let Some(attempt) = conn.take_attempt() {
+                    let reply = attempt.reply;
+                    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                    let queued = match sh.credentials() {
+                        Some(creds) => link.verifier.submit(Job {
+                            creds,
+                            attempt,
+                            conn_key: key,
+                            conn_serial: conn.serial,
+                            cancel: cancel.clone(),
+                            done: done_tx.clone(),
+                            waker: link.waker.clone(),
+                        }),
+                        None => false,
+                    };
+                    if queued {
+                        conn.verify_cancel = Some(cancel);
+                    } else {
+                        // Saturated pool: refuse rather than queue without bound.
+                        conn.auth_refused(reply, &sh, index);
+                        pending.push(key);
+                    }
                 }
             }
             settle(&mut poll, &mut conns, key, next, &sh, &mut pending);
@@ -172,6 +186,7 @@ fn accept(
     mut nc: NewConn,
     sh: &Shared,
     ready: &mut Vec<usize>,
+    serial: u64,
 ) {
     let entry = conns.vacant_entry();
     let key = entry.key();
@@ -193,7 +208,7 @@ fn accept(
             last_cmd: last_cmd.clone(),
         },
     );
-    entry.insert(Conn::new(nc.stream, nc.id, now, last_cmd, nc.admin));
+    entry.insert(Conn::new(nc.stream, nc.id, now, last_cmd, nc.admin, serial));
     // Data may have arrived before registration; edge-triggered polling would not report it.
     ready.push(key);
 }
