@@ -143,6 +143,19 @@ fn discovery_replies_are_byte_exact() {
         )),
         format!("{legacy}END\r\n")
     );
+    // Read-only: writes are refused in every protocol.
+    let ro = "CLIENT_ERROR AmazonElastiCache:cluster is read-only";
+    let r = raw(
+        fc.addr,
+        b"set AmazonElastiCache:cluster 0 0 1\r\nx\r\ndelete AmazonElastiCache:cluster\r\nms AmazonElastiCache:cluster 1\r\nx\r\nmn\r\n",
+        b"MN\r\n",
+    );
+    assert_eq!(show(&r), format!("{ro}\r\n{ro}\r\n{ro}\r\nMN\r\n"));
+    let b = bin_call(
+        fc.addr,
+        &request(op::SET, 0, 0, &[0; 8], b"AmazonElastiCache:cluster", b"x"),
+    );
+    assert_eq!(b[6..8], [0, 5]);
     let r = raw(
         fc.addr,
         b"set k 0 0 1\r\nv\r\nget AmazonElastiCache:cluster k\r\n",

@@ -57,6 +57,21 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
         }
         _ => {}
     }
+    if matches!(
+        base,
+        op::SET
+            | op::ADD
+            | op::REPLACE
+            | op::APPEND
+            | op::PREPEND
+            | op::DELETE
+            | op::INCREMENT
+            | op::DECREMENT
+    ) && super::cluster::read_only(f.key, ctx)
+    {
+        write_error(out, opcode, status::NOT_STORED, opaque);
+        return Action::Continue;
+    }
     let st = ctx.stats;
     let ok = |out: &mut Vec<u8>, cas: u64, value: &[u8]| {
         if !quiet {

@@ -12,6 +12,14 @@ use crate::protocol::text;
 /// Reply to a push from a connection that is not on the admin endpoint.
 pub const NOT_ADMIN: &str = "CLIENT_ERROR config set is accepted only on the admin endpoint";
 
+/// Reply to a write of the legacy discovery key while discovery is on.
+pub const READ_ONLY: &str = "CLIENT_ERROR AmazonElastiCache:cluster is read-only";
+
+/// The legacy discovery key is served, not stored: writes to it are refused while discovery is on.
+pub fn read_only(key: &[u8], ctx: &Ctx<'_>) -> bool {
+    key == LEGACY_KEY.as_bytes() && ctx.shared.cluster.enabled()
+}
+
 /// `config get <key>`.
 pub fn config_get(key: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     if key != CONFIG_KEY.as_bytes() {

@@ -22,6 +22,12 @@ pub fn execute(tokens: Tokens<'_>, data: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>
             return Action::Continue;
         }
     };
+    if !matches!(req.cmd, MetaCmd::Get | MetaCmd::Debug)
+        && super::cluster::read_only(req.key(), ctx)
+    {
+        text::write_line(out, super::cluster::READ_ONLY);
+        return Action::Continue;
+    }
     match req.cmd {
         MetaCmd::Get => mget(&req, ctx, out),
         MetaCmd::Set => mset(&req, ctx, out),

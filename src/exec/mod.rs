@@ -140,9 +140,17 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                 StoreCmd::Prepend => StoreMode::Prepend,
                 StoreCmd::Cas => StoreMode::Cas(cas),
             };
+            if cluster::read_only(key, ctx) {
+                line(out, cluster::READ_ONLY, noreply);
+                return Action::Continue;
+            }
             stats::record_prefix(ctx, key, PrefixOp::Set);
             let reply = store(mode, key, flags, exptime, data, ctx);
             line(out, reply, noreply);
+            Action::Continue
+        }
+        Command::Delete { key, noreply } if cluster::read_only(key, ctx) => {
+            line(out, cluster::READ_ONLY, noreply);
             Action::Continue
         }
         Command::Delete { key, noreply } => {
