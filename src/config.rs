@@ -140,6 +140,10 @@ pub struct Args {
     /// Admin endpoint (HOST:PORT, port 0 = any): the only listener that accepts `config set`.
     #[arg(long = "admin-listen")]
     pub admin_listen: Option<String>,
+    /// Probe every cluster member with `version` this often (seconds) and report reachability in
+    /// `stats cluster`. Off by default; never changes the served member list.
+    #[arg(long = "cluster-health-check")]
+    pub cluster_health_check: Option<f64>,
 }
 
 /// Wire protocol(s) accepted on connections.
@@ -214,6 +218,8 @@ pub struct ClusterSettings {
     pub file: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// Interval of the opt-in peer health check.
+    pub health_check: Option<std::time::Duration>,
 }
 
 impl ClusterSettings {
@@ -609,6 +615,7 @@ impl Config {
             },
             file: a.cluster_file.clone(),
             state_dir: a.state_dir.clone(),
+            health_check: None,
             admin_listen: match &a.admin_listen {
                 None => None,
                 Some(s) => Some(s.parse().map_err(|_| {
@@ -617,6 +624,20 @@ impl Config {
                     ))
                 })?),
             },
+        };
+        let cluster = ClusterSettings {
+            health_check: match a.cluster_health_check {
+                None => None,
+                Some(s) if s.is_finite() && (0.05..=86400.0).contains(&s) => {
+                    Some(std::time::Duration::from_secs_f64(s))
+                }
+                Some(s) => {
+                    return Err(usage(format!(
+                        "--cluster-health-check: {s} is not a number of seconds in 0.05..=86400"
+                    )))
+                }
+            },
+            ..cluster
         };
         if cluster.nodes.is_some() && cluster.file.is_some() {
             return Err(usage("--cluster-nodes and --cluster-file are exclusive"));

@@ -534,3 +534,33 @@ fn push_logs_in_on_ascii_auth_nodes() {
         show(&r)
     );
 }
+
+/// The opt-in health check reports each member's reachability in `stats cluster` (after a few
+/// consistent probes) and never changes the served list.
+#[test]
+fn health_check_reports_peers_without_changing_the_list() {
+    let peer = Server::start(&[]);
+    let dead = free_port();
+    let nodes = format!(
+        "localhost|127.0.0.1|{},localhost|127.0.0.1|{dead}",
+        peer.addr.port()
+    );
+    let fc = Server::start(&["--cluster-nodes", &nodes, "--cluster-health-check", "0.05"]);
+    let before = config_get(fc.addr);
+    let up = format!("STAT cluster_peer:localhost:{} up\r\n", peer.addr.port());
+    let down = format!("STAT cluster_peer:localhost:{dead} down\r\n");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = show(&raw(fc.addr, b"stats cluster\r\n", b"END\r\n"));
+        if stats.contains(&up) && stats.contains(&down) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "peers never reported: {stats}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        config_get(fc.addr),
+        before,
+        "the list is the operator's, not the probe's"
+    );
+}

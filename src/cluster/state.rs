@@ -22,6 +22,28 @@ use parking_lot::{Mutex, RwLock};
 use super::{load_state, store_state, ClusterConfig, ClusterError, NodeList, STATE_FILE_NAME};
 use crate::config::ClusterSettings;
 
+/// Consecutive probe results needed to change a peer's reported state (hysteresis).
+pub const HEALTH_STREAK: u32 = 3;
+
+/// What the opt-in health check reports for one member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerState {
+    /// Fewer than [`HEALTH_STREAK`] probes so far (the grace period).
+    Unknown,
+    Up,
+    Down,
+}
+
+/// Probe history of one member.
+#[derive(Clone, Copy, Debug)]
+struct PeerHealth {
+    state: PeerState,
+    /// Consecutive results disagreeing with `state` (or agreeing, while `Unknown`).
+    streak: u32,
+    last: bool,
+    changes: u64,
+}
+
 /// Why a push or reload was not applied.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateError {
@@ -49,6 +71,9 @@ pub struct ClusterState {
     pushes: AtomicU64,
     push_errors: AtomicU64,
     reload_errors: AtomicU64,
+    /// Opt-in peer reachability, by `host:port`; never feeds back into the served list.
+    health: Mutex<std::collections::BTreeMap<String, PeerHealth>>,
+    health_checks: AtomicU64,
 }
 
 /// File beside the state file remembering the last applied configured list.
@@ -78,6 +103,8 @@ impl ClusterState {
             pushes: AtomicU64::new(0),
             push_errors: AtomicU64::new(0),
             reload_errors: AtomicU64::new(0),
+            health: Mutex::new(std::collections::BTreeMap::new()),
+            health_checks: AtomicU64::new(0),
         };
         if let Some(p) = &st.state_file {
             let saved = load_state(p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -162,6 +189,52 @@ impl ClusterState {
         r
     }
 
+    /// Records one probe of member `peer` (`host:port`). The reported state changes only after
+    /// [`HEALTH_STREAK`] consecutive results say so, so one lost probe never flips it.
+    pub fn record_probe(&self, peer: &str, ok: bool) {
+        self.health_checks.fetch_add(1, Ordering::Relaxed);
+        let mut h = self.health.lock();
+        let e = h.entry(peer.to_string()).or_insert(PeerHealth {
+            state: PeerState::Unknown,
+            streak: 0,
+            last: ok,
+            changes: 0,
+        });
+        let agrees = match e.state {
+            PeerState::Unknown => ok == e.last,
+            PeerState::Up => ok,
+            PeerState::Down => !ok,
+        };
+        e.streak = match (e.state, agrees) {
+            (PeerState::Unknown, true) => e.streak + 1,
+            (PeerState::Unknown, false) => 1,
+            (_, true) => 0,
+            (_, false) => e.streak + 1,
+        };
+        e.last = ok;
+        if e.streak >= HEALTH_STREAK {
+            let new = if ok { PeerState::Up } else { PeerState::Down };
+            if new != e.state {
+                if e.state != PeerState::Unknown {
+                    log::warn!("cluster: peer {peer} is now {new:?}");
+                }
+                e.state = new;
+                e.changes += 1;
+            }
+            e.streak = 0;
+        }
+    }
+
+    /// Forgets peers that are no longer members.
+    pub fn retain_peers(&self, members: &[String]) {
+        self.health.lock().retain(|k, _| members.contains(k));
+    }
+
+    /// The reported state of one member (tests, stats).
+    pub fn peer_state(&self, peer: &str) -> Option<PeerState> {
+        self.health.lock().get(peer).map(|h| h.state)
+    }
+
     /// `stats cluster`: (name, value) pairs.
     pub fn stats(&self) -> Vec<(&'static str, String)> {
         let cur = self.current();
@@ -199,6 +272,28 @@ impl ClusterState {
                 self.reload_errors.load(Ordering::Relaxed).to_string(),
             ),
         ]
+    }
+
+    /// `stats cluster` lines for the health check: `cluster_health_checks` and one
+    /// `cluster_peer:<host>:<port>` per member (`unknown`, `up` or `down`).
+    pub fn health_stats(&self) -> Vec<(String, String)> {
+        let h = self.health.lock();
+        if h.is_empty() && self.health_checks.load(Ordering::Relaxed) == 0 {
+            return Vec::new();
+        }
+        let mut v = vec![(
+            "cluster_health_checks".to_string(),
+            self.health_checks.load(Ordering::Relaxed).to_string(),
+        )];
+        for (peer, e) in h.iter() {
+            let state = match e.state {
+                PeerState::Unknown => "unknown",
+                PeerState::Up => "up",
+                PeerState::Down => "down",
+            };
+            v.push((format!("cluster_peer:{peer}"), state.to_string()));
+        }
+        v
     }
 
     fn reload_inner(&self) -> Result<Option<u64>, UpdateError> {
@@ -241,4 +336,31 @@ fn read_list(path: &Path) -> Result<NodeList, UpdateError> {
         err,
     })?;
     NodeList::parse(&text).map_err(UpdateError::Rejected)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_needs_a_streak_to_change() {
+        let st = ClusterState::disabled();
+        let p = "a:1";
+        st.record_probe(p, true);
+        st.record_probe(p, true);
+        assert_eq!(st.peer_state(p), Some(PeerState::Unknown), "grace period");
+        st.record_probe(p, true);
+        assert_eq!(st.peer_state(p), Some(PeerState::Up));
+        // Flapping results never flip it.
+        for ok in [false, true, false, false, true, false, true] {
+            st.record_probe(p, ok);
+            assert_eq!(st.peer_state(p), Some(PeerState::Up));
+        }
+        for _ in 0..HEALTH_STREAK {
+            st.record_probe(p, false);
+        }
+        assert_eq!(st.peer_state(p), Some(PeerState::Down));
+        st.retain_peers(&[]);
+        assert_eq!(st.peer_state(p), None);
+    }
 }

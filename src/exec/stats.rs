@@ -86,6 +86,9 @@ pub fn stats(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             for (k, v) in sh.cluster.stats() {
                 write_stat(out, k, v);
             }
+            for (k, v) in sh.cluster.health_stats() {
+                write_stat(out, &k, v);
+            }
             out.extend_from_slice(b"END\r\n");
         }
         b"sizes_enable" => sizes_toggle(ctx, true, out),

@@ -4,6 +4,7 @@
 //! Does not: parse or execute requests (see `conn`, `exec`).
 
 pub mod conn;
+pub mod health;
 pub mod push;
 pub mod verify;
 pub mod worker;
@@ -357,6 +358,18 @@ fn serve(mut listeners: Vec<Listener>, sh: Arc<Shared>) -> Result<i32, ConfigErr
         handles.push(h);
         senders.push((tx, wwaker));
     }
+    let health = match sh.config.cluster.health_check {
+        Some(every) if sh.cluster.enabled() => {
+            let s = sh.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("cluster-health".into())
+                    .spawn(move || health::run(&s, every))
+                    .map_err(io_err)?,
+            )
+        }
+        _ => None,
+    };
     let maint = {
         let s = sh.clone();
         std::thread::Builder::new()
@@ -423,6 +436,9 @@ fn serve(mut listeners: Vec<Listener>, sh: Arc<Shared>) -> Result<i32, ConfigErr
         let _ = h.join();
     }
     let _ = maint.join();
+    if let Some(h) = health {
+        let _ = h.join();
+    }
     info!("exiting normally");
     Ok(0)
 }
