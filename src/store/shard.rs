@@ -227,10 +227,13 @@ impl Shard {
 
     /// Gets a free chunk of class `cls`: free list, then expired tail items, then a new page from
     /// the global budget, then eviction from the class tail (or a page taken from another class).
-    fn alloc(&mut self, cls: usize, now: u32) -> Result<ChunkId, StoreError> {
-        for _ in 0..ALLOC_TRIES {
+    /// Takes a free chunk of class `cls`, reclaiming, evicting or moving pages when there is
+    /// none. The flag says whether anything was unlinked or moved on the way (ids found before
+    /// the call may then be stale).
+    fn alloc(&mut self, cls: usize, now: u32) -> Result<(ChunkId, bool), StoreError> {
+        for attempt in 0..ALLOC_TRIES {
             if let Some(id) = self.class[cls].free.pop() {
-                return Ok(id);
+                return Ok((id, attempt > 0));
             }
             if self.reclaim_tail(cls, now) {
                 continue;
@@ -501,8 +504,8 @@ impl Shard {
                 return Err(StoreError::TooLarge);
             }
         };
-        let id = match self.alloc(cls, now) {
-            Ok(id) => id,
+        let (id, disturbed) = match self.alloc(cls, now) {
+            Ok(r) => r,
             Err(e) => {
                 if mode == StoreMode::Set {
                     if let Found::Hit(old) = self.find(key, hash, now) {
@@ -512,8 +515,16 @@ impl Shard {
                 return Err(e);
             }
         };
-        // Allocation may have evicted or moved the old item: look it up again.
-        if let Found::Hit(old) = self.find(key, hash, now) {
+        // If allocation evicted or moved items, the old one may be gone or elsewhere: look again.
+        let old = if disturbed {
+            match self.find(key, hash, now) {
+                Found::Hit(old) => Some(old),
+                Found::Miss(_) => None,
+            }
+        } else {
+            found
+        };
+        if let Some(old) = old {
             self.unlink_item(old, Some(hash));
         }
         let cas = self.shared.next_cas();
