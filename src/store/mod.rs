@@ -176,6 +176,12 @@ impl ClassStats {
     }
 }
 
+/// Where the shard number is taken from the key hash. The shard's index (hashbrown) uses the low
+/// bits to place a key and the top 7 bits as its tag, so the shard number must come from neither:
+/// taking it from the top bits made every key of a shard share most of its tag, and lookups
+/// compared keys (a cache miss each) far more often than needed.
+const SHARD_BITS_AT: u32 = 40;
+
 /// The key hash used for both shard choice and the shard's index.
 #[derive(Clone, Debug)]
 pub struct KeyHasher(foldhash::fast::RandomState);
@@ -304,7 +310,8 @@ impl Default for StoreConfig {
 #[derive(Debug)]
 pub struct Store {
     shards: Box<[CachePadded<Mutex<Shard>>]>,
-    shift: u32,
+    /// Shard choice: `(hash >> SHARD_BITS_AT) & mask`.
+    mask: u64,
     hasher: KeyHasher,
     classes: Arc<SizeClasses>,
     shared: Arc<StoreShared>,
@@ -354,7 +361,7 @@ impl Store {
             .collect();
         Store {
             shards,
-            shift: 64 - n.trailing_zeros(),
+            mask: n as u64 - 1,
             hasher,
             classes,
             shared,
@@ -369,12 +376,7 @@ impl Store {
     /// Locks the shard owning `hash`. Hold the guard only for one operation and its encoding.
     #[inline]
     pub fn lock(&self, hash: u64) -> MutexGuard<'_, Shard> {
-        let i = if self.shift >= 64 {
-            0
-        } else {
-            (hash >> self.shift) as usize
-        };
-        self.shards[i].lock()
+        self.shards[((hash >> SHARD_BITS_AT) & self.mask) as usize].lock()
     }
 
     pub fn shard_count(&self) -> usize {
