@@ -24,8 +24,8 @@ run: release
 # What the tests need: the memcached oracle and libmemcached tools (apt), Debian's pylibmc,
 # pymemcache and python-binary-memcached, cyrus' PLAIN module for libmemcached's SASL, the Python
 # clients meta-memcache (PyPI, user site), elasticache-auto-discovery and emcache (PyPI, into
-# $(PYDEPS)), and the node Auto Discovery clients (npm, into $(NPMDEPS); node and npm come with
-# the machine).
+# $(PYDEPS)), and the node clients — memcached-elasticache, memcache-plus (Auto Discovery) and
+# memjs (binary + SASL) — from npm into $(NPMDEPS) (node and npm come with the machine).
 PYDEPS := /tmp/ferrocache-pydeps
 NPMDEPS := /tmp/ferrocache-npm
 test-deps:
@@ -41,7 +41,9 @@ test-deps:
 	  || $(PY_DEBIAN) -m pip install -q --target $(PYDEPS) elasticache-auto-discovery==1.0.0 emcache==1.3.3
 	@command -v npm >/dev/null || { echo "node and npm are needed for the Auto Discovery client tests"; exit 1; }
 	@[ -d $(NPMDEPS)/node_modules/memcached-elasticache ] && [ -d $(NPMDEPS)/node_modules/memcache-plus ] \
-	  || npm install --silent --no-audit --no-fund --prefix $(NPMDEPS) memcached-elasticache@1.1.1 memcache-plus@0.3.1 >/dev/null
+	  && [ -d $(NPMDEPS)/node_modules/memjs ] \
+	  || npm install --silent --no-audit --no-fund --prefix $(NPMDEPS) memcached-elasticache@1.1.1 \
+	    memcache-plus@0.3.1 memjs@1.3.2 >/dev/null
 
 test: test-deps
 	$(CARGO) build --bins

@@ -212,3 +212,33 @@ fn libmemcached_tools_binary_and_sasl() {
         show(&out.stderr)
     );
 }
+
+/// The npm client memjs (binary protocol, SASL PLAIN), without and with authentication.
+#[test]
+fn memjs_binary_and_sasl() {
+    let file = credentials("memjs");
+    let script = format!(
+        "{}/tests/clients/memjs_client.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let plain = Server::start(&[]);
+    let sasl = Server::start(&["-S", "--sasl-pwdb", &file]);
+    for (srv, args) in [
+        (&plain, vec![]),
+        (&sasl, vec!["hashed-user", "s3cret pass", "wrong"]),
+    ] {
+        let out = Command::new("node")
+            .env("NODE_PATH", "/tmp/ferrocache-npm/node_modules")
+            .arg(&script)
+            .arg(srv.addr.port().to_string())
+            .args(&args)
+            .output()
+            .expect("node (comes with the machine; `make test-deps` installs memjs)");
+        assert!(
+            out.status.success(),
+            "memjs failed:\n{}{}",
+            show(&out.stdout),
+            show(&out.stderr)
+        );
+    }
+}
