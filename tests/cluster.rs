@@ -540,7 +540,9 @@ fn push_logs_in_on_ascii_auth_nodes() {
 #[test]
 fn health_check_reports_peers_without_changing_the_list() {
     let peer = Server::start(&[]);
-    let dead = free_port();
+    // A port held by this test that never answers: no other process can take it meanwhile.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = silent.local_addr().unwrap().port();
     let nodes = format!(
         "localhost|127.0.0.1|{},localhost|127.0.0.1|{dead}",
         peer.addr.port()
