@@ -613,3 +613,29 @@ fn protocol_flag_selects_the_protocol() {
     }
     assert!(show(&got).starts_with("ERROR\r\n"), "{}", show(&got));
 }
+
+/// With `-C` (no CAS) every CAS field is 0, as in memcached.
+#[test]
+fn no_cas_mode_matches_memcached() {
+    let mut p = BinPair::new(&["-C"]);
+    let set = request(op::SET, 1, 0, &set_extras(1, 0), b"k", b"v");
+    p.case("set", &set);
+    let (a, b) = p.case("get", &request(op::GET, 2, 0, &[], b"k", &[]));
+    assert!(
+        a.iter().chain(&b).all(|r| r.cas == 0),
+        "cas must be 0 with -C"
+    );
+    p.case(
+        "incr creates",
+        &request(op::INCREMENT, 3, 0, &incr_extras(1, 7, 0), b"n", &[]),
+    );
+    p.case(
+        "incr",
+        &request(op::INCREMENT, 3, 0, &incr_extras(1, 0, 0), b"n", &[]),
+    );
+    p.case(
+        "touch",
+        &request(op::TOUCH, 4, 0, &10u32.to_be_bytes(), b"k", &[]),
+    );
+    p.finish();
+}
