@@ -442,3 +442,19 @@ fn verification_results_never_reach_another_connection() {
         assert_eq!(r.status, 0x20, "an unauthenticated connection was let in");
     }
 }
+
+/// A client that sends its login and requests and then half-closes still gets every answer,
+/// even when the check runs on the verification pool (mixed file: every check costs a KDF).
+#[test]
+fn half_close_while_verifying_still_answers() {
+    let dir = tmpdir("halfclose");
+    let hashed = passwd("carol", "hunter2", "argon2id");
+    let file = dir.join("users");
+    std::fs::write(&file, format!("{hashed}\nbob:plain\n")).unwrap();
+    let fc = Server::start(&["-Y", file.to_str().unwrap()]);
+    let mut s = connect(&fc);
+    s.write_all(b"set k 0 0 9\r\nbob plain\r\nversion\r\n")
+        .unwrap();
+    s.shutdown(std::net::Shutdown::Write).unwrap();
+    assert_eq!(show(&read_to_close(&mut s)), "STORED\r\nVERSION 1.6.18\r\n");
+}

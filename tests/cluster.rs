@@ -500,7 +500,7 @@ fn push_logs_in_on_ascii_auth_nodes() {
         .env("FERROCACHE_PASSWORD", "opspass")
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert!(out.status.success(), "no login asked, none sent");
     let stats = show(&raw(plain.addr, b"stats\r\n", b"END\r\n"));
     assert!(stats.contains("STAT curr_items 0\r\n"), "{stats}");
     let dir = tmpdir("ascii");
@@ -540,12 +540,20 @@ fn push_logs_in_on_ascii_auth_nodes() {
 #[test]
 fn health_check_reports_peers_without_changing_the_list() {
     let peer = Server::start(&[]);
+    // Peers that need a login still count as up (text probe answered / binary VERSION allowed).
+    let dir = tmpdir("health");
+    let users = dir.join("users");
+    std::fs::write(&users, "u:p\n").unwrap();
+    let ascii = Server::start(&["-Y", users.to_str().unwrap()]);
+    let sasl = Server::start(&["-S", "--sasl-pwdb", users.to_str().unwrap()]);
     // A port held by this test that never answers: no other process can take it meanwhile.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = silent.local_addr().unwrap().port();
     let nodes = format!(
-        "localhost|127.0.0.1|{},localhost|127.0.0.1|{dead}",
-        peer.addr.port()
+        "localhost|127.0.0.1|{},localhost|127.0.0.1|{dead},localhost|127.0.0.1|{},localhost|127.0.0.1|{}",
+        peer.addr.port(),
+        ascii.addr.port(),
+        sasl.addr.port()
     );
     let fc = Server::start(&["--cluster-nodes", &nodes, "--cluster-health-check", "0.05"]);
     let before = config_get(fc.addr);
@@ -554,7 +562,10 @@ fn health_check_reports_peers_without_changing_the_list() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let stats = show(&raw(fc.addr, b"stats cluster\r\n", b"END\r\n"));
-        if stats.contains(&up) && stats.contains(&down) {
+        let others_up = [ascii.addr.port(), sasl.addr.port()]
+            .iter()
+            .all(|p| stats.contains(&format!("STAT cluster_peer:localhost:{p} up\r\n")));
+        if stats.contains(&up) && stats.contains(&down) && others_up {
             break;
         }
         assert!(Instant::now() < deadline, "peers never reported: {stats}");

@@ -153,10 +153,8 @@ impl Conn {
                 return Next::Close;
             }
             if self.verifying {
-                if self.eof {
-                    // The client went away while its credentials were being checked.
-                    return Next::Close;
-                }
+                // Even after a half-close the check finishes and is answered, then what is
+                // buffered; a reset ends the connection (and cancels the check) in `fill`.
                 return if self.session.pending.is_some() {
                     Next::Verify
                 } else {

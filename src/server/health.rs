@@ -1,5 +1,6 @@
 //! Owns: the opt-in peer health check (`--cluster-health-check SECS`) — a thread that probes
-//! every cluster member with `version` and records the results for `stats cluster`. It never
+//! every cluster member with `version` (text, then binary for binary-only nodes) and records the
+//! results for `stats cluster`. It never
 //! changes the served member list: membership is the operator's (flags, file, push).
 //! Does not: decide reported states (see `cluster::state`, which applies the hysteresis).
 
@@ -11,25 +12,61 @@ use crate::state::{Shared, Shutdown};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// One probe: connect, `version`, expect a `VERSION ` line, within the timeout.
-fn probe(addr: SocketAddr) -> bool {
+/// What a probe request got back.
+enum Heard {
+    /// A complete reply.
+    Reply,
+    /// The peer closed without one (a binary-only node reading text as bad magic).
+    Closed,
+    /// Nothing within the timeout, or no connection.
+    Nothing,
+}
+
+fn exchange(addr: SocketAddr, req: &[u8], done: impl Fn(&[u8]) -> bool) -> Heard {
     let Ok(mut s) = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT) else {
-        return false;
+        return Heard::Nothing;
     };
     let _ = s.set_read_timeout(Some(PROBE_TIMEOUT));
-    if s.write_all(b"version\r\n").is_err() {
-        return false;
+    if s.write_all(req).is_err() {
+        return Heard::Nothing;
     }
-    let mut buf = [0u8; 64];
-    let mut n = 0;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 256];
     let deadline = Instant::now() + PROBE_TIMEOUT;
-    while n < buf.len() && !buf[..n].contains(&b'\n') && Instant::now() < deadline {
-        match s.read(&mut buf[n..]) {
-            Ok(0) | Err(_) => break,
-            Ok(k) => n += k,
+    while !done(&buf) && buf.len() < 4096 && Instant::now() < deadline {
+        match s.read(&mut chunk) {
+            Ok(0) => return Heard::Closed,
+            Err(_) => return Heard::Nothing,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
         }
     }
-    buf[..n].starts_with(b"VERSION ")
+    if done(&buf) {
+        Heard::Reply
+    } else {
+        Heard::Nothing
+    }
+}
+
+/// One probe. A text `version` answered with any complete line (`VERSION`, or
+/// `CLIENT_ERROR unauthenticated` from a `-Y` node) means up; a binary-only (`-S`) node closes
+/// on text, so it gets a binary VERSION, which is allowed before authentication.
+fn probe(addr: SocketAddr) -> bool {
+    // Three lines: at least a binary header's 24 bytes, so a binary-only node sees bad magic and
+    // closes instead of waiting for the rest of a header.
+    match exchange(addr, b"version\r\nversion\r\nversion\r\n", |b| {
+        b.ends_with(b"\r\n")
+    }) {
+        Heard::Reply => true,
+        Heard::Nothing => false,
+        Heard::Closed => {
+            use crate::protocol::binary::{op, parse_response, request};
+            let pkt = request(op::VERSION, 0, 0, &[], &[], &[]);
+            matches!(
+                exchange(addr, &pkt, |b| parse_response(b).is_some()),
+                Heard::Reply
+            )
+        }
+    }
 }
 
 /// Runs until shutdown, probing each member once per `interval`.
@@ -56,6 +93,9 @@ pub fn run(sh: &Shared, interval: Duration) {
         let names: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
         sh.cluster.retain_peers(&names);
         for (name, addr) in members {
+            if sh.shutdown_requested() != Shutdown::None {
+                return;
+            }
             let ok = addr.is_some_and(probe);
             sh.cluster.record_probe(&name, ok);
         }

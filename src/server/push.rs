@@ -19,20 +19,25 @@ pub struct Login {
 
 fn connect(endpoint: &str, login: Option<&Login>) -> Result<TcpStream, String> {
     let mut s = open(endpoint)?;
-    if let Some(l) = login {
-        // The key is ignored by `-Y` nodes; at 251 bytes it is refused by any other node, so the
-        // credentials are never stored as an item by mistake.
-        let token = format!("{} {}", l.user, l.password);
-        let key = "k".repeat(251);
-        let msg = format!("set {key} 0 0 {}\r\n{token}\r\n", token.len());
-        s.write_all(msg.as_bytes()).map_err(|e| e.to_string())?;
-        let r = read_reply(&mut s, |b| b.ends_with(b"\r\n"))?;
-        if r != b"STORED\r\n" {
-            return Err(format!(
-                "{endpoint}: login failed: {}",
-                String::from_utf8_lossy(&r).trim()
-            ));
-        }
+    let Some(l) = login else {
+        return Ok(s);
+    };
+    // Log in only where a login is asked for: on a node without `-Y` the token line would be
+    // read as a command.
+    s.write_all(b"version\r\n").map_err(|e| e.to_string())?;
+    let r = read_reply(&mut s, |b| b.ends_with(b"\r\n"))?;
+    if r != b"CLIENT_ERROR unauthenticated\r\n" {
+        return Ok(s);
+    }
+    let token = format!("{} {}", l.user, l.password);
+    let msg = format!("set auth 0 0 {}\r\n{token}\r\n", token.len());
+    s.write_all(msg.as_bytes()).map_err(|e| e.to_string())?;
+    let r = read_reply(&mut s, |b| b.ends_with(b"\r\n"))?;
+    if r != b"STORED\r\n" {
+        return Err(format!(
+            "{endpoint}: login failed: {}",
+            String::from_utf8_lossy(&r).trim()
+        ));
     }
     Ok(s)
 }

@@ -524,6 +524,21 @@ impl Shard {
         } else {
             found
         };
+        if old.is_none() && found.is_some() {
+            // Allocation evicted the item this store depends on: answer as if it were missing
+            // (as memcached does) and give the chunk back.
+            let outcome = match mode {
+                StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => {
+                    Some(StoreOutcome::NotStored)
+                }
+                StoreMode::Cas(_) => Some(StoreOutcome::NotFound),
+                _ => None,
+            };
+            if let Some(o) = outcome {
+                self.class[cls].free.push(id);
+                return Ok(o);
+            }
+        }
         if let Some(old) = old {
             self.unlink_item(old, Some(hash));
         }

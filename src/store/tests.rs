@@ -280,3 +280,37 @@ proptest! {
         s.lock(0).check();
     }
 }
+
+/// A replace (or append, prepend, cas) whose own allocation evicts the item it depends on
+/// answers as if the item were missing, as memcached does, and stores nothing.
+#[test]
+fn store_whose_allocation_evicts_its_item_is_not_stored() {
+    // One 1 MB page: fill its class so that the oldest item is the one replaced next.
+    let s = store(1);
+    let v = vec![b'v'; 100];
+    let mut n = 0u32;
+    // Fill until the first eviction: key 0 is then gone, key 1 is the LRU tail.
+    while get_peek(&s, b"k0").is_some() || n == 0 {
+        set(&s, StoreMode::Set, format!("k{n}").as_bytes(), &v, 0, 5).unwrap();
+        n += 1;
+        assert!(n < 100_000, "no eviction");
+    }
+    // The class is full; k1 is the coldest item. Replacing it needs a new chunk first.
+    assert!(get_peek(&s, b"k1").is_some());
+    for mode in [StoreMode::Replace, StoreMode::Append] {
+        let tail = (1..n)
+            .map(|i| format!("k{i}"))
+            .find(|k| get_peek(&s, k.as_bytes()).is_some())
+            .unwrap();
+        let r = set(&s, mode, tail.as_bytes(), &v, 0, 5).unwrap();
+        assert_eq!(r, StoreOutcome::NotStored, "{mode:?} of the evicted tail");
+        assert!(get_peek(&s, tail.as_bytes()).is_none());
+    }
+    s.lock(0).check();
+}
+
+fn get_peek(s: &Store, k: &[u8]) -> Option<Vec<u8>> {
+    let h = s.hash(k);
+    let mut g = s.lock(h);
+    g.peek(k, h, 5).ok().map(|v| v.value.to_vec())
+}
