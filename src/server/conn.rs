@@ -85,6 +85,8 @@ pub struct Conn {
     pub serial: u64,
     /// Processing stopped because too much output was waiting; resume once it is written.
     paused: bool,
+    /// The client's address (TCP), for limiting failed logins per peer.
+    pub peer_ip: Option<std::net::IpAddr>,
     /// The readiness interest registered with the worker's poll.
     pub interest: mio::Interest,
     /// The poll reported the peer's end closed: read until EOF rather than stop at a short read.
@@ -120,6 +122,7 @@ impl Conn {
             verify_cancel: None,
             serial,
             paused: false,
+            peer_ip: None,
             interest: mio::Interest::READABLE,
             peer_closing: false,
             last_active: now,

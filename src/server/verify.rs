@@ -82,3 +82,55 @@ impl Verifier {
         self.tx.try_send(job).is_ok()
     }
 }
+
+/// Failed attempts one peer address may make per second before its further attempts fail at
+/// once, without queuing a check: one client guessing passwords cannot fill the queue that
+/// every other client's logins wait in.
+pub const FAILURES_PER_SECOND: u32 = 20;
+
+/// Per-worker count of failed attempts by peer address, in one-second windows.
+#[derive(Debug, Default)]
+pub struct FailureLimiter {
+    second: u64,
+    failures: std::collections::HashMap<std::net::IpAddr, u32>,
+}
+
+impl FailureLimiter {
+    fn roll(&mut self, now: u64) {
+        if now != self.second {
+            self.second = now;
+            self.failures.clear();
+        }
+    }
+
+    /// Whether `ip` may have a check queued now.
+    pub fn allow(&mut self, ip: std::net::IpAddr, now: u64) -> bool {
+        self.roll(now);
+        self.failures.get(&ip).copied().unwrap_or(0) < FAILURES_PER_SECOND
+    }
+
+    /// Records a failed attempt.
+    pub fn failed(&mut self, ip: std::net::IpAddr, now: u64) {
+        self.roll(now);
+        *self.failures.entry(ip).or_insert(0) += 1;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_counts_per_peer_and_second() {
+        let mut l = FailureLimiter::default();
+        let a: std::net::IpAddr = "10.0.0.1".parse().unwrap();
+        let b: std::net::IpAddr = "10.0.0.2".parse().unwrap();
+        for _ in 0..FAILURES_PER_SECOND {
+            assert!(l.allow(a, 7));
+            l.failed(a, 7);
+        }
+        assert!(!l.allow(a, 7));
+        assert!(l.allow(b, 7), "other peers are unaffected");
+        assert!(l.allow(a, 8), "a new second starts afresh");
+    }
+}

@@ -12,7 +12,7 @@ use log::{debug, warn};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, Next, Stream};
-use super::verify::{Done, Job, Verifier};
+use super::verify::{Done, FailureLimiter, Job, Verifier};
 use crate::protocol::Limits;
 use crate::state::{ConnInfo, Shared, Shutdown};
 use crate::stats;
@@ -48,6 +48,7 @@ pub fn run(
 ) -> io::Result<()> {
     let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
     let mut next_serial: u64 = 0;
+    let mut limiter = FailureLimiter::default();
     let mut events = Events::with_capacity(1024);
     let mut conns: slab::Slab<Conn> = slab::Slab::new();
     let limits = Limits {
@@ -92,6 +93,11 @@ pub fn run(
                         .get_mut(d.conn_key)
                         .filter(|c| c.serial == d.conn_serial)
                     {
+                        if !d.ok {
+                            if let Some(ip) = c.peer_ip {
+                                limiter.failed(ip, sh.clock.now() as u64);
+                            }
+                        }
                         c.auth_done(d.ok, d.reply, &sh, index);
                         ready.push(d.conn_key);
                     }
@@ -117,7 +123,9 @@ pub fn run(
                 if let Some(attempt) = conn.take_attempt() {
                     let reply = attempt.reply;
                     let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    let queued = match sh.credentials() {
+                    let now = sh.clock.now() as u64;
+                    let allowed = conn.peer_ip.is_none_or(|ip| limiter.allow(ip, now));
+                    let queued = match sh.credentials().filter(|_| allowed) {
                         Some(creds) => link.verifier.submit(Job {
                             creds,
                             attempt,
@@ -132,7 +140,10 @@ pub fn run(
                     if queued {
                         conn.verify_cancel = Some(cancel);
                     } else {
-                        // Saturated pool: refuse rather than queue without bound.
+                        // Saturated pool or a peer failing too often: refuse rather than queue.
+                        if let Some(ip) = conn.peer_ip {
+                            limiter.failed(ip, now);
+                        }
                         conn.auth_refused(reply, &sh, index);
                         pending.push(key);
                     }
@@ -188,6 +199,12 @@ fn accept(
     ready: &mut Vec<usize>,
     serial: u64,
 ) {
+    let peer_ip = nc
+        .addr
+        .strip_prefix("tcp:")
+        .or_else(|| nc.addr.strip_prefix("tcp6:"))
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip());
     let entry = conns.vacant_entry();
     let key = entry.key();
     if let Err(e) = poll
@@ -208,7 +225,9 @@ fn accept(
             last_cmd: last_cmd.clone(),
         },
     );
-    entry.insert(Conn::new(nc.stream, nc.id, now, last_cmd, nc.admin, serial));
+    let mut conn = Conn::new(nc.stream, nc.id, now, last_cmd, nc.admin, serial);
+    conn.peer_ip = peer_ip;
+    entry.insert(conn);
     // Data may have arrived before registration; edge-triggered polling would not report it.
     ready.push(key);
 }
