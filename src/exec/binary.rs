@@ -4,7 +4,7 @@
 //! and the replies of both auth modes once credentials are checked (`finish_auth`).
 //! Does not: frame packets (see `protocol::binary`) or check passwords (see `auth`).
 
-use super::{count_miss, flush_all, stats, store_counted, Action, Ctx, Session};
+use super::{count_lookup, flush_all, stats, store_counted, Action, Ctx, Session};
 use crate::auth::{self, Attempt, Reply};
 use crate::protocol::binary::{
     op, status, unquiet, write_error, write_header, write_response, Check, Frame,
@@ -181,7 +181,7 @@ fn get(f: &Frame<'_>, base: u8, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let hit = r.is_ok();
     match r {
         Ok(v) => {
-            let cas = if sh.config.cas_enabled { v.cas } else { 0 };
+            let cas = ctx.visible_cas(v.cas);
             let value = if base == op::TOUCH { &[][..] } else { v.value };
             let key = if with_key { f.key } else { &[][..] };
             let body = 4 + key.len() + value.len();
@@ -199,23 +199,11 @@ fn get(f: &Frame<'_>, base: u8, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             out.extend_from_slice(key);
             out.extend_from_slice(value);
             drop(shard);
-            if touch {
-                bump(&st.cmd_touch);
-                bump(&st.touch_hits);
-            } else {
-                bump(&st.cmd_get);
-                bump(&st.get_hits);
-            }
+            count_lookup(st, touch, None);
         }
         Err(m) => {
             drop(shard);
-            if touch {
-                bump(&st.cmd_touch);
-                bump(&st.touch_misses);
-            } else {
-                bump(&st.cmd_get);
-                count_miss(st, m);
-            }
+            count_lookup(st, touch, Some(m));
             if !quiet {
                 if with_key {
                     write_response(
@@ -288,7 +276,7 @@ fn update(f: &Frame<'_>, base: u8, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>
     match r {
         Ok(StoreOutcome::Stored(cas)) => {
             if !quiet {
-                let cas = if sh.config.cas_enabled { cas } else { 0 };
+                let cas = ctx.visible_cas(cas);
                 write_response(out, opcode, status::OK, opaque, cas, &[], &[], &[]);
             }
         }
@@ -329,7 +317,6 @@ fn arith(f: &Frame<'_>, incr: bool, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8
         .store
         .lock(hash)
         .arith(f.key, hash, incr, delta, h.cas, ctx.now());
-    let cas_of = |c: u64| if sh.config.cas_enabled { c } else { 0 };
     let value = |out: &mut Vec<u8>, v: u64, cas: u64| {
         if !quiet {
             write_response(
@@ -350,14 +337,14 @@ fn arith(f: &Frame<'_>, incr: bool, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8
     match r {
         Ok(ArithOutcome::Value(v, cas)) => {
             bump(if incr { &st.incr_hits } else { &st.decr_hits });
-            value(out, v, cas_of(cas));
+            value(out, v, ctx.visible_cas(cas));
         }
         Ok(ArithOutcome::NotFound) if exptime != u32::MAX => {
             let mut b = itoa::Buffer::new();
             let digits = b.format(initial).as_bytes();
             let exp = ctx.exptime_wide(i64::from(exptime));
             match store_counted(StoreMode::Add, f.key, 0, exp, digits, ctx) {
-                Ok(StoreOutcome::Stored(cas)) => value(out, initial, cas_of(cas)),
+                Ok(StoreOutcome::Stored(cas)) => value(out, initial, ctx.visible_cas(cas)),
                 Ok(_) => write_error(out, opcode, status::NOT_STORED, opaque),
                 Err(_) => oom(out, b"Out of memory allocating new item"),
             }

@@ -11,7 +11,7 @@ use crate::stats::bump;
 use crate::store::item::{FETCHED, KEY_BINARY, STALE, WIN_SENT};
 use crate::store::{ArithOutcome, ItemView, StoreError, StoreMode, StoreOutcome};
 
-use super::{count_miss, Action, Ctx};
+use super::{count_lookup, Action, Ctx};
 
 /// Executes one meta command (`tokens` are its words, `data` the `ms` data block).
 pub fn execute(tokens: Tokens<'_>, data: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
@@ -36,14 +36,6 @@ pub fn execute(tokens: Tokens<'_>, data: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>
         MetaCmd::Debug => mdebug(&req, ctx, out),
     }
     Action::Continue
-}
-
-fn cas_of(ctx: &Ctx<'_>, cas: u64) -> u64 {
-    if ctx.shared.config.cas_enabled {
-        cas
-    } else {
-        0
-    }
 }
 
 fn push_num(out: &mut Vec<u8>, flag: u8, n: impl itoa::Integer) {
@@ -128,8 +120,7 @@ fn mget(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     }
     if let Some(m) = miss {
         drop(shard);
-        bump(&st.cmd_get);
-        count_miss(st, m);
+        count_lookup(st, false, Some(m));
         status_line(out, b"EN", req, f.quiet);
         return;
     }
@@ -140,13 +131,7 @@ fn mget(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let set = if hit.won { WIN_SENT } else { 0 };
     shard.meta_access(key, h, now, hit.exptime, set, 0, !f.no_update);
     drop(shard);
-    if hit.touched {
-        bump(&st.cmd_touch);
-        bump(&st.touch_hits);
-    } else {
-        bump(&st.cmd_get);
-        bump(&st.get_hits);
-    }
+    count_lookup(st, hit.touched, None);
 }
 
 fn encode_hit(
@@ -197,7 +182,7 @@ fn encode_hit(
                     push_num(out, b't', exp.wrapping_sub(now));
                 }
             }
-            Some(b'c') => push_num(out, b'c', cas_of(ctx, v.cas)),
+            Some(b'c') => push_num(out, b'c', ctx.visible_cas(v.cas)),
             Some(b'f') => push_num(out, b'f', v.flags),
             Some(b'l') => push_num(out, b'l', now.wrapping_sub(v.atime)),
             Some(b'h') => push_num(out, b'h', u8::from(v.bits & FETCHED != 0)),
@@ -259,7 +244,7 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         // `I` with an older CAS: store anyway, keep the TTL, mark stale (invalidation).
         StoreMode::Cas(c) if f.stale => {
             if let Ok(v) = shard.peek(key, h, now) {
-                let cur = cas_of(ctx, v.cas);
+                let cur = ctx.visible_cas(v.cas);
                 if c != cur && c < cur {
                     exptime = v.exptime;
                     keep_bits = STALE | (v.bits & WIN_SENT);
@@ -270,7 +255,7 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         // Append/prepend honour a non-zero `C`.
         StoreMode::Append | StoreMode::Prepend => {
             if let (Some(c), Ok(v)) = (f.cas.filter(|&c| c != 0), shard.peek(key, h, now)) {
-                if cas_of(ctx, v.cas) != c {
+                if ctx.visible_cas(v.cas) != c {
                     early = Some(StoreOutcome::Exists);
                 }
             }
@@ -295,7 +280,7 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             if matches!(mode, StoreMode::Cas(_)) || stale_store {
                 bump(&st.cas_hits);
             }
-            (b"HD", cas_of(ctx, c))
+            (b"HD", ctx.visible_cas(c))
         }
         Ok(StoreOutcome::NotStored) => (b"NS", 0),
         Ok(StoreOutcome::Exists) => {
@@ -349,7 +334,7 @@ fn mdelete(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let now = ctx.now();
     let h = sh.store.hash(key);
     let mut shard = sh.store.lock(h);
-    let found = shard.peek(key, h, now).map(|v| cas_of(ctx, v.cas));
+    let found = shard.peek(key, h, now).map(|v| ctx.visible_cas(v.cas));
     let code: &[u8] = match found {
         Err(_) => {
             bump(&st.delete_misses);
@@ -437,7 +422,7 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         }
     };
     let (item_cas, mut exp) = match shard.peek(key, h, now) {
-        Ok(v) => (cas_of(ctx, v.cas), v.exptime),
+        Ok(v) => (ctx.visible_cas(v.cas), v.exptime),
         Err(_) => (0, 0),
     };
     let start = out.len();
@@ -529,7 +514,7 @@ fn mdebug(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
                 " exp={} la={} cas={} fetch={} cls={} size={}\r\n",
                 exp,
                 now.wrapping_sub(v.atime),
-                cas_of(ctx, v.cas),
+                ctx.visible_cas(v.cas),
                 if v.bits & FETCHED != 0 { "yes" } else { "no" },
                 v.class + 1,
                 v.total

@@ -81,6 +81,14 @@ impl<'a> Ctx<'a> {
     fn exptime(&self, e: i32) -> u32 {
         self.exptime_wide(i64::from(e))
     }
+    /// The CAS a client sees: the item's, or 0 when CAS is disabled (`-C`).
+    pub fn visible_cas(&self, cas: u64) -> u64 {
+        if self.shared.config.cas_enabled {
+            cas
+        } else {
+            0
+        }
+    }
     /// memcached's `realtime()`: relative seconds, or an absolute unix time past 30 days.
     fn exptime_wide(&self, e: i64) -> u32 {
         realtime(e, self.now(), self.shared.clock.started_unix)
@@ -99,6 +107,28 @@ fn count_miss(stats: &ThreadStats, m: Miss) {
         Miss::Expired => bump(&stats.get_expired),
         Miss::Flushed => bump(&stats.get_flushed),
         Miss::NotFound => {}
+    }
+}
+
+/// Counts one key of a get (or, with `touch`, of a touch/gat) as a hit or a miss.
+fn count_lookup(stats: &ThreadStats, touch: bool, miss: Option<Miss>) {
+    match (touch, miss) {
+        (true, hit) => {
+            bump(&stats.cmd_touch);
+            bump(if hit.is_none() {
+                &stats.touch_hits
+            } else {
+                &stats.touch_misses
+            });
+        }
+        (false, None) => {
+            bump(&stats.cmd_get);
+            bump(&stats.get_hits);
+        }
+        (false, Some(m)) => {
+            bump(&stats.cmd_get);
+            count_miss(stats, m);
+        }
     }
 }
 
@@ -206,15 +236,17 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         } => {
             let h = sh.store.hash(key);
             let exp = ctx.exptime(exptime);
-            let hit = sh.store.lock(h).touch(key, h, exp, ctx.now()).is_ok();
-            bump(&st.cmd_touch);
-            if hit {
-                bump(&st.touch_hits);
-                line(out, "TOUCHED", noreply);
-            } else {
-                bump(&st.touch_misses);
-                line(out, "NOT_FOUND", noreply);
-            }
+            let miss = sh.store.lock(h).touch(key, h, exp, ctx.now()).err();
+            count_lookup(st, true, miss);
+            line(
+                out,
+                if miss.is_none() {
+                    "TOUCHED"
+                } else {
+                    "NOT_FOUND"
+                },
+                noreply,
+            );
             Action::Continue
         }
         Command::FlushAll { delay, noreply } => {
@@ -389,7 +421,6 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
     let touch = matches!(kind, GetKind::Gat | GetKind::Gats);
     let want_cas = matches!(kind, GetKind::Gets | GetKind::Gats);
     let exp = if touch { ctx.exptime(exptime) } else { 0 };
-    let cas_enabled = sh.config.cas_enabled;
     for key in text::keys(keys) {
         if key.len() > 250 {
             out.truncate(start);
@@ -409,26 +440,14 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
         stats::record_prefix(ctx, key, PrefixOp::Get { hit: r.is_ok() });
         match r {
             Ok(v) => {
-                let cas = want_cas.then_some(if cas_enabled { v.cas } else { 0 });
+                let cas = want_cas.then_some(ctx.visible_cas(v.cas));
                 text::write_value(out, v.key, v.flags, v.value, cas);
                 drop(shard);
-                if touch {
-                    bump(&st.cmd_touch);
-                    bump(&st.touch_hits);
-                } else {
-                    bump(&st.cmd_get);
-                    bump(&st.get_hits);
-                }
+                count_lookup(st, touch, None);
             }
             Err(m) => {
                 drop(shard);
-                if touch {
-                    bump(&st.cmd_touch);
-                    bump(&st.touch_misses);
-                } else {
-                    bump(&st.cmd_get);
-                    count_miss(st, m);
-                }
+                count_lookup(st, touch, Some(m));
             }
         }
     }

@@ -643,7 +643,6 @@ pub fn lru_crawler(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             } else {
                 let now = sh.clock.now();
                 let started = sh.clock.started_unix;
-                let cas_enabled = sh.config.cas_enabled;
                 sh.store.for_each_item(now, |v| {
                     out.extend_from_slice(b"key=");
                     uri_encode(out, v.key);
@@ -656,7 +655,7 @@ pub fn lru_crawler(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
                         out,
                         " exp={exp} la={} cas={} fetch={} cls={} size={}",
                         started + i64::from(v.atime),
-                        if cas_enabled { v.cas } else { 0 },
+                        ctx.visible_cas(v.cas),
                         if v.bits & crate::store::item::FETCHED != 0 {
                             "yes"
                         } else {
