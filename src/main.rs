@@ -80,12 +80,9 @@ fn passwd(args: &[String]) -> ExitCode {
         #[arg(long, value_enum, default_value = "argon2id")]
         algorithm: Algorithm,
     }
-    let a = match Args::try_parse_from(args) {
+    let a = match parse_subcommand::<Args>(args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 64 } else { 0 });
-        }
+        Err(code) => return code,
     };
     let password = match read_password() {
         Ok(p) => p,
@@ -174,12 +171,9 @@ fn cluster(args: &[String]) -> ExitCode {
             user: Option<String>,
         },
     }
-    let a = match Args::try_parse_from(args) {
+    let a = match parse_subcommand::<Args>(args) {
         Ok(a) => a,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { 64 } else { 0 });
-        }
+        Err(code) => return code,
     };
     match a.cmd {
         Cmd::Push {
@@ -214,4 +208,13 @@ fn cluster(args: &[String]) -> ExitCode {
             }
         }
     }
+}
+
+/// Parses a subcommand's arguments; on an error (or `--help`) prints clap's message and gives the
+/// exit code: 64 (usage) for errors, 0 for help.
+fn parse_subcommand<T: clap::Parser>(args: &[String]) -> Result<T, ExitCode> {
+    T::try_parse_from(args).map_err(|e| {
+        let _ = e.print();
+        ExitCode::from(if e.use_stderr() { 64 } else { 0 })
+    })
 }

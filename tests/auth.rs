@@ -8,42 +8,10 @@ use common::*;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferrocache::protocol::binary::{op, parse_response, request, Response};
-
-fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrocache-auth-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-/// `ferrocache passwd USER` with the password on stdin.
-fn passwd(user: &str, password: &str, alg: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
-        .args(["passwd", user, "--algorithm", alg])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(format!("{password}\n").as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
-    let line = String::from_utf8(out.stdout).unwrap().trim().to_string();
-    assert!(line.starts_with(&format!("{user}:$")), "{line}");
-    assert!(
-        !line.contains(password),
-        "the password must not appear: {line}"
-    );
-    line
-}
 
 fn connect(fc: &Server) -> TcpStream {
     let s = TcpStream::connect(fc.addr).unwrap();

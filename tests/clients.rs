@@ -106,26 +106,10 @@ fn pymemcache_workload_single_thread_small_memory() {
 
 /// A credentials file with one plaintext and one argon2id entry (made by `ferrocache passwd`).
 fn credentials(name: &str) -> String {
-    let dir =
-        std::env::temp_dir().join(format!("ferrocache-clients-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
-        .args(["passwd", "hashed-user"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret pass\n")
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(out.status.success());
+    let dir = tmpdir(&format!("clients-{name}"));
+    let hashed = passwd("hashed-user", "s3cret pass", "argon2id");
     let file = dir.join("users");
-    std::fs::write(&file, format!("plainuser:plainpass\n{}", show(&out.stdout))).unwrap();
+    std::fs::write(&file, format!("plainuser:plainpass\n{hashed}\n")).unwrap();
     file.to_str().unwrap().to_string()
 }
 

@@ -66,13 +66,6 @@ fn bin_call(addr: SocketAddr, pkt: &[u8]) -> Vec<u8> {
     buf
 }
 
-fn tmpdir(name: &str) -> std::path::PathBuf {
-    let d = std::env::temp_dir().join(format!("ferrocache-cluster-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn push(nodes: &str, version: Option<u64>, endpoints: &[SocketAddr]) -> (bool, String) {
     let mut cmd = Command::new(BIN);
     cmd.args(["cluster", "push", "--nodes", nodes]);

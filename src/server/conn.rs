@@ -130,16 +130,21 @@ impl Conn {
         }
     }
 
-    /// Handles readiness: read, process, write, until there is nothing more to do now.
-    pub fn drive(&mut self, sh: &Shared, worker: usize, limits: &Limits, max_buf: usize) -> Next {
-        let ctx = Ctx::new(
+    /// What a request on this connection executes against.
+    fn ctx<'a>(&self, sh: &'a Shared, worker: usize) -> Ctx<'a> {
+        Ctx::new(
             sh,
             ConnRef {
                 id: self.id,
                 worker,
                 admin: self.admin,
             },
-        );
+        )
+    }
+
+    /// Handles readiness: read, process, write, until there is nothing more to do now.
+    pub fn drive(&mut self, sh: &Shared, worker: usize, limits: &Limits, max_buf: usize) -> Next {
+        let ctx = self.ctx(sh, worker);
         let mut budget = sh.config.reqs_per_event;
         loop {
             let blocked = if self.closing || self.eof {
@@ -371,14 +376,7 @@ impl Conn {
             return;
         }
         self.verify_cancel = None;
-        let ctx = Ctx::new(
-            sh,
-            ConnRef {
-                id: self.id,
-                worker,
-                admin: self.admin,
-            },
-        );
+        let ctx = self.ctx(sh, worker);
         exec::binary::finish_auth(ok, reply, &ctx, &mut self.session, &mut self.out);
         self.verifying = false;
     }

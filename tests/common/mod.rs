@@ -245,3 +245,36 @@ pub fn probe_stats(m: &mut TcpStream) -> String {
     }
     show(&buf)
 }
+
+/// A fresh, empty scratch directory for one test.
+pub fn tmpdir(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("ferrocache-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// `ferrocache passwd USER --algorithm ALG` with the password on stdin: the credentials-file line.
+pub fn passwd(user: &str, password: &str, alg: &str) -> String {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+        .args(["passwd", user, "--algorithm", alg])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let line = String::from_utf8(out.stdout).unwrap().trim().to_string();
+    assert!(line.starts_with(&format!("{user}:$")), "{line}");
+    assert!(
+        !line.contains(password),
+        "the password must not appear: {line}"
+    );
+    line
+}
