@@ -252,26 +252,11 @@ fn update(f: &Frame<'_>, base: u8, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>
         _ if h.cas != 0 && !appending => StoreMode::Cas(h.cas),
         op::ADD => StoreMode::Add,
         op::REPLACE => StoreMode::Replace,
-        op::APPEND => StoreMode::Append,
-        op::PREPEND => StoreMode::Prepend,
+        // Append and prepend honour a non-zero CAS.
+        op::APPEND => StoreMode::Append(h.cas),
+        op::PREPEND => StoreMode::Prepend(h.cas),
         _ => StoreMode::Set,
     };
-    // Append and prepend honour a non-zero CAS.
-    if appending && h.cas != 0 {
-        let hash = sh.store.hash(f.key);
-        let cur = sh
-            .store
-            .lock(hash)
-            .peek(f.key, hash, ctx.now())
-            .map(|v| v.cas);
-        if let Ok(c) = cur {
-            if c != h.cas {
-                bump(&ctx.stats.cmd_set);
-                write_error(out, opcode, status::KEY_EEXISTS, opaque);
-                return;
-            }
-        }
-    }
     let r = store_counted(mode, f.key, flags, exptime, f.value, ctx);
     match r {
         Ok(StoreOutcome::Stored(cas)) => {

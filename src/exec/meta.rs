@@ -224,8 +224,9 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let now = ctx.now();
     let mut mode = match f.mode {
         Some(b'E') => StoreMode::Add,
-        Some(b'A') => StoreMode::Append,
-        Some(b'P') => StoreMode::Prepend,
+        // Append/prepend honour a non-zero `C`.
+        Some(b'A') => StoreMode::Append(f.cas.unwrap_or(0)),
+        Some(b'P') => StoreMode::Prepend(f.cas.unwrap_or(0)),
         Some(b'R') => StoreMode::Replace,
         _ => StoreMode::Set,
     };
@@ -239,10 +240,9 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let mut shard = sh.store.lock(h);
     // Checks memcached makes before storing that the plain store modes do not express.
     let mut keep_bits = 0;
-    let mut early = None;
-    match mode {
-        // `I` with an older CAS: store anyway, keep the TTL, mark stale (invalidation).
-        StoreMode::Cas(c) if f.stale => {
+    // `I` with an older CAS: store anyway, keep the TTL, mark stale (invalidation).
+    if let StoreMode::Cas(c) = mode {
+        if f.stale {
             if let Ok(v) = shard.peek(key, h, now) {
                 let cur = ctx.visible_cas(v.cas);
                 if c != cur && c < cur {
@@ -252,20 +252,8 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
                 }
             }
         }
-        // Append/prepend honour a non-zero `C`.
-        StoreMode::Append | StoreMode::Prepend => {
-            if let (Some(c), Ok(v)) = (f.cas.filter(|&c| c != 0), shard.peek(key, h, now)) {
-                if ctx.visible_cas(v.cas) != c {
-                    early = Some(StoreOutcome::Exists);
-                }
-            }
-        }
-        _ => {}
     }
-    let r = match early {
-        Some(o) => Ok(o),
-        None => shard.store(mode, key, h, f.client_flags, exptime, req.data, now),
-    };
+    let r = shard.store(mode, key, h, f.client_flags, exptime, req.data, now);
     if let Ok(StoreOutcome::Stored(_)) = r {
         let bits = keep_bits | if f.base64 { KEY_BINARY } else { 0 };
         if bits != 0 {

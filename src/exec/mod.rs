@@ -166,8 +166,8 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                 StoreCmd::Set => StoreMode::Set,
                 StoreCmd::Add => StoreMode::Add,
                 StoreCmd::Replace => StoreMode::Replace,
-                StoreCmd::Append => StoreMode::Append,
-                StoreCmd::Prepend => StoreMode::Prepend,
+                StoreCmd::Append => StoreMode::Append(0),
+                StoreCmd::Prepend => StoreMode::Prepend(0),
                 StoreCmd::Cas => StoreMode::Cas(cas),
             };
             if cluster::read_only(key, ctx) {

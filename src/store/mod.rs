@@ -27,8 +27,10 @@ pub enum StoreMode {
     Set,
     Add,
     Replace,
-    Append,
-    Prepend,
+    /// Append to an existing item; with a non-zero CAS, only if the item has that CAS.
+    Append(u64),
+    /// Prepend to an existing item; with a non-zero CAS, only if the item has that CAS.
+    Prepend(u64),
     /// Store only if the item exists with this CAS value.
     Cas(u64),
 }

@@ -462,7 +462,7 @@ impl Shard {
                 item::set_atime(self.pages.chunk_mut(id), now);
                 return Ok(StoreOutcome::NotStored);
             }
-            (StoreMode::Replace | StoreMode::Append | StoreMode::Prepend, None) => {
+            (StoreMode::Replace | StoreMode::Append(_) | StoreMode::Prepend(_), None) => {
                 return Ok(StoreOutcome::NotStored);
             }
             (StoreMode::Cas(_), None) => return Ok(StoreOutcome::NotFound),
@@ -474,13 +474,16 @@ impl Shard {
                 }
                 self.class[cls].stats.cas_hits += 1;
             }
-            (StoreMode::Append | StoreMode::Prepend, Some(id)) => {
+            (StoreMode::Append(want) | StoreMode::Prepend(want), Some(id)) => {
                 let c = self.pages.chunk(id);
+                if want != 0 && item::cas(c) != want {
+                    return Ok(StoreOutcome::Exists);
+                }
                 flags = item::flags(c);
                 exptime = item::exptime(c);
                 let old = item::value(c);
                 let mut v = Vec::with_capacity(old.len() + value.len());
-                if mode == StoreMode::Append {
+                if matches!(mode, StoreMode::Append(_)) {
                     v.extend_from_slice(old);
                     v.extend_from_slice(value);
                 } else {
@@ -528,7 +531,7 @@ impl Shard {
             // Allocation evicted the item this store depends on: answer as if it were missing
             // (as memcached does) and give the chunk back.
             let outcome = match mode {
-                StoreMode::Replace | StoreMode::Append | StoreMode::Prepend => {
+                StoreMode::Replace | StoreMode::Append(_) | StoreMode::Prepend(_) => {
                     Some(StoreOutcome::NotStored)
                 }
                 StoreMode::Cas(_) => Some(StoreOutcome::NotFound),

@@ -46,11 +46,11 @@ fn set_get_modes() {
         Ok(StoreOutcome::NotStored)
     );
     assert_eq!(
-        set(&s, StoreMode::Append, b"b", b"2", 0, 5),
+        set(&s, StoreMode::Append(0), b"b", b"2", 0, 5),
         Ok(StoreOutcome::NotStored)
     );
-    set(&s, StoreMode::Append, b"a", b"xy", 0, 5).unwrap();
-    set(&s, StoreMode::Prepend, b"a", b"<", 0, 5).unwrap();
+    set(&s, StoreMode::Append(0), b"a", b"xy", 0, 5).unwrap();
+    set(&s, StoreMode::Prepend(0), b"a", b"<", 0, 5).unwrap();
     assert_eq!(get(&s, b"a", 5).as_deref(), Some(&b"<1xy"[..]));
     let h = s.hash(b"a");
     let cas = s.lock(h).get(b"a", h, 5, false).unwrap().cas;
@@ -270,7 +270,7 @@ proptest! {
                 0 => { set(&s, StoreMode::Set, &key, &v, 0, 5).unwrap(); model.insert(key, v); }
                 1 => { let r = set(&s, StoreMode::Add, &key, &v, 0, 5).unwrap();
                        if let std::collections::hash_map::Entry::Vacant(e) = model.entry(key) { prop_assert!(matches!(r, StoreOutcome::Stored(_))); e.insert(v); } else { prop_assert_eq!(r, StoreOutcome::NotStored); } }
-                2 => { let r = set(&s, StoreMode::Append, &key, &v, 0, 5).unwrap();
+                2 => { let r = set(&s, StoreMode::Append(0), &key, &v, 0, 5).unwrap();
                        if let Some(old) = model.get_mut(&key) { prop_assert!(matches!(r, StoreOutcome::Stored(_))); old.extend_from_slice(&v); } else { prop_assert_eq!(r, StoreOutcome::NotStored); } }
                 3 => { let r = s.lock(h).delete(&key, h, 0, 5);
                        prop_assert_eq!(r == DeleteOutcome::Deleted, model.remove(&key).is_some()); }
@@ -297,7 +297,7 @@ fn store_whose_allocation_evicts_its_item_is_not_stored() {
     }
     // The class is full; k1 is the coldest item. Replacing it needs a new chunk first.
     assert!(get_peek(&s, b"k1").is_some());
-    for mode in [StoreMode::Replace, StoreMode::Append] {
+    for mode in [StoreMode::Replace, StoreMode::Append(0)] {
         let tail = (1..n)
             .map(|i| format!("k{i}"))
             .find(|k| get_peek(&s, k.as_bytes()).is_some())
@@ -313,4 +313,34 @@ fn get_peek(s: &Store, k: &[u8]) -> Option<Vec<u8>> {
     let h = s.hash(k);
     let mut g = s.lock(h);
     g.peek(k, h, 5).ok().map(|v| v.value.to_vec())
+}
+
+/// Append and prepend with a CAS store only over that CAS; 0 means any.
+#[test]
+fn append_prepend_honour_cas() {
+    let s = store(8);
+    let Ok(StoreOutcome::Stored(cas)) = set(&s, StoreMode::Set, b"a", b"1", 0, 5) else {
+        panic!("set")
+    };
+    assert_eq!(
+        set(&s, StoreMode::Append(cas + 1), b"a", b"x", 0, 5),
+        Ok(StoreOutcome::Exists)
+    );
+    assert_eq!(get(&s, b"a", 5).as_deref(), Some(&b"1"[..]));
+    let Ok(StoreOutcome::Stored(cas)) = set(&s, StoreMode::Append(cas), b"a", b"2", 0, 5) else {
+        panic!("append with the right cas")
+    };
+    assert!(matches!(
+        set(&s, StoreMode::Prepend(cas), b"a", b"0", 0, 5),
+        Ok(StoreOutcome::Stored(_))
+    ));
+    assert!(matches!(
+        set(&s, StoreMode::Append(0), b"a", b"3", 0, 5),
+        Ok(StoreOutcome::Stored(_))
+    ));
+    assert_eq!(get(&s, b"a", 5).as_deref(), Some(&b"0123"[..]));
+    assert_eq!(
+        set(&s, StoreMode::Prepend(7), b"missing", b"x", 0, 5),
+        Ok(StoreOutcome::NotStored)
+    );
 }
