@@ -70,7 +70,7 @@ pub fn parse_ms<'a>(
             )
         }
     };
-    if crate::store::item::total_size(klen, vlen) > lim.item_size_max {
+    if crate::store::item::max_total_size(klen, vlen) > lim.item_size_max {
         return done(
             Command::Swallow {
                 msg: TOO_LARGE,

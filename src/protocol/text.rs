@@ -531,7 +531,7 @@ fn parse_store<'a>(
         return done(reply(BAD_FORMAT, noreply), used);
     }
     let vlen = vlen as usize;
-    if crate::store::item::total_size(key.len(), vlen) > lim.item_size_max {
+    if crate::store::item::max_total_size(key.len(), vlen) > lim.item_size_max {
         return done(
             Command::Swallow {
                 msg: TOO_LARGE,

@@ -1,30 +1,36 @@
 //! Owns: the byte layout of one item inside a slab chunk, and typed accessors for its fields.
-//! Does not: allocate, link or index items (see `slab`, `lru`, `shard`).
+//! Does not: allocate, age or index items (see `slab`, `lru`, `shard`).
 //!
 //! ```text
-//!  0        4        8                16       20       24       28       32  33  34  36
-//!  +--------+--------+----------------+--------+--------+--------+--------+---+---+---+--------- - -
-//!  | prev   | next   | cas (u64)      | exptime| atime  | flags  | vlen   |kl |bit|pad| key | value
-//!  +--------+--------+----------------+--------+--------+--------+--------+---+---+---+--------- - -
+//!  0                8        12       16  17  18  19
+//!  +----------------+--------+--------+---+---+---+--------+---------+-----+-------
+//!  | cas (u64)      | exptime| atime  |kl |bit|lay| vlen   | [flags] | key | value
+//!  +----------------+--------+--------+---+---+---+--------+---------+-----+-------
 //! ```
-//! All integers little-endian. `prev`/`next` are chunk ids of the LRU neighbours (`NIL` = none);
-//! `exptime`/`atime` are server-relative seconds; `bits` holds the LRU segment, access marks and
-//! meta-protocol marks (win token sent, stale, base64 key).
+//! All integers little-endian. `exptime`/`atime` are server-relative seconds; `bits` holds the
+//! LRU segment, access marks and meta-protocol marks (win token sent, stale, base64 key). The
+//! layout byte says how the rest is laid out: the value length takes 1 to 4 bytes (as many as it
+//! needs) and the client flags take 4 bytes only when they are not zero (as memcached does), so
+//! a small item has a 20-byte header. There are no per-item links: LRU segments are ages kept
+//! in `bits` and walked by a clock hand (see `lru`).
 
-/// Bytes of header before the key.
-pub const HEADER: usize = 36;
-/// "No chunk" marker for links.
-pub const NIL: u32 = u32::MAX;
+/// Bytes of fixed header before the value length.
+const FIXED: usize = 19;
+/// Header of the smallest item (1-byte value length, no flags): the size classes start from it.
+pub const MIN_HEADER: usize = FIXED + 1;
+/// Header of the largest item (4-byte value length and flags).
+pub const MAX_HEADER: usize = FIXED + 4 + 4;
 
-const PREV: usize = 0;
-const NEXT: usize = 4;
-const CAS: usize = 8;
-const EXPTIME: usize = 16;
-const ATIME: usize = 20;
-const FLAGS: usize = 24;
-const VLEN: usize = 28;
-const KLEN: usize = 32;
-const BITS: usize = 33;
+const CAS: usize = 0;
+const EXPTIME: usize = 8;
+const ATIME: usize = 12;
+const KLEN: usize = 16;
+const BITS: usize = 17;
+const LAYOUT: usize = 18;
+/// Layout byte: value-length bytes minus one in the low two bits.
+const LAYOUT_VLEN_MASK: u8 = 0x03;
+/// Layout byte: the client flags are stored (non-zero).
+const LAYOUT_FLAGS: u8 = 0x04;
 
 /// Segment of the LRU an item is linked into (stored in the low two bits of `bits`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,10 +61,40 @@ pub const STALE: u8 = 0x20;
 pub const KEY_BINARY: u8 = 0x40;
 const SEGMENT_MASK: u8 = 0x03;
 
-/// Total chunk bytes an item with these key/value lengths needs.
+/// Bytes the value length takes.
 #[inline]
-pub fn total_size(klen: usize, vlen: usize) -> usize {
-    HEADER + klen + vlen
+fn vlen_bytes(vlen: usize) -> usize {
+    match vlen {
+        0..=0xff => 1,
+        0x100..=0xffff => 2,
+        0x1_0000..=0xff_ffff => 3,
+        _ => 4,
+    }
+}
+
+/// Header bytes of an item with this value length and these flags.
+#[inline]
+pub fn header_size(vlen: usize, flags: u32) -> usize {
+    FIXED + vlen_bytes(vlen) + if flags != 0 { 4 } else { 0 }
+}
+
+/// Total chunk bytes an item with these key/value lengths and flags needs.
+#[inline]
+pub fn total_size(klen: usize, vlen: usize, flags: u32) -> usize {
+    header_size(vlen, flags) + klen + vlen
+}
+
+/// The most chunk bytes an item with these key/value lengths can need, whatever its flags: what
+/// request parsers compare with the item size limit (`-I`) before the value arrives.
+#[inline]
+pub fn max_total_size(klen: usize, vlen: usize) -> usize {
+    header_size(vlen, 1) + klen + vlen
+}
+
+/// Total chunk bytes the item in `c` uses.
+#[inline]
+pub fn size(c: &[u8]) -> usize {
+    header_len(c) + klen(c) + vlen(c)
 }
 
 #[inline]
@@ -73,21 +109,14 @@ fn wr32(c: &mut [u8], at: usize, v: u32) {
 }
 
 #[inline]
-pub fn prev(c: &[u8]) -> u32 {
-    rd32(c, PREV)
+fn vlen_width(c: &[u8]) -> usize {
+    usize::from(c[LAYOUT] & LAYOUT_VLEN_MASK) + 1
 }
 #[inline]
-pub fn next(c: &[u8]) -> u32 {
-    rd32(c, NEXT)
+fn header_len(c: &[u8]) -> usize {
+    FIXED + vlen_width(c) + if c[LAYOUT] & LAYOUT_FLAGS != 0 { 4 } else { 0 }
 }
-#[inline]
-pub fn set_prev(c: &mut [u8], v: u32) {
-    wr32(c, PREV, v)
-}
-#[inline]
-pub fn set_next(c: &mut [u8], v: u32) {
-    wr32(c, NEXT, v)
-}
+
 #[inline]
 pub fn cas(c: &[u8]) -> u64 {
     let mut b = [0u8; 8];
@@ -116,11 +145,18 @@ pub fn set_atime(c: &mut [u8], v: u32) {
 }
 #[inline]
 pub fn flags(c: &[u8]) -> u32 {
-    rd32(c, FLAGS)
+    if c[LAYOUT] & LAYOUT_FLAGS != 0 {
+        rd32(c, FIXED + vlen_width(c))
+    } else {
+        0
+    }
 }
 #[inline]
 pub fn vlen(c: &[u8]) -> usize {
-    rd32(c, VLEN) as usize
+    let mut b = [0u8; 4];
+    let w = vlen_width(c);
+    b[..w].copy_from_slice(&c[FIXED..FIXED + w]);
+    u32::from_le_bytes(b) as usize
 }
 #[inline]
 pub fn klen(c: &[u8]) -> usize {
@@ -155,22 +191,23 @@ pub fn in_use(c: &[u8]) -> bool {
 }
 #[inline]
 pub fn key(c: &[u8]) -> &[u8] {
-    &c[HEADER..HEADER + klen(c)]
+    let h = header_len(c);
+    &c[h..h + klen(c)]
 }
 #[inline]
 pub fn value(c: &[u8]) -> &[u8] {
-    let k = klen(c);
-    &c[HEADER + k..HEADER + k + vlen(c)]
+    let at = header_len(c) + klen(c);
+    &c[at..at + vlen(c)]
 }
 #[inline]
 pub fn value_mut(c: &mut [u8]) -> &mut [u8] {
-    let k = klen(c);
+    let at = header_len(c) + klen(c);
     let v = vlen(c);
-    &mut c[HEADER + k..HEADER + k + v]
+    &mut c[at..at + v]
 }
 
-/// Writes a fresh item (header, key, value parts concatenated) into a chunk; links are cleared
-/// and the segment left unset (the caller links it).
+/// Writes a fresh item (header, key, value parts concatenated) into a chunk, which must hold
+/// `total_size` bytes; the segment is left unset (the caller links it).
 pub fn write_new(
     c: &mut [u8],
     key: &[u8],
@@ -181,19 +218,21 @@ pub fn write_new(
     parts: &[&[u8]],
 ) {
     let vlen: usize = parts.iter().map(|p| p.len()).sum();
-    wr32(c, PREV, NIL);
-    wr32(c, NEXT, NIL);
+    let w = vlen_bytes(vlen);
     set_cas(c, cas);
     wr32(c, EXPTIME, exptime);
     wr32(c, ATIME, now);
-    wr32(c, FLAGS, flags);
-    wr32(c, VLEN, vlen as u32);
     c[KLEN] = key.len() as u8;
     c[BITS] = 0;
-    c[BITS + 1] = 0;
-    c[BITS + 2] = 0;
-    c[HEADER..HEADER + key.len()].copy_from_slice(key);
-    let mut at = HEADER + key.len();
+    c[LAYOUT] = (w - 1) as u8 | if flags != 0 { LAYOUT_FLAGS } else { 0 };
+    c[FIXED..FIXED + w].copy_from_slice(&(vlen as u32).to_le_bytes()[..w]);
+    let mut at = FIXED + w;
+    if flags != 0 {
+        wr32(c, at, flags);
+        at += 4;
+    }
+    c[at..at + key.len()].copy_from_slice(key);
+    at += key.len();
     for p in parts {
         c[at..at + p.len()].copy_from_slice(p);
         at += p.len();
@@ -214,7 +253,7 @@ mod tests {
         assert_eq!(exptime(&c), 99);
         assert_eq!(atime(&c), 5);
         assert_eq!(cas(&c), 42);
-        assert_eq!(prev(&c), NIL);
+        assert_eq!(size(&c), total_size(3, 5, 7));
         assert!(!in_use(&c));
         set_segment(&mut c, Some(Segment::Warm));
         let b = bits(&c);
@@ -222,5 +261,33 @@ mod tests {
         assert_eq!(segment(&c), Some(Segment::Warm));
         assert!(in_use(&c));
         assert_eq!(bits(&c) & FETCHED, FETCHED);
+    }
+
+    #[test]
+    fn lengths_and_flags_take_only_the_bytes_they_need() {
+        assert_eq!(total_size(32, 100, 0), 20 + 132);
+        assert_eq!(total_size(32, 100, 1), 24 + 132);
+        assert_eq!(max_total_size(1, 1), MAX_HEADER - 3 + 2);
+        let cases = [
+            (0usize, 0u32),
+            (255, 0),
+            (256, 9),
+            (65_535, 0),
+            (65_536, u32::MAX),
+            (1 << 24, 3),
+        ];
+        for (n, f) in cases {
+            let total = total_size(250, n, f);
+            assert!(total <= max_total_size(250, n));
+            let mut c = vec![0u8; total];
+            let k = [b'k'; 250];
+            let v = vec![b'v'; n];
+            write_new(&mut c, &k, f, 0, 0, 1, &[&v]);
+            assert_eq!(vlen(&c), n);
+            assert_eq!(flags(&c), f);
+            assert_eq!(key(&c), &k[..]);
+            assert_eq!(value(&c).len(), n);
+            assert_eq!(size(&c), total);
+        }
     }
 }

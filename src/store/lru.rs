@@ -1,95 +1,43 @@
-//! Owns: the segmented LRU of one slab class — three intrusive doubly linked lists (HOT, WARM,
-//! COLD) threaded through the item headers by chunk id.
-//! Does not: decide when items move between segments (policy lives in `shard`).
+//! Owns: the bookkeeping of one slab class's segmented LRU — how many items each segment (HOT,
+//! WARM, COLD) holds, and where the class's clock hand stands.
+//! Does not: decide when items move between segments or what to evict (policy lives in
+//! `shard`), or store segment membership (two bits in each item header, see `item`).
+//!
+//! There are no per-item links. The LRU order is approximated by a clock: the hand walks the
+//! class's chunks in page order, and each item it passes is aged one step (HOT or WARM to COLD,
+//! or to WARM when it was read again; COLD to evicted, or to WARM when it was read again). An
+//! item stored into a chunk the hand has just freed is the last one the hand reaches again.
 
-use super::item::{self, Segment, NIL};
-use super::slab::{ChunkId, Pages};
+use super::item::Segment;
 
-/// Heads, tails and lengths of the three segments of one class.
-#[derive(Debug, Clone)]
+/// Segment sizes and clock hand of one class.
+#[derive(Debug, Clone, Default)]
 pub struct Lru {
-    head: [ChunkId; 3],
-    tail: [ChunkId; 3],
     len: [usize; 3],
-}
-
-impl Default for Lru {
-    fn default() -> Self {
-        Lru {
-            head: [NIL; 3],
-            tail: [NIL; 3],
-            len: [0; 3],
-        }
-    }
+    /// Index into the class's page list, and chunk number within that page.
+    hand: (usize, usize),
 }
 
 impl Lru {
-    /// Links `id` at the head (most recent end) of `seg`.
-    pub fn push_head(&mut self, pages: &mut Pages, id: ChunkId, seg: Segment) {
-        let s = seg.index();
-        let old = self.head[s];
-        {
-            let c = pages.chunk_mut(id);
-            item::set_prev(c, NIL);
-            item::set_next(c, old);
-            item::set_segment(c, Some(seg));
-        }
-        if old != NIL {
-            item::set_prev(pages.chunk_mut(old), id);
-        } else {
-            self.tail[s] = id;
-        }
-        self.head[s] = id;
-        self.len[s] += 1;
-    }
-
-    /// Unlinks `id` from whichever segment it is in; a no-op for an unlinked chunk.
-    pub fn unlink(&mut self, pages: &mut Pages, id: ChunkId) {
-        let (seg, prev, next) = {
-            let c = pages.chunk(id);
-            match item::segment(c) {
-                Some(seg) => (seg, item::prev(c), item::next(c)),
-                None => return,
-            }
-        };
-        let s = seg.index();
-        if prev != NIL {
-            item::set_next(pages.chunk_mut(prev), next);
-        } else {
-            self.head[s] = next;
-        }
-        if next != NIL {
-            item::set_prev(pages.chunk_mut(next), prev);
-        } else {
-            self.tail[s] = prev;
-        }
-        self.len[s] -= 1;
-        let c = pages.chunk_mut(id);
-        item::set_prev(c, NIL);
-        item::set_next(c, NIL);
-        item::set_segment(c, None);
-    }
-
-    /// Moves `id` to the head of `seg`.
-    pub fn move_to(&mut self, pages: &mut Pages, id: ChunkId, seg: Segment) {
-        self.unlink(pages, id);
-        self.push_head(pages, id, seg);
-    }
-
-    /// The least recently used item of `seg`, or `NIL`.
+    /// Counts an item entering `seg`.
     #[inline]
-    pub fn tail(&self, seg: Segment) -> ChunkId {
-        self.tail[seg.index()]
+    pub fn add(&mut self, seg: Segment) {
+        self.len[seg.index()] += 1;
     }
 
-    /// The eviction candidate: the COLD tail, else the HOT tail, else the WARM tail, or `NIL`.
+    /// Counts an item leaving `seg`.
     #[inline]
-    pub fn coldest(&self) -> ChunkId {
-        [Segment::Cold, Segment::Hot, Segment::Warm]
-            .into_iter()
-            .map(|s| self.tail(s))
-            .find(|&id| id != NIL)
-            .unwrap_or(NIL)
+    pub fn remove(&mut self, seg: Segment) {
+        let n = &mut self.len[seg.index()];
+        debug_assert!(*n > 0, "segment count underflow");
+        *n = n.saturating_sub(1);
+    }
+
+    /// Counts an item moving from `from` to `to`.
+    #[inline]
+    pub fn shift(&mut self, from: Segment, to: Segment) {
+        self.remove(from);
+        self.add(to);
     }
 
     #[inline]
@@ -106,46 +54,81 @@ impl Lru {
     pub fn is_empty(&self) -> bool {
         self.total() == 0
     }
+
+    /// The hand: (index into the class's page list, chunk within the page).
+    #[inline]
+    pub fn hand(&self) -> (usize, usize) {
+        self.hand
+    }
+
+    /// Moves the hand one chunk on, wrapping to the next page (and from the last to the first)
+    /// given the chunk count of the page it stands on and the number of pages in the class.
+    #[inline]
+    pub fn advance(&mut self, chunks_in_page: usize, pages: usize) {
+        let (mut pi, mut n) = self.hand;
+        n += 1;
+        if n >= chunks_in_page {
+            n = 0;
+            pi += 1;
+        }
+        if pi >= pages {
+            pi = 0;
+        }
+        self.hand = (pi, n);
+    }
+
+    /// Keeps the hand on the same page when the page at list index `removed` leaves the class.
+    pub fn page_removed(&mut self, removed: usize, pages_left: usize) {
+        let (pi, n) = self.hand;
+        self.hand = if pi > removed {
+            (pi - 1, n)
+        } else if pi == removed {
+            (0, 0)
+        } else {
+            (pi, n)
+        };
+        if self.hand.0 >= pages_left {
+            self.hand = (0, 0);
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::slab::SizeClasses;
     use super::*;
 
-    fn ids(lru: &Lru, pages: &Pages, seg: Segment) -> Vec<ChunkId> {
-        let mut out = Vec::new();
-        let mut at = lru.tail(seg);
-        while at != NIL {
-            out.push(at);
-            at = item::prev(pages.chunk(at));
-        }
-        out
-    }
-
     #[test]
-    fn push_unlink_move() {
-        let classes = SizeClasses::new(48, 1.25, 1 << 20);
-        let mut pages = Pages::new(&classes);
-        let p = pages.add(0, classes.size(0));
-        let a = pages.id(p, 0);
-        let b = pages.id(p, 1);
-        let c = pages.id(p, 2);
+    fn counts_and_hand() {
         let mut lru = Lru::default();
-        for id in [a, b, c] {
-            lru.push_head(&mut pages, id, Segment::Hot);
-        }
-        assert_eq!(ids(&lru, &pages, Segment::Hot), vec![a, b, c]);
-        lru.move_to(&mut pages, a, Segment::Cold);
-        assert_eq!(ids(&lru, &pages, Segment::Hot), vec![b, c]);
-        assert_eq!(ids(&lru, &pages, Segment::Cold), vec![a]);
-        lru.unlink(&mut pages, c);
-        lru.unlink(&mut pages, c);
-        assert_eq!(ids(&lru, &pages, Segment::Hot), vec![b]);
+        lru.add(Segment::Hot);
+        lru.add(Segment::Hot);
+        lru.shift(Segment::Hot, Segment::Cold);
+        assert_eq!(lru.len(Segment::Hot), 1);
+        assert_eq!(lru.len(Segment::Cold), 1);
         assert_eq!(lru.total(), 2);
-        lru.unlink(&mut pages, b);
-        lru.unlink(&mut pages, a);
+        lru.remove(Segment::Hot);
+        lru.remove(Segment::Cold);
         assert!(lru.is_empty());
-        assert_eq!(lru.tail(Segment::Hot), NIL);
+
+        // Two pages of three chunks: the hand walks both and wraps.
+        let mut seen = Vec::new();
+        for _ in 0..7 {
+            seen.push(lru.hand());
+            lru.advance(3, 2);
+        }
+        assert_eq!(
+            seen,
+            vec![(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2), (0, 0)]
+        );
+        lru.advance(3, 2);
+        lru.advance(3, 2);
+        lru.advance(3, 2);
+        assert_eq!(lru.hand(), (1, 1));
+        // The first page leaves: the hand stays where it was on the second one.
+        lru.page_removed(0, 1);
+        assert_eq!(lru.hand(), (0, 1));
+        // The page under the hand leaves: it starts over.
+        lru.page_removed(0, 0);
+        assert_eq!(lru.hand(), (0, 0));
     }
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use hashbrown::HashTable;
 
 use super::clock::is_expired;
-use super::item::{self, Segment, ACTIVE, FETCHED, NIL, STALE, WIN_SENT};
+use super::item::{self, Segment, ACTIVE, FETCHED, STALE, WIN_SENT};
 use super::lru::Lru;
 use super::slab::{ChunkId, Pages, SizeClasses};
 use super::{
@@ -16,8 +16,16 @@ use super::{
     StoreOutcome, StoreShared,
 };
 
-/// Tail items looked at per allocation attempt when searching for expired items to reuse.
+/// Items ahead of the clock hand looked at per allocation attempt when searching for expired
+/// items to reuse.
 const TAIL_PEEK: usize = 5;
+/// Chunks the clock hand passes at most to find an item to evict; past it, the next live item is
+/// evicted whatever its segment. Every item passed is aged, so this bound is rarely reached.
+const EVICT_SWEEP_MAX: usize = 65_536;
+/// Chunks the hand passes at most per item the balancer is asked to move.
+const BALANCE_SWEEP_PER_MOVE: usize = 16;
+/// Chunks ahead of the hand sampled for the ages `stats items` reports and the automover uses.
+const AGE_PEEK: usize = 64;
 /// Allocation attempts before giving up (memcached's `do_item_alloc_pull` also tries 10 times).
 const ALLOC_TRIES: usize = 10;
 
@@ -62,6 +70,15 @@ pub struct Shard {
 enum Vacate {
     /// Copy them into free chunks of the class elsewhere when there are any.
     Rescue,
+    Evict,
+}
+
+/// What a pass of the clock hand may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sweep {
+    /// Age HOT and WARM items only while their segment is over its share; never free anything.
+    Balance,
+    /// Age every item passed and stop at the first one freed (expired, flushed, or inactive COLD).
     Evict,
 }
 
@@ -114,17 +131,20 @@ impl Shard {
 
     /// Removes an item from the index and its LRU and returns its chunk to the free list.
     fn unlink_item(&mut self, id: ChunkId, hash: Option<u64>) {
-        let (hash, total) = {
+        let (hash, total, seg) = {
             let c = self.pages.chunk(id);
             let hash = hash.unwrap_or_else(|| self.hasher.hash(item::key(c)));
-            (hash, item::total_size(item::klen(c), item::vlen(c)))
+            (hash, item::size(c), item::segment(c))
         };
         if let Ok(entry) = self.index.find_entry(hash, |&x| x == id) {
             entry.remove();
         }
         let cls = self.pages.class_of(id);
         let class = &mut self.class[cls];
-        class.lru.unlink(&mut self.pages, id);
+        if let Some(seg) = seg {
+            class.lru.remove(seg);
+        }
+        item::set_segment(self.pages.chunk_mut(id), None);
         class.free.push(id);
         class.stats.mem_requested = class.stats.mem_requested.saturating_sub(total as u64);
         self.counters.curr_items = self.counters.curr_items.saturating_sub(1);
@@ -133,17 +153,15 @@ impl Shard {
 
     /// Inserts a freshly written chunk into the index and the HOT segment.
     fn link_item(&mut self, id: ChunkId, hash: u64) {
-        let total = {
-            let c = self.pages.chunk(id);
-            item::total_size(item::klen(c), item::vlen(c))
-        };
+        let total = item::size(self.pages.chunk(id));
         let pages = &self.pages;
         let hasher = &self.hasher;
         self.index
             .insert_unique(hash, id, |&x| hasher.hash(item::key(pages.chunk(x))));
         let cls = self.pages.class_of(id);
+        item::set_segment(self.pages.chunk_mut(id), Some(Segment::Hot));
         let class = &mut self.class[cls];
-        class.lru.push_head(&mut self.pages, id, Segment::Hot);
+        class.lru.add(Segment::Hot);
         class.stats.mem_requested += total as u64;
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
@@ -170,59 +188,134 @@ impl Shard {
             item::set_bits(c, b | FETCHED);
         } else if seg == Some(Segment::Cold) {
             item::set_bits(c, b & !ACTIVE);
+            item::set_segment(c, Some(Segment::Warm));
             stats.moves_to_warm += 1;
-            self.class[cls]
-                .lru
-                .move_to(&mut self.pages, id, Segment::Warm);
+            self.class[cls].lru.shift(Segment::Cold, Segment::Warm);
         } else {
             item::set_bits(c, b | ACTIVE);
         }
     }
 
-    /// Keeps HOT and WARM within their share of the class, moving up to `budget` tail items.
+    /// Keeps HOT and WARM within their share of the class, ageing up to `budget` items under
+    /// the clock hand.
     fn balance_class(&mut self, cls: usize, budget: usize) -> usize {
-        let (hot_pct, warm_pct) = (
-            self.shared.hot_lru_pct.load(Ordering::Relaxed) as usize,
-            self.shared.warm_lru_pct.load(Ordering::Relaxed) as usize,
-        );
+        if budget == 0 || !self.over_share(cls) {
+            return 0;
+        }
+        let steps = budget.saturating_mul(BALANCE_SWEEP_PER_MOVE);
+        self.sweep(cls, steps, budget, Sweep::Balance, 0).0
+    }
+
+    /// True when HOT or WARM holds more than its share (`hot_lru_pct`, `warm_lru_pct`) of the
+    /// class's items.
+    fn over_share(&self, cls: usize) -> bool {
+        let lru = &self.class[cls].lru;
+        let total = lru.total();
+        let hot = lru.len(Segment::Hot);
+        let warm = lru.len(Segment::Warm);
+        (hot > 1 && hot * 100 > total * self.shared.hot_lru_pct.load(Ordering::Relaxed) as usize)
+            || (warm > 1
+                && warm * 100 > total * self.shared.warm_lru_pct.load(Ordering::Relaxed) as usize)
+    }
+
+    /// The chunk under class `cls`'s clock hand (None when the class owns no page).
+    fn hand_chunk(&self, cls: usize) -> Option<ChunkId> {
+        let class = &self.class[cls];
+        let (pi, n) = class.lru.hand();
+        let p = *class.pages.get(pi)?;
+        (n < self.pages.chunks_in(p)).then(|| self.pages.id(p, n))
+    }
+
+    fn advance_hand(&mut self, cls: usize) {
+        let class = &mut self.class[cls];
+        let (pi, _) = class.lru.hand();
+        let chunks = class.pages.get(pi).map_or(0, |&p| self.pages.chunks_in(p));
+        class.lru.advance(chunks, class.pages.len());
+    }
+
+    /// Moves class `cls`'s clock hand over at most `steps` chunks, ageing the live items it
+    /// passes (see `Sweep`), and stops after `moves` items were aged or one was freed. Returns
+    /// the items aged and whether one was freed.
+    fn sweep(
+        &mut self,
+        cls: usize,
+        steps: usize,
+        moves: usize,
+        mode: Sweep,
+        now: u32,
+    ) -> (usize, bool) {
+        let hot_pct = self.shared.hot_lru_pct.load(Ordering::Relaxed) as usize;
+        let warm_pct = self.shared.warm_lru_pct.load(Ordering::Relaxed) as usize;
         let mut moved = 0;
-        while moved < budget {
+        for _ in 0..steps {
+            let Some(id) = self.hand_chunk(cls) else {
+                break;
+            };
+            self.advance_hand(cls);
+            let c = self.pages.chunk(id);
+            let Some(seg) = item::segment(c) else {
+                continue;
+            };
+            let b = item::bits(c);
+            if mode == Sweep::Evict {
+                let expired = is_expired(item::exptime(c), now);
+                if expired || self.is_flushed(c) {
+                    let stats = &mut self.class[cls].stats;
+                    stats.reclaimed += 1;
+                    if expired && b & FETCHED == 0 {
+                        stats.expired_unfetched += 1;
+                    }
+                    self.unlink_item(id, None);
+                    return (moved, true);
+                }
+            }
             let lru = &self.class[cls].lru;
             let total = lru.total();
-            if lru.len(Segment::Hot) * 100 > total * hot_pct && lru.len(Segment::Hot) > 1 {
-                let id = lru.tail(Segment::Hot);
-                let c = self.pages.chunk_mut(id);
-                let b = item::bits(c);
-                let class = &mut self.class[cls];
-                if b & ACTIVE != 0 {
-                    item::set_bits(c, b & !ACTIVE);
-                    class.lru.move_to(&mut self.pages, id, Segment::Warm);
-                    class.stats.moves_to_warm += 1;
-                } else {
-                    class.lru.move_to(&mut self.pages, id, Segment::Cold);
-                    class.stats.moves_to_cold += 1;
+            let over = |s: Segment, pct: usize| {
+                mode == Sweep::Evict || (lru.len(s) > 1 && lru.len(s) * 100 > total * pct)
+            };
+            let active = b & ACTIVE != 0;
+            let to = match seg {
+                Segment::Hot if over(Segment::Hot, hot_pct) => {
+                    if active {
+                        Segment::Warm
+                    } else {
+                        Segment::Cold
+                    }
                 }
-                moved += 1;
-            } else if lru.len(Segment::Warm) * 100 > total * warm_pct && lru.len(Segment::Warm) > 1
-            {
-                let id = lru.tail(Segment::Warm);
-                let c = self.pages.chunk_mut(id);
-                let b = item::bits(c);
-                let class = &mut self.class[cls];
-                if b & ACTIVE != 0 {
-                    item::set_bits(c, b & !ACTIVE);
-                    class.lru.move_to(&mut self.pages, id, Segment::Warm);
-                    class.stats.moves_within_lru += 1;
-                } else {
-                    class.lru.move_to(&mut self.pages, id, Segment::Cold);
-                    class.stats.moves_to_cold += 1;
+                Segment::Warm if over(Segment::Warm, warm_pct) => {
+                    if active {
+                        Segment::Warm
+                    } else {
+                        Segment::Cold
+                    }
                 }
-                moved += 1;
-            } else {
+                Segment::Cold if mode == Sweep::Evict => {
+                    if active {
+                        Segment::Warm
+                    } else {
+                        self.evict(id, now);
+                        return (moved, true);
+                    }
+                }
+                _ => continue,
+            };
+            let c = self.pages.chunk_mut(id);
+            item::set_bits(c, b & !ACTIVE);
+            item::set_segment(c, Some(to));
+            let class = &mut self.class[cls];
+            class.lru.shift(seg, to);
+            match (seg, to) {
+                (_, Segment::Cold) => class.stats.moves_to_cold += 1,
+                (Segment::Warm, Segment::Warm) => class.stats.moves_within_lru += 1,
+                _ => class.stats.moves_to_warm += 1,
+            }
+            moved += 1;
+            if moved >= moves {
                 break;
             }
         }
-        moved
+        (moved, false)
     }
 
     /// Gets a free chunk of class `cls`: free list, then expired tail items, then a new page from
@@ -289,40 +382,85 @@ impl Shard {
         }
     }
 
-    /// Reuses expired or flushed items found at the LRU tails. True when one was freed.
+    /// Reuses an expired or flushed item found among the next few under the clock hand. True
+    /// when one was freed.
     fn reclaim_tail(&mut self, cls: usize, now: u32) -> bool {
-        for seg in [Segment::Cold, Segment::Hot, Segment::Warm] {
-            let mut id = self.class[cls].lru.tail(seg);
-            let mut looked = 0;
-            while id != NIL && looked < TAIL_PEEK {
-                let c = self.pages.chunk(id);
-                let prev = item::prev(c);
-                let expired = is_expired(item::exptime(c), now);
-                if expired || self.is_flushed(c) {
-                    let unfetched = item::bits(c) & FETCHED == 0;
-                    let stats = &mut self.class[cls].stats;
-                    stats.reclaimed += 1;
-                    if expired && unfetched {
-                        stats.expired_unfetched += 1;
-                    }
-                    self.unlink_item(id, None);
-                    return true;
-                }
-                id = prev;
-                looked += 1;
+        let mut found = None;
+        self.peek_ahead(cls, TAIL_PEEK, |id, c| {
+            let expired = is_expired(item::exptime(c), now);
+            if expired || item::cas(c) <= self.shared.flush_cas.load(Ordering::Relaxed) {
+                found = Some((id, expired && item::bits(c) & FETCHED == 0));
+                return false;
             }
+            true
+        });
+        let Some((id, expired_unfetched)) = found else {
+            return false;
+        };
+        let stats = &mut self.class[cls].stats;
+        stats.reclaimed += 1;
+        if expired_unfetched {
+            stats.expired_unfetched += 1;
         }
-        false
+        self.unlink_item(id, None);
+        true
     }
 
-    /// Evicts the least recently used item of class `cls` (COLD tail, else HOT, else WARM).
+    /// Calls `f` for up to `limit` live items from the clock hand on, without moving it, while
+    /// `f` returns true.
+    fn peek_ahead(&self, cls: usize, limit: usize, mut f: impl FnMut(ChunkId, &[u8]) -> bool) {
+        let class = &self.class[cls];
+        let mut lru = class.lru.clone();
+        let mut seen = 0;
+        let chunks: usize = class.pages.iter().map(|&p| self.pages.chunks_in(p)).sum();
+        for _ in 0..chunks {
+            let (pi, n) = lru.hand();
+            let Some(&p) = class.pages.get(pi) else {
+                return;
+            };
+            let in_page = self.pages.chunks_in(p);
+            if n < in_page {
+                let id = self.pages.id(p, n);
+                let c = self.pages.chunk(id);
+                if item::in_use(c) {
+                    if !f(id, c) {
+                        return;
+                    }
+                    seen += 1;
+                    if seen >= limit {
+                        return;
+                    }
+                }
+            }
+            lru.advance(in_page, class.pages.len());
+        }
+    }
+
+    /// Frees one chunk of class `cls` by moving the clock hand (expired items first, else the
+    /// first inactive COLD item it reaches, ageing the others). False when the class has no item.
     fn evict_tail(&mut self, cls: usize, now: u32) -> bool {
-        let id = self.class[cls].lru.coldest();
-        if id == NIL {
+        if self.class[cls].lru.is_empty() {
             return false;
         }
-        self.evict(id, now);
-        true
+        if self
+            .sweep(cls, EVICT_SWEEP_MAX, usize::MAX, Sweep::Evict, now)
+            .1
+        {
+            return true;
+        }
+        // Everything passed was young: evict the next live item.
+        let mut victim = None;
+        self.peek_ahead(cls, 1, |id, _| {
+            victim = Some(id);
+            false
+        });
+        match victim {
+            Some(id) => {
+                self.evict(id, now);
+                true
+            }
+            None => false,
+        }
     }
 
     fn evict(&mut self, id: ChunkId, now: u32) {
@@ -353,7 +491,7 @@ impl Shard {
 
     /// Moves one page from class `src` to class `dst`: items in it are copied into free chunks
     /// of `src` elsewhere when possible (rescued), otherwise evicted. The page chosen is the one
-    /// holding `src`'s least recently used item.
+    /// under `src`'s clock hand (the one the class would evict from next).
     pub fn move_page(&mut self, src: usize, dst: usize, now: u32) -> bool {
         if src == dst || self.class[src].pages.is_empty() {
             return false;
@@ -367,13 +505,14 @@ impl Shard {
         true
     }
 
-    /// The page holding class `cls`'s least recently used item, else its first page. The class
-    /// must own a page.
+    /// The page under class `cls`'s clock hand, else its first page. The class must own a page.
     fn coldest_page(&self, cls: usize) -> usize {
-        match self.class[cls].lru.coldest() {
-            NIL => self.class[cls].pages[0],
-            id => self.pages.page_of(id),
-        }
+        let class = &self.class[cls];
+        class
+            .pages
+            .get(class.lru.hand().0)
+            .copied()
+            .unwrap_or(class.pages[0])
     }
 
     /// Empties page `p` of class `src` and takes it out of the class: live items are rescued
@@ -405,20 +544,20 @@ impl Shard {
                 debug_assert_eq!(back, Some(id));
             }
         }
-        self.class[src].pages.retain(|&x| x != p);
+        let class = &mut self.class[src];
+        if let Some(at) = class.pages.iter().position(|&x| x == p) {
+            class.pages.remove(at);
+            class.lru.page_removed(at, class.pages.len());
+        }
     }
 
-    /// Copies item `from` into free chunk `to` of the same class, keeping its LRU segment.
+    /// Copies item `from` into free chunk `to` of the same class, keeping its LRU segment (the
+    /// segment counts do not change).
     fn rescue(&mut self, from: ChunkId, to: ChunkId) {
-        let cls = self.pages.class_of(from);
-        let seg = item::segment(self.pages.chunk(from)).unwrap_or(Segment::Cold);
         let hash = self.hasher.hash(item::key(self.pages.chunk(from)));
-        self.class[cls].lru.unlink(&mut self.pages, from);
         let bytes = self.pages.chunk(from).to_vec();
         self.pages.chunk_mut(to).copy_from_slice(&bytes);
         item::set_segment(self.pages.chunk_mut(from), None);
-        item::set_segment(self.pages.chunk_mut(to), None);
-        self.class[cls].lru.push_head(&mut self.pages, to, seg);
         if let Ok(mut entry) = self.index.find_entry(hash, |&x| x == from) {
             *entry.get_mut() = to;
         }
@@ -495,7 +634,7 @@ impl Shard {
             _ => {}
         }
         let data = joined.as_deref().unwrap_or(value);
-        let total = item::total_size(key.len(), data.len());
+        let total = item::total_size(key.len(), data.len(), flags);
         let cls = match self.classes.class_for(total) {
             Some(c) if total <= self.shared.item_size_max => c,
             _ => {
@@ -711,7 +850,7 @@ impl Shard {
             atime: item::atime(c),
             bits: item::bits(c),
             class: self.pages.class_of(id),
-            total: item::total_size(item::klen(c), item::vlen(c)),
+            total: item::size(c),
         }
     }
 
@@ -789,14 +928,28 @@ impl Shard {
         d
     }
 
-    /// Age in seconds of the oldest item of class `cls` (COLD tail, else WARM/HOT), if any.
+    /// Age in seconds (since last access) of the oldest item among the next few under class
+    /// `cls`'s clock hand, COLD ones first, if the class holds any.
     pub fn tail_age(&self, cls: usize, now: u32) -> Option<u32> {
-        let lru = &self.class[cls].lru;
-        [Segment::Cold, Segment::Warm, Segment::Hot]
-            .into_iter()
-            .map(|s| lru.tail(s))
-            .find(|&id| id != NIL)
-            .map(|id| now.saturating_sub(item::atime(self.pages.chunk(id))))
+        let ages = self.hand_ages(cls, now);
+        ages[Segment::Cold.index()]
+            .or(ages[Segment::Warm.index()])
+            .or(ages[Segment::Hot.index()])
+    }
+
+    /// Per segment, the largest age among the next `AGE_PEEK` items under the hand: the clock's
+    /// stand-in for the age of an LRU tail.
+    fn hand_ages(&self, cls: usize, now: u32) -> [Option<u32>; 3] {
+        let mut ages = [None; 3];
+        self.peek_ahead(cls, AGE_PEEK, |_, c| {
+            if let Some(seg) = item::segment(c) {
+                let age = now.saturating_sub(item::atime(c));
+                let slot = &mut ages[seg.index()];
+                *slot = Some(slot.map_or(age, |a: u32| a.max(age)));
+            }
+            true
+        });
+        ages
     }
 
     /// Pages owned by class `cls`.
@@ -818,14 +971,8 @@ impl Shard {
         s.number_cold = c.lru.len(Segment::Cold) as u64;
         s.total_pages = c.pages.len() as u64;
         s.free_chunks = c.free.len() as u64;
-        let age = |seg| {
-            let id = c.lru.tail(seg);
-            if id == NIL {
-                0
-            } else {
-                u64::from(now.saturating_sub(item::atime(self.pages.chunk(id))))
-            }
-        };
+        let ages = self.hand_ages(cls, now);
+        let age = |seg: Segment| u64::from(ages[seg.index()].unwrap_or(0));
         s.age_hot = age(Segment::Hot);
         s.age_warm = age(Segment::Warm);
         s.age = age(Segment::Cold);
@@ -849,23 +996,29 @@ impl Shard {
         }
     }
 
-    /// Checks internal consistency (tests only): index, LRUs and counters agree.
+    /// Checks internal consistency (tests only): index, segment counts, pages and counters agree.
     #[cfg(test)]
     pub fn check(&self) {
         let mut linked = 0;
         for (cls, class) in self.class.iter().enumerate() {
-            linked += class.lru.total();
-            for seg in Segment::ALL {
-                let mut id = class.lru.tail(seg);
-                let mut n = 0;
-                while id != NIL {
+            let mut counts = [0usize; 3];
+            for &p in &class.pages {
+                for n in 0..self.pages.chunks_in(p) {
+                    let id = self.pages.id(p, n);
                     assert_eq!(self.pages.class_of(id), cls);
-                    assert_eq!(item::segment(self.pages.chunk(id)), Some(seg));
-                    id = item::prev(self.pages.chunk(id));
-                    n += 1;
+                    if let Some(seg) = item::segment(self.pages.chunk(id)) {
+                        counts[seg.index()] += 1;
+                    }
                 }
-                assert_eq!(n, class.lru.len(seg));
             }
+            for seg in Segment::ALL {
+                assert_eq!(
+                    counts[seg.index()],
+                    class.lru.len(seg),
+                    "class {cls} {seg:?}"
+                );
+            }
+            linked += class.lru.total();
         }
         assert_eq!(linked, self.index.len());
         assert_eq!(linked as u64, self.counters.curr_items);
