@@ -39,6 +39,7 @@ WORKLOADS=(
   "a: the same at a fixed 60,000 req/s (latency from scheduled send)|1024|--ratio 1:9 --value-size 100 --pipeline 1 --keys 100000 --rate 60000"
   "b: get 90% / set 10%, 100 B, pipeline 16|1024|--ratio 1:9 --value-size 100 --pipeline 16 --keys 100000"
   "b: multi-get of 10 keys, pipeline 1|1024|--ratio 0:1 --value-size 100 --multiget 10 --keys 100000"
+  "b: multi-get of 10 keys, pipeline 16|1024|--ratio 0:1 --value-size 100 --multiget 10 --pipeline 16 --keys 100000"
   "c: 4 KB values, pipeline 1|1024|--ratio 1:9 --value-size 4096 --pipeline 1 --keys 100000"
   "d: zipf 0.99, 1M keys x 200 B into -m 64|64|--ratio 1:9 --value-size 200 --keys 1000000 --key-pattern zipf:0.99 --pipeline 4"
   "e: set only, 100 B, pipeline 4|1024|--ratio 1:0 --value-size 100 --pipeline 4 --keys 100000"

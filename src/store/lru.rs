@@ -77,19 +77,25 @@ impl Lru {
         self.hand = (pi, n);
     }
 
-    /// Keeps the hand on the same page when the page at list index `removed` leaves the class.
+    /// Keeps the hand where it was when the page at list index `removed` leaves the class: on the
+    /// same page, or, if it was on the removed page, at the start of the page that followed it.
     pub fn page_removed(&mut self, removed: usize, pages_left: usize) {
         let (pi, n) = self.hand;
         self.hand = if pi > removed {
             (pi - 1, n)
         } else if pi == removed {
-            (0, 0)
+            (removed, 0)
         } else {
             (pi, n)
         };
         if self.hand.0 >= pages_left {
             self.hand = (0, 0);
         }
+    }
+
+    /// Puts the hand back (a look ahead that found nothing to do).
+    pub fn set_hand(&mut self, hand: (usize, usize)) {
+        self.hand = hand;
     }
 }
 
@@ -127,7 +133,12 @@ mod tests {
         // The first page leaves: the hand stays where it was on the second one.
         lru.page_removed(0, 1);
         assert_eq!(lru.hand(), (0, 1));
-        // The page under the hand leaves: it starts over.
+        // The page under the hand leaves: the hand goes on at the start of the next page.
+        let mut three = Lru::default();
+        three.set_hand((1, 2));
+        three.page_removed(1, 2);
+        assert_eq!(three.hand(), (1, 0));
+        // ... or wraps to the first page when it was the last.
         lru.page_removed(0, 0);
         assert_eq!(lru.hand(), (0, 0));
     }

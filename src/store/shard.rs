@@ -21,11 +21,14 @@ use super::{
 const TAIL_PEEK: usize = 5;
 /// Chunks the clock hand passes at most to find an item to evict; past it, the next live item is
 /// evicted whatever its segment. Every item passed is aged, so this bound is rarely reached.
-const EVICT_SWEEP_MAX: usize = 65_536;
+const EVICT_SWEEP_MAX: usize = 2048;
 /// Chunks the hand passes at most per item the balancer is asked to move.
 const BALANCE_SWEEP_PER_MOVE: usize = 16;
-/// Chunks ahead of the hand sampled for the ages `stats items` reports and the automover uses.
+/// Live items ahead of the hand sampled for the ages `stats items` reports and the automover uses.
 const AGE_PEEK: usize = 64;
+/// Chunks a look ahead of the hand passes at most (free chunks included), so that a sparse class
+/// costs no more than a full one.
+const PEEK_CHUNKS_MAX: usize = 4096;
 /// Allocation attempts before giving up (memcached's `do_item_alloc_pull` also tries 10 times).
 const ALLOC_TRIES: usize = 10;
 
@@ -76,8 +79,12 @@ enum Vacate {
 /// What a pass of the clock hand may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sweep {
-    /// Age HOT and WARM items only while their segment is over its share; never free anything.
-    Balance,
+    /// After a store: age HOT and WARM items only while their segment is over its share; stop
+    /// at an expired or flushed item (left for a reclaim, which looks only ahead of the hand,
+    /// or for a lookup to find expired, as memcached's lazy expiry counts it).
+    Link,
+    /// Background: as `Link`, but free the expired and flushed items passed.
+    Background,
     /// Age every item passed and stop at the first one freed (expired, flushed, or inactive COLD).
     Evict,
 }
@@ -152,7 +159,7 @@ impl Shard {
     }
 
     /// Inserts a freshly written chunk into the index and the HOT segment.
-    fn link_item(&mut self, id: ChunkId, hash: u64) {
+    fn link_item(&mut self, id: ChunkId, hash: u64, now: u32) {
         let total = item::size(self.pages.chunk(id));
         let pages = &self.pages;
         let hasher = &self.hasher;
@@ -166,7 +173,7 @@ impl Shard {
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
         self.counters.bytes += total as u64;
-        self.balance_class(cls, 1);
+        self.balance_class(cls, 1, Sweep::Link, now);
     }
 
     /// Records an access: first read marks FETCHED, a later one ACTIVE; ACTIVE items in COLD move
@@ -198,12 +205,12 @@ impl Shard {
 
     /// Keeps HOT and WARM within their share of the class, ageing up to `budget` items under
     /// the clock hand.
-    fn balance_class(&mut self, cls: usize, budget: usize) -> usize {
+    fn balance_class(&mut self, cls: usize, budget: usize, mode: Sweep, now: u32) -> usize {
         if budget == 0 || !self.over_share(cls) {
             return 0;
         }
         let steps = budget.saturating_mul(BALANCE_SWEEP_PER_MOVE);
-        self.sweep(cls, steps, budget, Sweep::Balance, 0).0
+        self.sweep(cls, steps, budget, mode, now).0
     }
 
     /// True when HOT or WARM holds more than its share (`hot_lru_pct`, `warm_lru_pct`) of the
@@ -251,23 +258,35 @@ impl Shard {
             let Some(id) = self.hand_chunk(cls) else {
                 break;
             };
+            let hand = self.class[cls].lru.hand();
             self.advance_hand(cls);
             let c = self.pages.chunk(id);
             let Some(seg) = item::segment(c) else {
                 continue;
             };
             let b = item::bits(c);
-            if mode == Sweep::Evict {
-                let expired = is_expired(item::exptime(c), now);
-                if expired || self.is_flushed(c) {
-                    let stats = &mut self.class[cls].stats;
-                    stats.reclaimed += 1;
-                    if expired && b & FETCHED == 0 {
-                        stats.expired_unfetched += 1;
-                    }
-                    self.unlink_item(id, None);
+            let expired = is_expired(item::exptime(c), now);
+            if expired || self.is_flushed(c) {
+                // An item the hand leaves behind must be live: the next reclaim looks only
+                // ahead of the hand.
+                if mode == Sweep::Link {
+                    self.class[cls].lru.set_hand(hand);
+                    break;
+                }
+                let stats = &mut self.class[cls].stats;
+                stats.reclaimed += 1;
+                if expired && b & FETCHED == 0 {
+                    stats.expired_unfetched += 1;
+                }
+                self.unlink_item(id, None);
+                if mode == Sweep::Evict {
                     return (moved, true);
                 }
+                moved += 1;
+                if moved >= moves {
+                    break;
+                }
+                continue;
             }
             let lru = &self.class[cls].lru;
             let total = lru.total();
@@ -382,14 +401,17 @@ impl Shard {
         }
     }
 
-    /// Reuses an expired or flushed item found among the next few under the clock hand. True
-    /// when one was freed.
+    /// Reuses an expired or flushed item found among the next few under the clock hand, moving
+    /// the hand past it (so the new item stored there is the last the hand reaches again). True
+    /// when one was freed; the hand stays put when none was.
     fn reclaim_tail(&mut self, cls: usize, now: u32) -> bool {
         let mut found = None;
-        self.peek_ahead(cls, TAIL_PEEK, |id, c| {
+        let mut passed = 0;
+        self.peek_ahead(cls, TAIL_PEEK, |id, c, chunks| {
             let expired = is_expired(item::exptime(c), now);
             if expired || item::cas(c) <= self.shared.flush_cas.load(Ordering::Relaxed) {
                 found = Some((id, expired && item::bits(c) & FETCHED == 0));
+                passed = chunks;
                 return false;
             }
             true
@@ -397,6 +419,9 @@ impl Shard {
         let Some((id, expired_unfetched)) = found else {
             return false;
         };
+        for _ in 0..=passed {
+            self.advance_hand(cls);
+        }
         let stats = &mut self.class[cls].stats;
         stats.reclaimed += 1;
         if expired_unfetched {
@@ -407,14 +432,23 @@ impl Shard {
     }
 
     /// Calls `f` for up to `limit` live items from the clock hand on, without moving it, while
-    /// `f` returns true.
-    fn peek_ahead(&self, cls: usize, limit: usize, mut f: impl FnMut(ChunkId, &[u8]) -> bool) {
+    /// `f` returns true; `f` also gets how many chunks lie between the hand and the item. Looks
+    /// at no more than `PEEK_CHUNKS_MAX` chunks.
+    fn peek_ahead(
+        &self,
+        cls: usize,
+        limit: usize,
+        mut f: impl FnMut(ChunkId, &[u8], usize) -> bool,
+    ) {
         let class = &self.class[cls];
-        let mut lru = class.lru.clone();
+        if class.lru.is_empty() {
+            return;
+        }
+        let mut hand = class.lru.clone();
         let mut seen = 0;
         let chunks: usize = class.pages.iter().map(|&p| self.pages.chunks_in(p)).sum();
-        for _ in 0..chunks {
-            let (pi, n) = lru.hand();
+        for passed in 0..chunks.min(PEEK_CHUNKS_MAX) {
+            let (pi, n) = hand.hand();
             let Some(&p) = class.pages.get(pi) else {
                 return;
             };
@@ -423,7 +457,7 @@ impl Shard {
                 let id = self.pages.id(p, n);
                 let c = self.pages.chunk(id);
                 if item::in_use(c) {
-                    if !f(id, c) {
+                    if !f(id, c, passed) {
                         return;
                     }
                     seen += 1;
@@ -432,7 +466,7 @@ impl Shard {
                     }
                 }
             }
-            lru.advance(in_page, class.pages.len());
+            hand.advance(in_page, class.pages.len());
         }
     }
 
@@ -450,7 +484,7 @@ impl Shard {
         }
         // Everything passed was young: evict the next live item.
         let mut victim = None;
-        self.peek_ahead(cls, 1, |id, _| {
+        self.peek_ahead(cls, 1, |id, _, _| {
             victim = Some(id);
             false
         });
@@ -491,7 +525,7 @@ impl Shard {
 
     /// Moves one page from class `src` to class `dst`: items in it are copied into free chunks
     /// of `src` elsewhere when possible (rescued), otherwise evicted. The page chosen is the one
-    /// under `src`'s clock hand (the one the class would evict from next).
+    /// the clock hand reaches next (see `coldest_page`).
     pub fn move_page(&mut self, src: usize, dst: usize, now: u32) -> bool {
         if src == dst || self.class[src].pages.is_empty() {
             return false;
@@ -505,14 +539,13 @@ impl Shard {
         true
     }
 
-    /// The page under class `cls`'s clock hand, else its first page. The class must own a page.
+    /// The page the clock hand reaches next after the one it is on (its items have gone longest
+    /// without the hand passing; the part of the hand's own page just behind it holds the newest
+    /// items). The class must own a page.
     fn coldest_page(&self, cls: usize) -> usize {
         let class = &self.class[cls];
-        class
-            .pages
-            .get(class.lru.hand().0)
-            .copied()
-            .unwrap_or(class.pages[0])
+        let next = (class.lru.hand().0 + 1) % class.pages.len();
+        class.pages[next]
     }
 
     /// Empties page `p` of class `src` and takes it out of the class: live items are rescued
@@ -694,7 +727,7 @@ impl Shard {
             cas,
             &[data],
         );
-        self.link_item(id, hash);
+        self.link_item(id, hash, now);
         self.class[cls].stats.cmd_set += 1;
         Ok(StoreOutcome::Stored(cas))
     }
@@ -863,7 +896,7 @@ impl Shard {
     pub fn maintain(&mut self, balance: usize, crawl: usize, now: u32) -> usize {
         let mut work = 0;
         for cls in 0..self.class.len() {
-            let moved = self.balance_class(cls, balance);
+            let moved = self.balance_class(cls, balance, Sweep::Background, now);
             if moved > 0 {
                 self.counters.lru_maintainer_juggles += 1;
             }
@@ -941,7 +974,7 @@ impl Shard {
     /// stand-in for the age of an LRU tail.
     fn hand_ages(&self, cls: usize, now: u32) -> [Option<u32>; 3] {
         let mut ages = [None; 3];
-        self.peek_ahead(cls, AGE_PEEK, |_, c| {
+        self.peek_ahead(cls, AGE_PEEK, |_, c, _| {
             if let Some(seg) = item::segment(c) {
                 let age = now.saturating_sub(item::atime(c));
                 let slot = &mut ages[seg.index()];

@@ -9,6 +9,9 @@ pub type ChunkId = u32;
 
 /// Chunk sizes below this grow in 8-byte steps; from it on, by the growth factor.
 const FINE_STEPS_UNTIL: usize = 256;
+/// At most this many classes, as memcached (`MAX_NUMBER_OF_SLAB_CLASSES - 1`): class ids stay
+/// within what `stats cachedump` and `slabs reassign` accept.
+pub const MAX_CLASSES: usize = 63;
 
 /// The size classes: chunk sizes growing from a minimum, like memcached's `slabs_init`: the
 /// first class holds the smallest header plus `-n` bytes; classes below 256 bytes are 8 bytes
@@ -16,8 +19,9 @@ const FINE_STEPS_UNTIL: usize = 256;
 /// page and one of a whole page (so the largest items, up to `-I`, still fit one chunk).
 ///
 /// memcached grows by the factor from the start. For small items that rounding is the largest
-/// cost per item (a 25% step wastes up to a fifth of a chunk); 8-byte steps bound it to 7 bytes,
-/// and with the default factor there are still fewer than memcached's 63 classes.
+/// cost per item (a 25% step wastes up to a fifth of a chunk); 8-byte steps bound it to 7 bytes.
+/// When they would make more than 63 classes (a small `-f` or `-n`, a large `-I`), the classes
+/// grow by the factor from the start, as memcached's, and stop at 63 as memcached's do.
 #[derive(Debug, Clone)]
 pub struct SizeClasses {
     sizes: Vec<usize>,
@@ -26,13 +30,31 @@ pub struct SizeClasses {
 
 impl SizeClasses {
     pub fn new(min_size: usize, factor: f64, page_size: usize) -> SizeClasses {
+        let factor = if factor > 1.0 { factor } else { 1.25 };
+        let fine = Self::schedule(min_size, factor, page_size, FINE_STEPS_UNTIL);
+        let mut sizes = if fine.len() <= MAX_CLASSES {
+            fine
+        } else {
+            Self::schedule(min_size, factor, page_size, 0)
+        };
+        if sizes.len() > MAX_CLASSES {
+            // memcached stops at its last class id; the half page and page classes stay.
+            let top = sizes.split_off(sizes.len() - 2);
+            sizes.truncate(MAX_CLASSES - 2);
+            sizes.extend(top);
+        }
+        SizeClasses { sizes, page_size }
+    }
+
+    /// Chunk sizes: 8-byte steps below `fine_until`, then `factor`, until half a page; then half
+    /// a page and a page.
+    fn schedule(min_size: usize, factor: f64, page_size: usize, fine_until: usize) -> Vec<usize> {
         let chunk_max = page_size / 2;
         let mut sizes = Vec::new();
         let mut size = align8(item::MIN_HEADER + min_size.max(1));
-        let factor = if factor > 1.0 { factor } else { 1.25 };
-        while (size as f64) <= chunk_max as f64 / factor && sizes.len() < 250 {
+        while (size as f64) <= chunk_max as f64 / factor && sizes.len() < 4096 {
             sizes.push(size);
-            let grown = if size < FINE_STEPS_UNTIL {
+            let grown = if size < fine_until {
                 size + 8
             } else {
                 (size as f64 * factor) as usize
@@ -41,7 +63,7 @@ impl SizeClasses {
         }
         sizes.push(chunk_max);
         sizes.push(page_size);
-        SizeClasses { sizes, page_size }
+        sizes
     }
 
     /// Number of classes.
@@ -213,7 +235,7 @@ mod tests {
         let at = (0..c.len()).find(|&i| c.size(i) == 256).unwrap();
         assert_eq!(c.size(at + 1), 320);
         assert_eq!(c.size(at + 2), 400);
-        assert!(c.len() < 63, "{} classes", c.len());
+        assert!(c.len() <= MAX_CLASSES, "{} classes", c.len());
         assert_eq!(c.size(c.len() - 1), 1 << 20);
         assert_eq!(c.size(c.len() - 2), 1 << 19);
         for w in 1..c.len() {
@@ -224,6 +246,26 @@ mod tests {
         assert_eq!(c.class_for(73), Some(1));
         assert_eq!(c.class_for(1 << 20), Some(c.len() - 1));
         assert_eq!(c.class_for((1 << 20) + 1), None);
+    }
+
+    #[test]
+    fn never_more_than_63_classes() {
+        for (n, f, page) in [
+            (1, 1.25, 1 << 20),
+            (48, 1.2, 1 << 20),
+            (48, 1.25, 16 << 20),
+            (48, 1.01, 1 << 20),
+        ] {
+            let c = SizeClasses::new(n, f, page);
+            assert!(c.len() <= MAX_CLASSES, "-n {n} -f {f}: {} classes", c.len());
+            assert_eq!(c.size(c.len() - 1), page);
+            for w in 1..c.len() {
+                assert!(c.size(w) > c.size(w - 1));
+            }
+        }
+        // Too many with fine steps: memcached's schedule (factor from the first class).
+        let c = SizeClasses::new(48, 1.2, 1 << 20);
+        assert_eq!(c.size(1), (c.size(0) as f64 * 1.2) as usize / 8 * 8 + 8);
     }
 
     #[test]

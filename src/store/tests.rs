@@ -344,3 +344,48 @@ fn append_prepend_honour_cas() {
         Ok(StoreOutcome::NotStored)
     );
 }
+
+/// Without evictions (`-M`), a full class of expired items keeps taking new items: each store
+/// reuses an expired chunk found ahead of the clock hand, and the hand moves past it, so fresh
+/// items never block the way to the expired ones.
+#[test]
+fn expired_items_are_reused_without_evictions_or_crawler() {
+    let s = Store::new(&StoreConfig {
+        memory_limit: 1 << 20,
+        shards: 1,
+        evictions: false,
+        ..StoreConfig::default()
+    });
+    let v = vec![b'v'; 100];
+    let mut n = 0u32;
+    while set(&s, StoreMode::Set, format!("old{n}").as_bytes(), &v, 10, 5).is_ok() {
+        n += 1;
+        assert!(n < 100_000, "never full");
+    }
+    assert!(n > 1000);
+    // Everything stored expires at 10; at 20 every new store must find an expired chunk.
+    for i in 0..n {
+        let r = set(&s, StoreMode::Set, format!("new{i}").as_bytes(), &v, 0, 20);
+        assert!(r.is_ok(), "store {i} of {n}: {r:?}");
+    }
+    assert_eq!(s.counters().curr_items, u64::from(n));
+    let h = s.hash(b"x");
+    s.lock(h).check();
+}
+
+/// Ages in `stats items` and the automover's look ahead stay cheap on a class emptied by a flush.
+#[test]
+fn class_stats_of_an_emptied_class() {
+    let s = store(8);
+    let v = vec![b'v'; 10];
+    for i in 0..50_000u32 {
+        set(&s, StoreMode::Set, format!("k{i}").as_bytes(), &v, 0, 5).unwrap();
+    }
+    s.flush();
+    for _ in 0..100 {
+        s.maintain(513, 1 << 20, 6);
+    }
+    assert_eq!(s.counters().curr_items, 0);
+    let stats = s.class_stats(7);
+    assert!(stats.iter().all(|c| c.age == 0 && c.number() == 0));
+}
