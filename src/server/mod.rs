@@ -512,6 +512,9 @@ fn accept_all(
     }
 }
 
+/// Slices a maintainer round is cut into.
+const MAINTAIN_SLICES: usize = 8;
+
 /// Background work: the clock, delayed flushes, LRU balancing, the expiry crawler and page
 /// rebalancing. Each shard is locked only for a bounded amount of work at a time.
 fn maintainer(sh: &Shared) {
@@ -532,8 +535,14 @@ fn maintainer(sh: &Shared) {
         } else {
             0
         };
-        // Balancing keeps the bound it had with the default crawl budget (2048 / 4 + 1).
-        sh.store.maintain(513, crawl, now);
+        // Balancing keeps the bound it had with the default crawl budget (2048 / 4 + 1). The
+        // work is done in slices with a yield between them, so a worker sharing this CPU waits
+        // for one slice at most, not for the whole round.
+        for _ in 0..MAINTAIN_SLICES {
+            sh.store
+                .maintain(513 / MAINTAIN_SLICES + 1, crawl / MAINTAIN_SLICES, now);
+            std::thread::yield_now();
+        }
         rounds += 1;
         if rounds.is_multiple_of(10) {
             sh.store.automove(now);

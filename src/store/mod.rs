@@ -492,6 +492,7 @@ impl Store {
             t.slab_reassign_evictions += c.slab_reassign_evictions;
             t.lru_maintainer_juggles += c.lru_maintainer_juggles;
             t.crawler_runs += c.crawler_runs;
+            t.expiring += c.expiring;
         }
         t
     }

@@ -52,6 +52,9 @@ pub struct ShardCounters {
     pub slab_reassign_evictions: u64,
     pub lru_maintainer_juggles: u64,
     pub crawler_runs: u64,
+    /// Live items with an expiry time (the crawler has work only when some exist, or after a
+    /// flush).
+    pub expiring: u64,
 }
 
 /// One shard: see the module header.
@@ -66,6 +69,10 @@ pub struct Shard {
     counters: ShardCounters,
     crawl_page: usize,
     crawl_chunk: usize,
+    /// The flush mark the crawler's current pass started under, and the one its last complete
+    /// pass covered (items flushed before it are reclaimed).
+    crawl_pass_flush: u64,
+    crawl_flush_done: u64,
 }
 
 /// What happens to the live items of a page being taken from its class.
@@ -108,6 +115,8 @@ impl Shard {
             counters: ShardCounters::default(),
             crawl_page: 0,
             crawl_chunk: 0,
+            crawl_pass_flush: 0,
+            crawl_flush_done: 0,
         }
     }
 
@@ -138,11 +147,14 @@ impl Shard {
 
     /// Removes an item from the index and its LRU and returns its chunk to the free list.
     fn unlink_item(&mut self, id: ChunkId, hash: Option<u64>) {
-        let (hash, total, seg) = {
+        let (hash, total, seg, expiring) = {
             let c = self.pages.chunk(id);
             let hash = hash.unwrap_or_else(|| self.hasher.hash(item::key(c)));
-            (hash, item::size(c), item::segment(c))
+            (hash, item::size(c), item::segment(c), item::exptime(c) != 0)
         };
+        if expiring {
+            self.counters.expiring = self.counters.expiring.saturating_sub(1);
+        }
         if let Ok(entry) = self.index.find_entry(hash, |&x| x == id) {
             entry.remove();
         }
@@ -160,7 +172,13 @@ impl Shard {
 
     /// Inserts a freshly written chunk into the index and the HOT segment.
     fn link_item(&mut self, id: ChunkId, hash: u64, now: u32) {
-        let total = item::size(self.pages.chunk(id));
+        let (total, expiring) = {
+            let c = self.pages.chunk(id);
+            (item::size(c), item::exptime(c) != 0)
+        };
+        if expiring {
+            self.counters.expiring += 1;
+        }
         let pages = &self.pages;
         let hasher = &self.hasher;
         self.index
@@ -174,6 +192,18 @@ impl Shard {
         self.counters.total_items += 1;
         self.counters.bytes += total as u64;
         self.balance_class(cls, 1, Sweep::Link, now);
+    }
+
+    /// Sets a live item's expiry in place, keeping the count of expiring items.
+    fn retime(&mut self, id: ChunkId, exptime: u32) {
+        let c = self.pages.chunk_mut(id);
+        let was = item::exptime(c) != 0;
+        item::set_exptime(c, exptime);
+        match (was, exptime != 0) {
+            (false, true) => self.counters.expiring += 1,
+            (true, false) => self.counters.expiring = self.counters.expiring.saturating_sub(1),
+            _ => {}
+        }
     }
 
     /// Records an access: first read marks FETCHED, a later one ACTIVE; ACTIVE items in COLD move
@@ -764,7 +794,7 @@ impl Shard {
         match self.find(key, hash, now) {
             Found::Hit(id) => {
                 self.bump(id, now);
-                item::set_exptime(self.pages.chunk_mut(id), exptime);
+                self.retime(id, exptime);
                 let cls = self.pages.class_of(id);
                 self.class[cls].stats.touch_hits += 1;
                 Ok(self.view(id))
@@ -851,7 +881,7 @@ impl Shard {
                 item::set_cas(c, cas);
                 item::set_bits(c, (item::bits(c) | STALE) & !WIN_SENT);
                 if let Some(e) = exptime {
-                    item::set_exptime(c, e);
+                    self.retime(id, e);
                 }
                 true
             }
@@ -911,10 +941,21 @@ impl Shard {
     }
 
     /// Walks up to `budget` chunks, freeing expired and flushed items.
+    /// Only walks when there is something to find: items with an expiry time, or items stored
+    /// before a flush that no complete pass has covered yet (memcached's crawler likewise visits
+    /// only classes holding items with a TTL).
     fn crawl(&mut self, budget: usize, now: u32) -> usize {
         let slots = self.pages.slots();
-        if slots == 0 {
+        let flush = self.shared.flush_cas.load(Ordering::Relaxed);
+        let at_start = self.crawl_page == 0 && self.crawl_chunk == 0;
+        if slots == 0
+            || budget == 0
+            || (at_start && self.counters.expiring == 0 && flush <= self.crawl_flush_done)
+        {
             return 0;
+        }
+        if at_start {
+            self.crawl_pass_flush = flush;
         }
         let mut looked = 0;
         while looked < budget {
@@ -922,6 +963,7 @@ impl Shard {
                 self.crawl_page = 0;
                 self.crawl_chunk = 0;
                 self.counters.crawler_runs += 1;
+                self.crawl_flush_done = self.crawl_pass_flush;
                 break;
             }
             let n = self.pages.chunks_in(self.crawl_page);
@@ -1033,14 +1075,17 @@ impl Shard {
     #[cfg(test)]
     pub fn check(&self) {
         let mut linked = 0;
+        let mut expiring = 0;
         for (cls, class) in self.class.iter().enumerate() {
             let mut counts = [0usize; 3];
             for &p in &class.pages {
                 for n in 0..self.pages.chunks_in(p) {
                     let id = self.pages.id(p, n);
                     assert_eq!(self.pages.class_of(id), cls);
-                    if let Some(seg) = item::segment(self.pages.chunk(id)) {
+                    let c = self.pages.chunk(id);
+                    if let Some(seg) = item::segment(c) {
                         counts[seg.index()] += 1;
+                        expiring += u64::from(item::exptime(c) != 0);
                     }
                 }
             }
@@ -1055,6 +1100,7 @@ impl Shard {
         }
         assert_eq!(linked, self.index.len());
         assert_eq!(linked as u64, self.counters.curr_items);
+        assert_eq!(expiring, self.counters.expiring);
     }
 
     // ----- meta protocol ----------------------------------------------------------------------
@@ -1088,7 +1134,7 @@ impl Shard {
         let c = self.pages.chunk_mut(id);
         item::set_bits(c, (item::bits(c) | set) & !clear);
         if let Some(e) = exptime {
-            item::set_exptime(c, e);
+            self.retime(id, e);
         }
         if bump {
             self.bump(id, now);

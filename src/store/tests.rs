@@ -389,3 +389,38 @@ fn class_stats_of_an_emptied_class() {
     let stats = s.class_stats(7);
     assert!(stats.iter().all(|c| c.age == 0 && c.number() == 0));
 }
+
+/// The crawler walks only when it can find something: items with an expiry time, or items
+/// older than a flush no pass has covered yet.
+#[test]
+fn crawler_walks_only_when_items_can_expire_or_were_flushed() {
+    let s = store(8);
+    let v = vec![b'v'; 10];
+    for i in 0..1000u32 {
+        set(&s, StoreMode::Set, format!("k{i}").as_bytes(), &v, 0, 5).unwrap();
+    }
+    let checked = |s: &Store| -> u64 {
+        s.class_stats(6)
+            .iter()
+            .map(|c| c.crawler_items_checked)
+            .sum()
+    };
+    s.maintain(0, 100_000, 6);
+    assert_eq!(checked(&s), 0, "nothing can expire: no walk");
+    // A flush: the next pass reclaims everything, then the crawler rests again.
+    s.flush();
+    s.maintain(0, 100_000, 6);
+    assert_eq!(s.counters().curr_items, 0);
+    let after_flush = checked(&s);
+    s.maintain(0, 100_000, 6);
+    assert_eq!(checked(&s), after_flush);
+    // An item with a TTL, and one touched to get one: both found by the crawler once expired.
+    set(&s, StoreMode::Set, b"ttl", &v, 10, 6).unwrap();
+    set(&s, StoreMode::Set, b"touched", &v, 0, 6).unwrap();
+    let h = s.hash(b"touched");
+    assert!(s.lock(h).touch(b"touched", h, 10, 6).is_ok());
+    s.maintain(0, 100_000, 20);
+    assert_eq!(s.counters().curr_items, 0);
+    let h = s.hash(b"x");
+    s.lock(h).check();
+}
