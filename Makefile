@@ -60,6 +60,7 @@ fmt:
 bench: release test-deps
 	bash benches/suite.sh full
 	bash benches/memory.sh full
+	bash benches/latency.sh full
 	bash benches/sweep.sh full
 	$(CARGO) bench --bench parse --bench store --bench ring
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Side-by-side load benchmark: memcached (apt package) and ferrocache with the same flags, each
 # server pinned to CPU 0 and the load generator to CPU 1, runs alternated A/B/A/B so drift on a
-# noisy machine cancels. Writes docs/benchmarks.md (the table between the SUITE markers).
+# noisy machine cancels. The full run also measures ferrocache-bench's null server (answers
+# without storing) as the ceiling for each workload. Writes docs/benchmarks.md (the table between the SUITE markers).
 #   bash benches/suite.sh quick   # ~1 minute
 #   bash benches/suite.sh full
 set -euo pipefail
@@ -19,9 +20,13 @@ OUT=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
 start_server() { # name mem -> sets SRV_PID
-  local name=$1 mem=$2
+  local name=$1 mem=$2 args=${3:-}
   if [ "$name" = memcached ]; then
     taskset -c $SRV_CPU memcached -u root -l 127.0.0.1 -p $PORT -U 0 -t 1 -m "$mem" -c 4096 >/dev/null 2>&1 &
+  elif [ "$name" = null ]; then
+    # The ceiling: ferrocache-bench's null server answers the same requests without a store.
+    # shellcheck disable=SC2086
+    taskset -c $SRV_CPU "$BENCH" --null-server 127.0.0.1:$PORT --key-size 32 $(null_args $args) >/dev/null 2>&1 &
   else
     taskset -c $SRV_CPU "$BIN" -u root -l 127.0.0.1 -p $PORT -t 1 -m "$mem" -c 4096 >/dev/null 2>&1 &
   fi
@@ -45,10 +50,20 @@ WORKLOADS=(
   "e: set only, 100 B, pipeline 4|1024|--ratio 1:0 --value-size 100 --pipeline 4 --keys 100000"
 )
 
+# The null server needs the key count and value size the load uses (to answer with its values).
+null_args() {
+  local out=() prev=""
+  for a in "$@"; do
+    case "$prev" in --keys|--value-size) out+=("$prev" "$a") ;; esac
+    prev=$a
+  done
+  echo "${out[@]}"
+}
+
 run_one() { # server workload-index rep
   local name=$1 i=$2 rep=$3
   IFS='|' read -r label mem args <<<"${WORKLOADS[$i]}"
-  start_server "$name" "$mem"
+  start_server "$name" "$mem" "$args"
   local pid=$SRV_PID
   # shellcheck disable=SC2086
   taskset -c $CLI_CPU "$BENCH" -q --json --server 127.0.0.1:$PORT --threads 1 --conns 50 \
@@ -57,11 +72,18 @@ run_one() { # server workload-index rep
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
+# The quick run leaves out the fixed-rate row (benches/latency.sh measures tails properly).
+if [ "$MODE" = quick ]; then
+  KEEP=()
+  for w in "${WORKLOADS[@]}"; do [[ "$w" == *"--rate "* ]] || KEEP+=("$w"); done
+  WORKLOADS=("${KEEP[@]}")
+fi
 for i in "${!WORKLOADS[@]}"; do IFS="|" read -r label _ _ <<<"${WORKLOADS[$i]}"; echo "$label" > "$OUT/label-$i"; done
 for rep in $(seq 1 $REPS); do
   for i in "${!WORKLOADS[@]}"; do
     run_one memcached "$i" "$rep"
     run_one ferrocache "$i" "$rep"
+    [ "$MODE" = quick ] || run_one null "$i" "$rep"
   done
 done
 
@@ -81,12 +103,12 @@ def med(rows, f):
     vals = [f(r) for r in rows if r]
     return statistics.median(vals) if vals else float("nan")
 print(f"Run: {datetime.date.today()}, mode `{mode}` ({dur} s per run, {reps} A/B round(s)), server `-t 1` on CPU 0, one load thread on CPU 1, 50 connections, 32-byte keys.\n")
-print("| workload | memcached ops/s | ferrocache ops/s | ratio | memcached p99 µs | ferrocache p99 µs | memcached CPU µs/op | ferrocache CPU µs/op | CPU ratio | hit ratio mc / fc |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| workload | memcached ops/s | ferrocache ops/s | ratio | null server ops/s | ferrocache / null | memcached p99 µs | ferrocache p99 µs | memcached CPU µs/op | ferrocache CPU µs/op | CPU ratio | hit ratio mc / fc |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 import os
 i = 0
 while glob.glob(f"{out}/memcached-{i}-*.json"):
-    mc, fc = load("memcached", i), load("ferrocache", i)
+    mc, fc, nu = load("memcached", i), load("ferrocache", i), load("null", i)
     label = open(f"{out}/label-{i}").read().strip() if os.path.exists(f"{out}/label-{i}") else str(i)
     ops = lambda r: r["ops_per_sec"]
     p99 = lambda r: r["latency_us"]["p99"]
@@ -94,7 +116,9 @@ while glob.glob(f"{out}/memcached-{i}-*.json"):
     hit = lambda r: r["hit_ratio"]
     mo, fo = med(mc, ops), med(fc, ops)
     mcpu, fcpu = med(mc, cpu), med(fc, cpu)
-    print(f"| {label} | {mo:,.0f} | {fo:,.0f} | {fo/mo if mo else float('nan'):.2f}x | {med(mc,p99):,.0f} | {med(fc,p99):,.0f} | {mcpu:.2f} | {fcpu:.2f} | {fcpu/mcpu if mcpu else float('nan'):.2f}x | {med(mc,hit):.3f} / {med(fc,hit):.3f} |")
+    no = med(nu, ops) if nu else None
+    null_cols = f"{no:,.0f} | {fo/no:.0%}" if no else "— | —"
+    print(f"| {label} | {mo:,.0f} | {fo:,.0f} | {fo/mo if mo else float('nan'):.2f}x | {null_cols} | {med(mc,p99):,.0f} | {med(fc,p99):,.0f} | {mcpu:.2f} | {fcpu:.2f} | {fcpu/mcpu if mcpu else float('nan'):.2f}x | {med(mc,hit):.3f} / {med(fc,hit):.3f} |")
     i += 1
 PY
 DOC=docs/benchmarks.md

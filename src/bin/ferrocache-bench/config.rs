@@ -74,6 +74,11 @@ pub struct Args {
     /// No progress output.
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Run as a null server on this address instead of generating load: it answers this tool's
+    /// text gets and sets (same --keys, --key-size and --value-size) without storing anything,
+    /// the ceiling a server can reach on this machine's network path.
+    #[arg(long, value_name = "ADDR")]
+    pub null_server: Option<String>,
 }
 
 fn parse_ratio(s: &str) -> Result<(u32, u32), String> {

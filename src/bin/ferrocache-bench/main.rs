@@ -4,6 +4,7 @@
 //! 2 when the run could not be set up (bad options, no connection).
 
 mod config;
+mod null;
 mod proto;
 mod report;
 mod stats;
@@ -24,12 +25,43 @@ use stats::{process_cpu_ns, Errors, Perf};
 use worker::{Bench, Mode, Shared, PHASE_MEASURE, PHASE_STOP, PHASE_WARMUP};
 use workload::{KeyTable, ValueGen};
 
+/// Runs the null server (see `null`) until killed; exit status 2 when it cannot start.
+fn null_server(addr: &str, args: &Args) -> ExitCode {
+    use std::net::ToSocketAddrs;
+    let keys = match KeyTable::new(args.keys, args.key_size) {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("ferrocache-bench: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let values = ValueGen::new(args.value_size);
+    let addr = match addr.to_socket_addrs().map(|mut a| a.next()) {
+        Ok(Some(a)) => a,
+        _ => {
+            eprintln!("ferrocache-bench: --null-server {addr}: not an address");
+            return ExitCode::from(2);
+        }
+    };
+    match null::serve(addr, &keys, &values) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ferrocache-bench: null server: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 /// How often the main thread looks at the clock and the progress counters.
 const TICK: Duration = Duration::from_millis(100);
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
-    let cfg = match Config::from_args(Args::parse()) {
+    let args = Args::parse();
+    if let Some(addr) = args.null_server.clone() {
+        return null_server(&addr, &args);
+    }
+    let cfg = match Config::from_args(args) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("ferrocache-bench: {e}");
