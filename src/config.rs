@@ -56,6 +56,10 @@ pub struct Args {
     /// Return an error on memory exhausted instead of evicting items.
     #[arg(short = 'M', long = "disable-evictions")]
     pub disable_evictions: bool,
+    /// Try to use large memory pages: item memory is one region advised for transparent huge
+    /// pages.
+    #[arg(short = 'L', long = "enable-largepages")]
+    pub large_pages: bool,
     /// Max simultaneous connections.
     #[arg(short = 'c', long = "conn-limit", default_value_t = 1024)]
     pub conn_limit: u32,
@@ -185,6 +189,7 @@ pub struct Config {
     pub user: Option<String>,
     pub memory_limit: usize,
     pub evictions: bool,
+    pub large_pages: bool,
     pub maxconns: usize,
     pub lock_memory: bool,
     pub verbose: u8,
@@ -664,6 +669,7 @@ impl Config {
             user: a.user,
             memory_limit,
             evictions: !a.disable_evictions,
+            large_pages: a.large_pages,
             maxconns: a.conn_limit as usize,
             lock_memory: a.lock_memory,
             verbose: a.verbose,
@@ -707,6 +713,7 @@ impl Config {
             min_size: self.min_size,
             growth_factor: self.growth_factor,
             evictions: self.evictions,
+            large_pages: self.large_pages,
             hot_lru_pct: self.ext.hot_lru_pct,
             warm_lru_pct: self.ext.warm_lru_pct,
             slab_automove: if self.ext.slab_reassign {

@@ -80,3 +80,27 @@ fn pidfile_and_config_file() {
     drop(srv);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `-L` (memcached's large pages) is accepted, and the server stores and evicts as usual from
+/// its huge-page region: 12 MB of values into `-m 4` keeps memory within the limit.
+#[test]
+fn large_pages_flag_serves_and_stays_within_memory() {
+    let srv = Server::start(&["-L", "-m", "4"]);
+    let mut c = srv.connect();
+    let v = "x".repeat(1000);
+    for i in 0..12_000 {
+        let req = format!("set k{i} 0 0 {}\r\n{v}\r\n", v.len());
+        assert_eq!(exchange(&mut c, req.as_bytes()), b"STORED\r\n", "set {i}");
+    }
+    let got = show(&exchange(&mut c, b"get k11999\r\n"));
+    assert!(got.starts_with("VALUE k11999 0 1000\r\n"), "{got}");
+    let stats = show(&exchange(&mut c, b"stats\r\n"));
+    let evictions: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("STAT evictions "))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap();
+    assert!(evictions > 5000, "{stats}");
+    // Item memory is bounded by -m (plus a page per shard) whatever the page source.
+    assert!(srv.rss_kib() < 64 * 1024, "rss {} KiB", srv.rss_kib());
+}

@@ -282,6 +282,8 @@ pub struct StoreConfig {
     pub min_size: usize,
     pub growth_factor: f64,
     pub evictions: bool,
+    /// `-L`: take pages from one region advised for transparent huge pages.
+    pub large_pages: bool,
     pub hot_lru_pct: u32,
     pub warm_lru_pct: u32,
     pub slab_automove: u8,
@@ -299,6 +301,7 @@ impl Default for StoreConfig {
             min_size: 48,
             growth_factor: 1.25,
             evictions: true,
+            large_pages: false,
             hot_lru_pct: 20,
             warm_lru_pct: 40,
             slab_automove: 1,
@@ -352,12 +355,33 @@ impl Store {
         });
         let hasher = KeyHasher::new();
         let n = shard_count(cfg);
+        // With -L: the memory limit plus the page each shard may borrow, in one region.
+        let large = cfg
+            .large_pages
+            .then(|| {
+                let pages = (cfg.memory_limit / cfg.page_size).max(1) + n;
+                match slab::LargeRegion::new(pages, cfg.page_size) {
+                    Ok(r) => {
+                        log::info!(
+                            "large pages: {} MB region advised for transparent huge pages",
+                            (pages * cfg.page_size) >> 20
+                        );
+                        Some(Arc::new(r))
+                    }
+                    Err(e) => {
+                        log::warn!("large pages unavailable ({e}); using ordinary pages");
+                        None
+                    }
+                }
+            })
+            .flatten();
         let shards = (0..n)
             .map(|_| {
                 CachePadded::new(Mutex::new(Shard::new(
                     classes.clone(),
                     shared.clone(),
                     hasher.clone(),
+                    large.clone(),
                 )))
             })
             .collect();

@@ -10,7 +10,7 @@ use hashbrown::HashTable;
 use super::clock::is_expired;
 use super::item::{self, Segment, ACTIVE, FETCHED, STALE, WIN_SENT};
 use super::lru::Lru;
-use super::slab::{ChunkId, Pages, SizeClasses};
+use super::slab::{ChunkId, LargeRegion, Pages, SizeClasses};
 use super::{
     ArithOutcome, ClassStats, DeleteOutcome, ItemView, KeyHasher, Miss, StoreError, StoreMode,
     StoreOutcome, StoreShared,
@@ -103,10 +103,15 @@ enum Found {
 }
 
 impl Shard {
-    pub fn new(classes: Arc<SizeClasses>, shared: Arc<StoreShared>, hasher: KeyHasher) -> Shard {
+    pub fn new(
+        classes: Arc<SizeClasses>,
+        shared: Arc<StoreShared>,
+        hasher: KeyHasher,
+        large: Option<Arc<LargeRegion>>,
+    ) -> Shard {
         let class = (0..classes.len()).map(|_| Class::default()).collect();
         Shard {
-            pages: Pages::new(&classes),
+            pages: Pages::new(&classes, large),
             classes,
             shared,
             hasher,

@@ -1,4 +1,5 @@
-//! Owns: slab size classes and the pages that hold item chunks, addressed by `ChunkId`s.
+//! Owns: slab size classes, the pages that hold item chunks (addressed by `ChunkId`s), and the
+//! memory pages come from (the heap, or with `-L` one region advised for transparent huge pages).
 //! Does not: decide what to evict or link items (see `shard` and `lru`); count the global budget
 //! (see `MemBudget` in `store`).
 
@@ -99,10 +100,96 @@ fn align8(n: usize) -> usize {
     (n + 7) & !7
 }
 
+/// Alignment of the large-page region (the usual transparent huge page size).
+const HUGE_PAGE: usize = 2 << 20;
+
+/// With `-L`: one anonymous region of the whole memory limit, 2 MB aligned and advised for
+/// transparent huge pages (as memcached's `-L` on Linux), cut into pages up front. A page
+/// taken from it goes back to it when released (the memory stays with the process, as
+/// memcached's preallocated memory does). The mapping lives as long as the process.
+#[derive(Debug)]
+pub struct LargeRegion {
+    free: parking_lot::Mutex<Vec<&'static mut [u8]>>,
+    pages: usize,
+}
+
+impl LargeRegion {
+    /// Maps `pages` pages of `page_size` bytes. Fails when the system cannot map or advise it
+    /// (no transparent huge page support).
+    pub fn new(pages: usize, page_size: usize) -> std::io::Result<LargeRegion> {
+        let len = pages
+            .checked_mul(page_size)
+            .and_then(|n| n.checked_add(HUGE_PAGE))
+            .ok_or_else(|| std::io::Error::other("region size overflows"))?;
+        let map = memmap2::MmapOptions::new().len(len).map_anon()?;
+        map.advise(memmap2::Advice::HugePage)?;
+        let map: &'static mut memmap2::MmapMut = Box::leak(Box::new(map));
+        let all: &'static mut [u8] = map;
+        let skip = (HUGE_PAGE - all.as_ptr() as usize % HUGE_PAGE) % HUGE_PAGE;
+        let mut rest = all.split_at_mut(skip).1;
+        let mut free = Vec::with_capacity(pages);
+        while free.len() < pages && rest.len() >= page_size {
+            let (page, tail) = rest.split_at_mut(page_size);
+            free.push(page);
+            rest = tail;
+        }
+        // Hand pages out from the start of the region.
+        free.reverse();
+        Ok(LargeRegion {
+            free: parking_lot::Mutex::new(free),
+            pages,
+        })
+    }
+
+    /// A zeroed page, if any is left.
+    fn take(&self) -> Option<&'static mut [u8]> {
+        self.free.lock().pop()
+    }
+
+    /// Takes a released page back, zeroed for its next use.
+    fn give(&self, page: &'static mut [u8]) {
+        page.fill(0);
+        self.free.lock().push(page);
+    }
+
+    /// Pages the region was cut into.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+}
+
+/// The memory of one page.
+#[derive(Debug)]
+pub enum PageMem {
+    Heap(Box<[u8]>),
+    Large(&'static mut [u8]),
+}
+
+impl std::ops::Deref for PageMem {
+    type Target = [u8];
+    #[inline]
+    fn deref(&self) -> &[u8] {
+        match self {
+            PageMem::Heap(b) => b,
+            PageMem::Large(s) => s,
+        }
+    }
+}
+
+impl std::ops::DerefMut for PageMem {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [u8] {
+        match self {
+            PageMem::Heap(b) => b,
+            PageMem::Large(s) => s,
+        }
+    }
+}
+
 /// One page: a fixed-size block of memory carved into equal chunks for one class.
 #[derive(Debug)]
 pub struct Page {
-    pub data: Box<[u8]>,
+    pub data: PageMem,
     pub class: usize,
     pub chunk_size: usize,
 }
@@ -114,15 +201,18 @@ pub struct Pages {
     free_slots: Vec<u32>,
     chunk_bits: u32,
     page_size: usize,
+    large: Option<std::sync::Arc<LargeRegion>>,
 }
 
 impl Pages {
-    pub fn new(classes: &SizeClasses) -> Pages {
+    /// Pages from the heap, or from `large` while it has any left.
+    pub fn new(classes: &SizeClasses, large: Option<std::sync::Arc<LargeRegion>>) -> Pages {
         Pages {
             pages: Vec::new(),
             free_slots: Vec::new(),
             chunk_bits: classes.chunk_bits(),
             page_size: classes.page_size(),
+            large,
         }
     }
 
@@ -177,8 +267,12 @@ impl Pages {
     /// Adds a zeroed page for class `cls`; returns its index. The memory is requested zeroed, so the
     /// operating system maps it lazily as chunks are first written.
     pub fn add(&mut self, cls: usize, chunk_size: usize) -> usize {
+        let data = match self.large.as_ref().and_then(|r| r.take()) {
+            Some(mem) => PageMem::Large(mem),
+            None => PageMem::Heap(vec![0u8; self.page_size].into_boxed_slice()),
+        };
         let page = Page {
-            data: vec![0u8; self.page_size].into_boxed_slice(),
+            data,
             class: cls,
             chunk_size,
         };
@@ -200,9 +294,12 @@ impl Pages {
         }
     }
 
-    /// Frees page `p`'s memory.
+    /// Frees page `p`'s memory (back to the large-page region when it came from there).
     pub fn release(&mut self, p: usize) {
-        if self.pages[p].take().is_some() {
+        if let Some(page) = self.pages[p].take() {
+            if let (PageMem::Large(mem), Some(region)) = (page.data, self.large.as_ref()) {
+                region.give(mem);
+            }
             self.free_slots.push(p as u32);
         }
     }
@@ -269,9 +366,31 @@ mod tests {
     }
 
     #[test]
+    fn large_region_pages_are_zeroed_reused_and_then_heap() {
+        let c = SizeClasses::new(48, 1.25, 1 << 20);
+        let region = std::sync::Arc::new(LargeRegion::new(2, 1 << 20).unwrap());
+        assert_eq!(region.pages(), 2);
+        let mut pages = Pages::new(&c, Some(region.clone()));
+        let a = pages.add(0, c.size(0));
+        let b = pages.add(0, c.size(0));
+        assert!(matches!(pages.get(a).unwrap().data, PageMem::Large(_)));
+        let id = pages.id(a, 3);
+        pages.chunk_mut(id)[0] = 7;
+        // Region used up: the next page comes from the heap.
+        let h = pages.add(1, c.size(1));
+        assert!(matches!(pages.get(h).unwrap().data, PageMem::Heap(_)));
+        // A released region page comes back zeroed.
+        pages.release(a);
+        let again = pages.add(0, c.size(0));
+        assert!(matches!(pages.get(again).unwrap().data, PageMem::Large(_)));
+        assert!(pages.get(again).unwrap().data.iter().all(|&x| x == 0));
+        assert!(pages.get(b).is_some());
+    }
+
+    #[test]
     fn chunk_addressing() {
         let c = SizeClasses::new(48, 1.25, 1 << 20);
-        let mut pages = Pages::new(&c);
+        let mut pages = Pages::new(&c, None);
         let p = pages.add(0, c.size(0));
         let id = pages.id(p, 5);
         pages.chunk_mut(id)[0] = 9;
