@@ -218,7 +218,11 @@ impl Shard {
         let c = self.pages.chunk_mut(id);
         let b = item::bits(c);
         let seg = item::segment(c);
-        item::set_atime(c, now);
+        // Write only what changes: a read that leaves the item's cache line clean costs no
+        // write-back (most reads of a hot item find the same second and the marks already set).
+        if item::atime(c) != now {
+            item::set_atime(c, now);
+        }
         let stats = &mut self.class[cls].stats;
         match seg {
             Some(Segment::Hot) => stats.hits_to_hot += 1,
@@ -233,7 +237,7 @@ impl Shard {
             item::set_segment(c, Some(Segment::Warm));
             stats.moves_to_warm += 1;
             self.class[cls].lru.shift(Segment::Cold, Segment::Warm);
-        } else {
+        } else if b & ACTIVE == 0 {
             item::set_bits(c, b | ACTIVE);
         }
     }
