@@ -2,7 +2,8 @@
 # Latency at a fixed offered rate, side by side with memcached: each server `-t 1` on CPU 0, one
 # load thread on CPU 1 sending on a fixed schedule (50 connections, pipeline 1, 90% get / 10% set,
 # 100 B values); latency counts from each request's scheduled send time, so a stall shows as
-# waiting. Tails on a shared VM vary a lot from run to run, so the runs alternate A/B several
+# waiting. ferrocache-bench's null server (one thread, no store, no background work) takes the
+# same schedule: its tail is the floor this machine and load generator impose. Tails on a shared VM vary a lot from run to run, so the runs alternate A/B several
 # times and the table gives every run's p99 and the median. Writes the table between LATENCY
 # START/END in docs/benchmarks.md.
 # Usage: benches/latency.sh [quick|full]
@@ -24,6 +25,8 @@ run_one() { # name rate rep
   PORT=$((PORT + 1))
   if [ "$1" = memcached ]; then
     taskset -c $SRV_CPU memcached -u root -l 127.0.0.1 -p $PORT -U 0 -t 1 -m 1024 -c 4096 >/dev/null 2>&1 &
+  elif [ "$1" = null ]; then
+    taskset -c $SRV_CPU "$BENCH" --null-server 127.0.0.1:$PORT --keys 100000 --key-size 32 --value-size 100 >/dev/null 2>&1 &
   else
     taskset -c $SRV_CPU "$BIN" -u root -l 127.0.0.1 -p $PORT -t 1 -m 1024 -c 4096 >/dev/null 2>&1 &
   fi
@@ -43,6 +46,7 @@ for rate in $RATES; do
   for rep in $(seq 1 $REPS); do
     run_one memcached "$rate" "$rep"
     run_one ferrocache "$rate" "$rep"
+    run_one null "$rate" "$rep"
   done
 done
 
@@ -61,7 +65,7 @@ print(f"Run: {datetime.date.today()}, mode `{mode}`: {reps} alternating runs of 
 print("| offered rate | server | p50 µs (median) | p99 µs, each run | p99 µs (median) | p99.9 µs (median) | CPU µs/op (median) |")
 print("|---:|---|---:|---|---:|---:|---:|")
 for rate in rates:
-    for name in ("memcached", "ferrocache"):
+    for name in ("memcached", "ferrocache", "null"):
         rs = runs(name, rate)
         if not rs:
             continue

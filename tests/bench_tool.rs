@@ -1,0 +1,118 @@
+//! `ferrocache-bench` end to end: short runs of every protocol against the real server that
+//! must validate, the null server answering the tool's own workload, and a server that returns
+//! wrong values failing the run (the validation can fail).
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+
+const BENCH: &str = env!("CARGO_BIN_EXE_ferrocache-bench");
+
+/// Runs the tool for `requests` requests with `args`; returns the exit code and the JSON report.
+fn bench(addr: SocketAddr, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = Command::new(BENCH)
+        .args(["-q", "--json", "--threads", "1", "--conns", "4", "--seed", "5"])
+        .args(["--server", &addr.to_string()])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ferrocache-bench");
+    let json = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+    (out.status.code().unwrap_or(-1), json)
+}
+
+/// A null server on an OS-assigned port; its address comes from its start-up line.
+struct Null(Child, SocketAddr);
+
+impl Null {
+    fn start(args: &[&str]) -> Null {
+        let mut child = Command::new(BENCH)
+            .args(["--null-server", "127.0.0.1:0"])
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn null server");
+        let stderr = child.stderr.take().unwrap();
+        let line = BufReader::new(stderr)
+            .lines()
+            .next()
+            .expect("start-up line")
+            .unwrap();
+        let addr = line
+            .split("null server on ")
+            .nth(1)
+            .expect("address in start-up line")
+            .trim()
+            .parse()
+            .unwrap();
+        Null(child, addr)
+    }
+}
+
+impl Drop for Null {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// All error counts of a phase summed.
+fn errors(phase: &serde_json::Value) -> u64 {
+    phase["errors"]
+        .as_object()
+        .map(|o| o.values().filter_map(|v| v.as_u64()).sum())
+        .unwrap_or(u64::MAX)
+}
+
+#[test]
+fn every_protocol_validates_against_the_server() {
+    let srv = Server::start(&[]);
+    for proto in ["text", "meta", "binary"] {
+        for (pipeline, multiget) in [("1", "1"), ("8", "1"), ("1", "5")] {
+            let (code, json) = bench(
+                srv.addr,
+                &[
+                    "--protocol", proto, "--keys", "500", "--preload", "--requests", "3000",
+                    "--ratio", "1:4", "--value-size", "10-3000", "--pipeline", pipeline,
+                    "--multiget", multiget,
+                ],
+            );
+            assert_eq!(code, 0, "{proto} p{pipeline} m{multiget}: {json}");
+            let run = &json["run"];
+            assert_eq!(errors(run), 0, "{json}");
+            assert!(run["ops"].as_u64().unwrap_or(0) >= 3000, "{json}");
+            assert!(run["hit_ratio"].as_f64().unwrap() > 0.99, "{json}");
+        }
+    }
+}
+
+#[test]
+fn null_server_answers_the_tools_workload() {
+    let null = Null::start(&["--keys", "1000", "--value-size", "100"]);
+    let (code, json) = bench(
+        null.1,
+        &[
+            "--keys", "1000", "--value-size", "100", "--requests", "5000", "--ratio", "1:9",
+            "--multiget", "4", "--pipeline", "4",
+        ],
+    );
+    assert_eq!(code, 0, "{json}");
+    assert_eq!(json["run"]["hit_ratio"].as_f64(), Some(1.0), "{json}");
+}
+
+#[test]
+fn wrong_values_fail_the_run() {
+    // The null server answers with 100-byte values; a run expecting 200-byte values for the
+    // same keys must see validation errors and exit 1.
+    let null = Null::start(&["--keys", "1000", "--value-size", "100"]);
+    let (code, json) = bench(
+        null.1,
+        &["--keys", "1000", "--value-size", "200", "--requests", "500", "--ratio", "0:1"],
+    );
+    assert_eq!(code, 1, "{json}");
+    assert!(json["run"]["errors"]["validation"].as_u64().unwrap_or(0) > 0, "{json}");
+}
