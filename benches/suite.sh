@@ -15,7 +15,8 @@ command -v memcached >/dev/null || { echo "memcached is not installed (apt-get i
 if [ "$MODE" = quick ]; then DUR=2; REPS=1; else DUR=8; REPS=2; fi
 NCPU=$(nproc)
 SRV_CPU=0; CLI_CPU=$(( NCPU > 1 ? 1 : 0 ))
-PORT=$(( 20000 + RANDOM % 20000 ))
+# Below the ephemeral range (32768+), so a load connection never holds the port a server needs.
+PORT=$(( 20000 + RANDOM % 10000 ))
 OUT=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 

@@ -11,7 +11,8 @@ BENCH=target/release/ferrocache-bench
 [ -x "$BIN" ] && [ -x "$BENCH" ] || cargo build --release --bins
 command -v memcached >/dev/null || { echo "memcached is not installed (apt-get install -y memcached)"; exit 1; }
 if [ "$MODE" = quick ]; then DUR=1; else DUR=4; fi
-PORT=$(( 20000 + RANDOM % 20000 ))
+# Below the ephemeral range (32768+), so a load connection never holds the port a server needs.
+PORT=$(( 20000 + RANDOM % 10000 ))
 OUT=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 COMMON="--ratio 1:9 --value-size 100 --keys 100000 --key-size 32 --preload --warmup 1 --seed 7"

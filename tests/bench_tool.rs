@@ -13,7 +13,16 @@ const BENCH: &str = env!("CARGO_BIN_EXE_ferrocache-bench");
 /// Runs the tool for `requests` requests with `args`; returns the exit code and the JSON report.
 fn bench(addr: SocketAddr, args: &[&str]) -> (i32, serde_json::Value) {
     let out = Command::new(BENCH)
-        .args(["-q", "--json", "--threads", "1", "--conns", "4", "--seed", "5"])
+        .args([
+            "-q",
+            "--json",
+            "--threads",
+            "1",
+            "--conns",
+            "4",
+            "--seed",
+            "5",
+        ])
         .args(["--server", &addr.to_string()])
         .args(args)
         .stdin(Stdio::null())
@@ -76,9 +85,21 @@ fn every_protocol_validates_against_the_server() {
             let (code, json) = bench(
                 srv.addr,
                 &[
-                    "--protocol", proto, "--keys", "500", "--preload", "--requests", "3000",
-                    "--ratio", "1:4", "--value-size", "10-3000", "--pipeline", pipeline,
-                    "--multiget", multiget,
+                    "--protocol",
+                    proto,
+                    "--keys",
+                    "500",
+                    "--preload",
+                    "--requests",
+                    "3000",
+                    "--ratio",
+                    "1:4",
+                    "--value-size",
+                    "10-3000",
+                    "--pipeline",
+                    pipeline,
+                    "--multiget",
+                    multiget,
                 ],
             );
             assert_eq!(code, 0, "{proto} p{pipeline} m{multiget}: {json}");
@@ -96,23 +117,69 @@ fn null_server_answers_the_tools_workload() {
     let (code, json) = bench(
         null.1,
         &[
-            "--keys", "1000", "--value-size", "100", "--requests", "5000", "--ratio", "1:9",
-            "--multiget", "4", "--pipeline", "4",
+            "--keys",
+            "1000",
+            "--value-size",
+            "100",
+            "--requests",
+            "5000",
+            "--ratio",
+            "1:9",
+            "--multiget",
+            "4",
+            "--pipeline",
+            "4",
         ],
     );
     assert_eq!(code, 0, "{json}");
     assert_eq!(json["run"]["hit_ratio"].as_f64(), Some(1.0), "{json}");
 }
 
+/// A server that answers every get with the same wrong value must fail the run (exit 1, with
+/// validation errors): a fast wrong server cannot look good.
 #[test]
 fn wrong_values_fail_the_run() {
-    // The null server answers with 100-byte values; a run expecting 200-byte values for the
-    // same keys must see validation errors and exit 1.
-    let null = Null::start(&["--keys", "1000", "--value-size", "100"]);
-    let (code, json) = bench(
-        null.1,
-        &["--keys", "1000", "--value-size", "200", "--requests", "500", "--ratio", "0:1"],
-    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut out = stream.try_clone().unwrap();
+        let reader = BufReader::new(stream);
+        for line in reader.lines() {
+            let Ok(line) = line else { break };
+            if let Some(key) = line.strip_prefix("get ") {
+                let reply = format!("VALUE {key} 0 5\r\nhello\r\nEND\r\n");
+                if std::io::Write::write_all(&mut out, reply.as_bytes()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let (code, json) = {
+        let out = Command::new(BENCH)
+            .args([
+                "-q",
+                "--json",
+                "--threads",
+                "1",
+                "--conns",
+                "1",
+                "--seed",
+                "5",
+            ])
+            .args(["--server", &addr.to_string()])
+            .args(["--keys", "100", "--requests", "200", "--ratio", "0:1"])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run ferrocache-bench");
+        let json: serde_json::Value =
+            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (out.status.code().unwrap_or(-1), json)
+    };
     assert_eq!(code, 1, "{json}");
-    assert!(json["run"]["errors"]["validation"].as_u64().unwrap_or(0) > 0, "{json}");
+    assert!(
+        json["run"]["errors"]["validation"].as_u64().unwrap_or(0) > 0,
+        "{json}"
+    );
+    let _ = server.join();
 }

@@ -336,13 +336,24 @@ fn shard_count(cfg: &StoreConfig) -> usize {
     1 << (usize::BITS - 1 - n.leading_zeros())
 }
 
+/// The size classes for `shards` shards: with 8-byte steps for small items when every shard can
+/// give every class two pages, else memcached's schedule. Each class needs whole pages in each
+/// shard; with few pages per shard (the default `-m 64`), more classes would leave classes
+/// without a page, and items of varied sizes would be evicted from a mostly empty cache.
+fn size_classes(cfg: &StoreConfig, shards: usize) -> SizeClasses {
+    let fine = SizeClasses::new(cfg.min_size, cfg.growth_factor, cfg.page_size, true);
+    let pages_per_shard = (cfg.memory_limit / cfg.page_size).max(1) / shards.max(1);
+    if pages_per_shard >= 2 * fine.len() {
+        fine
+    } else {
+        SizeClasses::new(cfg.min_size, cfg.growth_factor, cfg.page_size, false)
+    }
+}
+
 impl Store {
     pub fn new(cfg: &StoreConfig) -> Store {
-        let classes = Arc::new(SizeClasses::new(
-            cfg.min_size,
-            cfg.growth_factor,
-            cfg.page_size,
-        ));
+        let n = shard_count(cfg);
+        let classes = Arc::new(size_classes(cfg, n));
         let shared = Arc::new(StoreShared {
             budget: MemBudget::new((cfg.memory_limit / cfg.page_size).max(1)),
             cas: AtomicU64::new(0),
@@ -354,7 +365,6 @@ impl Store {
             automove: AtomicU8::new(cfg.slab_automove),
         });
         let hasher = KeyHasher::new();
-        let n = shard_count(cfg);
         // With -L: the memory limit plus the page each shard may borrow, in one region.
         let large = cfg
             .large_pages

@@ -8,21 +8,22 @@ use super::item;
 /// A chunk's address: `page index << chunk_bits | chunk index within the page`.
 pub type ChunkId = u32;
 
-/// Chunk sizes below this grow in 8-byte steps; from it on, by the growth factor.
+/// With fine steps, chunk sizes below this grow in 8-byte steps; from it on, by the factor.
 const FINE_STEPS_UNTIL: usize = 256;
 /// At most this many classes, as memcached (`MAX_NUMBER_OF_SLAB_CLASSES - 1`): class ids stay
 /// within what `stats cachedump` and `slabs reassign` accept.
 pub const MAX_CLASSES: usize = 63;
 
 /// The size classes: chunk sizes growing from a minimum, like memcached's `slabs_init`: the
-/// first class holds the smallest header plus `-n` bytes; classes below 256 bytes are 8 bytes
-/// apart, larger ones `factor` apart (8-byte aligned) until half a page, then one class of half a
-/// page and one of a whole page (so the largest items, up to `-I`, still fit one chunk).
+/// first class holds the smallest header plus `-n` bytes, each next class is `factor` larger
+/// (8-byte aligned) until half a page, then one class of half a page and one of a whole page (so
+/// the largest items, up to `-I`, still fit one chunk); at most 63 classes, as memcached.
 ///
-/// memcached grows by the factor from the start. For small items that rounding is the largest
-/// cost per item (a 25% step wastes up to a fifth of a chunk); 8-byte steps bound it to 7 bytes.
-/// When they would make more than 63 classes (a small `-f` or `-n`, a large `-I`), the classes
-/// grow by the factor from the start, as memcached's, and stop at 63 as memcached's do.
+/// With `fine`, classes below 256 bytes are 8 bytes apart instead. For small items the factor's
+/// rounding is the largest cost per item (a 25% step wastes up to a fifth of a chunk); 8-byte
+/// steps bound it to 7 bytes. They make more classes, and a class needs whole pages, so the store
+/// asks for them only when memory is ample (see `Store::new`), and they are dropped when they
+/// would make more than 63 classes (a small `-f` or `-n`, a large `-I`).
 #[derive(Debug, Clone)]
 pub struct SizeClasses {
     sizes: Vec<usize>,
@@ -30,10 +31,14 @@ pub struct SizeClasses {
 }
 
 impl SizeClasses {
-    pub fn new(min_size: usize, factor: f64, page_size: usize) -> SizeClasses {
+    pub fn new(min_size: usize, factor: f64, page_size: usize, fine: bool) -> SizeClasses {
         let factor = if factor > 1.0 { factor } else { 1.25 };
-        let fine = Self::schedule(min_size, factor, page_size, FINE_STEPS_UNTIL);
-        let mut sizes = if fine.len() <= MAX_CLASSES {
+        let fine = if fine {
+            Self::schedule(min_size, factor, page_size, FINE_STEPS_UNTIL)
+        } else {
+            Vec::new()
+        };
+        let mut sizes = if !fine.is_empty() && fine.len() <= MAX_CLASSES {
             fine
         } else {
             Self::schedule(min_size, factor, page_size, 0)
@@ -325,7 +330,7 @@ mod tests {
 
     #[test]
     fn default_classes_grow_like_memcached() {
-        let c = SizeClasses::new(48, 1.25, 1 << 20);
+        let c = SizeClasses::new(48, 1.25, 1 << 20, true);
         assert_eq!(c.size(0), 72);
         assert_eq!(c.size(1), 80);
         // 8-byte steps up to 256, then the factor.
@@ -353,7 +358,7 @@ mod tests {
             (48, 1.25, 16 << 20),
             (48, 1.01, 1 << 20),
         ] {
-            let c = SizeClasses::new(n, f, page);
+            let c = SizeClasses::new(n, f, page, true);
             assert!(c.len() <= MAX_CLASSES, "-n {n} -f {f}: {} classes", c.len());
             assert_eq!(c.size(c.len() - 1), page);
             for w in 1..c.len() {
@@ -361,13 +366,17 @@ mod tests {
             }
         }
         // Too many with fine steps: memcached's schedule (factor from the first class).
-        let c = SizeClasses::new(48, 1.2, 1 << 20);
+        let c = SizeClasses::new(48, 1.2, 1 << 20, true);
         assert_eq!(c.size(1), (c.size(0) as f64 * 1.2) as usize / 8 * 8 + 8);
+        // Without fine steps: memcached's schedule from the first class.
+        let c = SizeClasses::new(48, 1.25, 1 << 20, false);
+        let sizes: Vec<usize> = (0..6).map(|i| c.size(i)).collect();
+        assert_eq!(sizes, vec![72, 96, 120, 152, 192, 240]);
     }
 
     #[test]
     fn large_region_pages_are_zeroed_reused_and_then_heap() {
-        let c = SizeClasses::new(48, 1.25, 1 << 20);
+        let c = SizeClasses::new(48, 1.25, 1 << 20, true);
         let region = std::sync::Arc::new(LargeRegion::new(2, 1 << 20).unwrap());
         assert_eq!(region.pages(), 2);
         let mut pages = Pages::new(&c, Some(region.clone()));
@@ -389,7 +398,7 @@ mod tests {
 
     #[test]
     fn chunk_addressing() {
-        let c = SizeClasses::new(48, 1.25, 1 << 20);
+        let c = SizeClasses::new(48, 1.25, 1 << 20, true);
         let mut pages = Pages::new(&c, None);
         let p = pages.add(0, c.size(0));
         let id = pages.id(p, 5);

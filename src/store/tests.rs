@@ -424,3 +424,37 @@ fn crawler_walks_only_when_items_can_expire_or_were_flushed() {
     let h = s.hash(b"x");
     s.lock(h).check();
 }
+
+/// With the default 64 MB and four threads, a few hundred items of sizes spread over many
+/// classes all fit: the classes stay few enough for every shard to give each a page (finer
+/// classes are used only when memory is ample).
+#[test]
+fn small_memory_keeps_varied_sizes_without_evicting() {
+    let s = Store::new(&StoreConfig {
+        memory_limit: 64 << 20,
+        threads: 4,
+        ..StoreConfig::default()
+    });
+    for i in 0..500usize {
+        let v = vec![b'v'; 10 + (i * 7919) % 2990];
+        set(
+            &s,
+            StoreMode::Set,
+            format!("key:{i:028}").as_bytes(),
+            &v,
+            0,
+            5,
+        )
+        .unwrap();
+    }
+    let evicted: u64 = s.class_stats(5).iter().map(|c| c.evicted).sum();
+    assert_eq!(evicted, 0);
+    assert_eq!(s.counters().curr_items, 500);
+    // Ample memory gets the 8-byte steps.
+    let big = Store::new(&StoreConfig {
+        memory_limit: 4096 << 20,
+        threads: 2,
+        ..StoreConfig::default()
+    });
+    assert_eq!(big.classes().size(1) - big.classes().size(0), 8);
+}
