@@ -120,6 +120,18 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config) -> Shared {
+        if config.large_pages {
+            // As memcached's -L: large pages here are transparent huge pages.
+            match std::fs::read_to_string("/sys/kernel/mm/transparent_hugepage/enabled") {
+                Ok(s) if s.contains("[never]") => log::warn!(
+                    "-L: transparent huge pages are disabled on this system; item memory uses ordinary pages"
+                ),
+                Ok(_) => {}
+                Err(_) => log::warn!(
+                    "-L: transparent huge pages not detected; item memory uses ordinary pages"
+                ),
+            }
+        }
         let store = Store::new(&config.store_config());
         let runtime = Runtime {
             verbosity: AtomicU32::new(u32::from(config.verbose)),

@@ -596,7 +596,16 @@ impl Shard {
         self.class[src].free.retain(|&id| pages.page_of(id) != p);
         for n in 0..self.pages.chunks_in(p) {
             let id = self.pages.id(p, n);
-            if !item::in_use(self.pages.chunk(id)) {
+            let c = self.pages.chunk(id);
+            if !item::in_use(c) {
+                continue;
+            }
+            if is_expired(item::exptime(c), now) || self.is_flushed(c) {
+                // Dead already: free it rather than copy it somewhere the crawler has passed.
+                self.class[src].stats.reclaimed += 1;
+                self.unlink_item(id, None);
+                let back = self.class[src].free.pop();
+                debug_assert_eq!(back, Some(id));
                 continue;
             }
             let to = match how {
