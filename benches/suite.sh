@@ -104,8 +104,8 @@ def med(rows, f):
     vals = [f(r) for r in rows if r]
     return statistics.median(vals) if vals else float("nan")
 print(f"Run: {datetime.date.today()}, mode `{mode}` ({dur} s per run, {reps} A/B round(s)), server `-t 1` on CPU 0, one load thread on CPU 1, 50 connections, 32-byte keys.\n")
-print("| workload | memcached ops/s | ferrocache ops/s | ratio | null server ops/s | ferrocache / null | memcached p99 µs | ferrocache p99 µs | memcached CPU µs/op | ferrocache CPU µs/op | CPU ratio | hit ratio mc / fc |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+print("| workload | memcached ops/s | ferrocache ops/s | ratio | null server ops/s | ferrocache / null | memcached p99 µs | ferrocache p99 µs | memcached CPU µs/op | ferrocache CPU µs/op | CPU ratio | null CPU µs/op | hit ratio mc / fc |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 import os
 i = 0
 while glob.glob(f"{out}/memcached-{i}-*.json"):
@@ -119,7 +119,8 @@ while glob.glob(f"{out}/memcached-{i}-*.json"):
     mcpu, fcpu = med(mc, cpu), med(fc, cpu)
     no = med(nu, ops) if nu else None
     null_cols = f"{no:,.0f} | {fo/no:.0%}" if no else "— | —"
-    print(f"| {label} | {mo:,.0f} | {fo:,.0f} | {fo/mo if mo else float('nan'):.2f}x | {null_cols} | {med(mc,p99):,.0f} | {med(fc,p99):,.0f} | {mcpu:.2f} | {fcpu:.2f} | {fcpu/mcpu if mcpu else float('nan'):.2f}x | {med(mc,hit):.3f} / {med(fc,hit):.3f} |")
+    null_cpu = f"{med(nu, cpu):.2f}" if nu else "—"
+    print(f"| {label} | {mo:,.0f} | {fo:,.0f} | {fo/mo if mo else float('nan'):.2f}x | {null_cols} | {med(mc,p99):,.0f} | {med(fc,p99):,.0f} | {mcpu:.2f} | {fcpu:.2f} | {fcpu/mcpu if mcpu else float('nan'):.2f}x | {null_cpu} | {med(mc,hit):.3f} / {med(fc,hit):.3f} |")
     i += 1
 PY
 DOC=docs/benchmarks.md

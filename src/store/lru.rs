@@ -93,7 +93,7 @@ impl Lru {
         }
     }
 
-    /// Puts the hand back (a look ahead that found nothing to do).
+    /// Places the hand.
     pub fn set_hand(&mut self, hand: (usize, usize)) {
         self.hand = hand;
     }
