@@ -86,8 +86,11 @@ enum Vacate {
 /// What a pass of the clock hand may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sweep {
-    /// Background balancing: age HOT and WARM items only while their segment is over its
-    /// share, and free the expired and flushed items passed.
+    /// After a store: age HOT and WARM items only while their segment is over its share; stop
+    /// at an expired or flushed item (left for a reclaim, which looks only ahead of the hand,
+    /// or for a lookup to find expired, as memcached's lazy expiry counts it).
+    Link,
+    /// Background: as `Link`, but free the expired and flushed items passed.
     Background,
     /// Age every item passed and stop at the first one freed (expired, flushed, or inactive COLD).
     Evict,
@@ -173,7 +176,7 @@ impl Shard {
     }
 
     /// Inserts a freshly written chunk into the index and the HOT segment.
-    fn link_item(&mut self, id: ChunkId, hash: u64) {
+    fn link_item(&mut self, id: ChunkId, hash: u64, now: u32) {
         let (total, expiring) = {
             let c = self.pages.chunk(id);
             (item::size(c), item::exptime(c) != 0)
@@ -193,8 +196,15 @@ impl Shard {
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
         self.counters.bytes += total as u64;
-        // Segment shares are kept by the maintainer's passes (`maintain`), not here: finding a
-        // HOT item to age costs a walk over chunks, and an eviction ages what it passes anyway.
+        // While pages are still free nothing is evicted and the maintainer keeps the segment
+        // shares (finding a HOT item to age walks chunks, a cost per store). Once memory is
+        // full, every store ages one item inline, as memcached juggles its LRU on each
+        // allocation: it keeps eviction order close to an LRU's (zipf hit ratio under `-m 64`
+        // 0.73 without it, 0.76-0.79 with it).
+        let budget = &self.shared.budget;
+        if budget.used() >= budget.limit() {
+            self.balance_class(cls, 1, Sweep::Link, now);
+        }
     }
 
     /// Sets a live item's expiry in place, keeping the count of expiring items.
@@ -295,6 +305,7 @@ impl Shard {
             let Some(id) = self.hand_chunk(cls) else {
                 break;
             };
+            let hand = self.class[cls].lru.hand();
             self.advance_hand(cls);
             let c = self.pages.chunk(id);
             let Some(seg) = item::segment(c) else {
@@ -305,6 +316,10 @@ impl Shard {
             if expired || self.is_flushed(c) {
                 // An item the hand leaves behind must be live: the next reclaim looks only
                 // ahead of the hand.
+                if mode == Sweep::Link {
+                    self.class[cls].lru.set_hand(hand);
+                    break;
+                }
                 let stats = &mut self.class[cls].stats;
                 stats.reclaimed += 1;
                 if expired && b & FETCHED == 0 {
@@ -768,7 +783,7 @@ impl Shard {
             cas,
             &[data],
         );
-        self.link_item(id, hash);
+        self.link_item(id, hash, now);
         self.class[cls].stats.cmd_set += 1;
         Ok(StoreOutcome::Stored(cas))
     }
