@@ -12,7 +12,7 @@ BIN=target/release/ferrocache
 BENCH=target/release/ferrocache-bench
 [ -x "$BIN" ] && [ -x "$BENCH" ] || cargo build --release --bins
 command -v memcached >/dev/null || { echo "memcached is not installed (apt-get install -y memcached)"; exit 1; }
-if [ "$MODE" = quick ]; then DUR=2; REPS=1; else DUR=8; REPS=2; fi
+if [ "$MODE" = quick ]; then DUR=1.5; REPS=1; else DUR=8; REPS=2; fi
 NCPU=$(nproc)
 SRV_CPU=0; CLI_CPU=$(( NCPU > 1 ? 1 : 0 ))
 # Below the ephemeral range (32768+), so a load connection never holds the port a server needs.
