@@ -153,10 +153,23 @@ pub fn flags(c: &[u8]) -> u32 {
 }
 #[inline]
 pub fn vlen(c: &[u8]) -> usize {
-    let mut b = [0u8; 4];
     let w = vlen_width(c);
-    b[..w].copy_from_slice(&c[FIXED..FIXED + w]);
-    u32::from_le_bytes(b) as usize
+    // Chunks are at least 72 bytes, so four bytes can be read whatever the width (no copy of a
+    // variable length on the hot path); the bytes past the width are masked off.
+    let raw = match c.get(FIXED..FIXED + 4) {
+        Some(b) => u32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        None => {
+            let mut b = [0u8; 4];
+            b[..w].copy_from_slice(&c[FIXED..FIXED + w]);
+            u32::from_le_bytes(b)
+        }
+    };
+    let mask = if w == 4 {
+        u32::MAX
+    } else {
+        (1u32 << (8 * w)) - 1
+    };
+    (raw & mask) as usize
 }
 #[inline]
 pub fn klen(c: &[u8]) -> usize {
