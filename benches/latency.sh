@@ -7,20 +7,9 @@
 # times and the table gives every run's p99 and the median. Writes the table between LATENCY
 # START/END in docs/benchmarks.md.
 # Usage: benches/latency.sh [quick|full]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 MODE=${1:-full}
-BIN=target/release/ferrocache
-BENCH=target/release/ferrocache-bench
-[ -x "$BIN" ] && [ -x "$BENCH" ] || cargo build --release --bins
-command -v memcached >/dev/null || { echo "memcached is not installed (apt-get install -y memcached)"; exit 1; }
 if [ "$MODE" = quick ]; then REPS=2; DUR=3; RATES="60000"; else REPS=6; DUR=5; RATES="30000 60000 90000"; fi
-NCPU=$(nproc)
-SRV_CPU=0; CLI_CPU=$(( NCPU > 1 ? 1 : 0 ))
-# Below the ephemeral range (32768+), so a load connection never holds the port a server needs.
-PORT=$(( 20000 + RANDOM % 10000 ))
-OUT=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
 run_one() { # name rate rep
   PORT=$((PORT + 1))
@@ -32,10 +21,7 @@ run_one() { # name rate rep
     taskset -c $SRV_CPU "$BIN" -u root -l 127.0.0.1 -p $PORT -t 1 -m 1024 -c 4096 >/dev/null 2>&1 &
   fi
   local pid=$!
-  for _ in $(seq 1 500); do
-    (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break
-    sleep 0.01
-  done
+  wait_port || true
   taskset -c $CLI_CPU "$BENCH" -q --json --server 127.0.0.1:$PORT --threads 1 --conns 50 \
     --key-size 32 --preload --warmup 1 --duration $DUR --seed 7 --server-pid "$pid" \
     --ratio 1:9 --value-size 100 --pipeline 1 --keys 100000 --rate "$2" \
@@ -75,16 +61,5 @@ for rate in rates:
         each = " / ".join(f"{v:,.0f}" for v in lat("p99"))
         print(f"| {int(rate):,} | {name} | {statistics.median(lat('p50')):,.0f} | {each} | {statistics.median(lat('p99')):,.0f} | {statistics.median(lat('p999')):,.0f} | {statistics.median(cpu):.2f} |")
 PY
-DOC=docs/benchmarks.md
-python3 - "$DOC" "$OUT/table.md" <<'PY2'
-import sys
-doc, table = sys.argv[1], open(sys.argv[2]).read()
-s = open(doc).read()
-a, b = "<!-- LATENCY START -->", "<!-- LATENCY END -->"
-if a in s and b in s:
-    s = s[:s.index(a) + len(a)] + "\n" + table + s[s.index(b):]
-else:
-    s += "\n" + a + "\n" + table + b + "\n"
-open(doc, "w").write(s)
-PY2
+write_section LATENCY "$OUT/table.md" '## Latency at a fixed rate: `benches/latency.sh`'
 cat "$OUT/table.md"

@@ -5,18 +5,9 @@
 # zipfian workload afterwards (2M requests, 90% get / 10% set of the same zipf keys, as a cache
 # in front of a database sees them). Writes the table between MEMORY START/END in docs/benchmarks.md.
 # Usage: benches/memory.sh [quick|full]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 MODE=${1:-full}
-BIN=target/release/ferrocache
-BENCH=target/release/ferrocache-bench
-[ -x "$BIN" ] && [ -x "$BENCH" ] || cargo build --release --bins
-command -v memcached >/dev/null || { echo "memcached is not installed (apt-get install -y memcached)"; exit 1; }
 if [ "$MODE" = quick ]; then N=200000; else N=1000000; fi
-# Below the ephemeral range (32768+), so a load connection never holds the port a server needs.
-PORT=$(( 20000 + RANDOM % 10000 ))
-OUT=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
 start_server() { # name mem
   PORT=$((PORT + 1))
@@ -26,11 +17,7 @@ start_server() { # name mem
     "$BIN" -u root -l 127.0.0.1 -p $PORT -t 2 -m "$2" -c 4096 >/dev/null 2>&1 &
   fi
   SRV_PID=$!
-  for _ in $(seq 1 500); do
-    (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return
-    sleep 0.01
-  done
-  echo "server $1 did not start" >&2; exit 1
+  wait_port || { echo "server $1 did not start" >&2; exit 1; }
 }
 rss_kib() { awk '/^VmRSS/ {print $2}' /proc/$1/status; }
 stat_of() { # name -> value of `stats` field
@@ -90,14 +77,4 @@ for label, name, items, base, rss, hit in rows:
     print(f"| {label} | {name} | {items:,} | {int(rss)/1024:.0f} | {per:.0f} | {payload:.0f} | {per/payload:.2f}x | {hit or '—'} |")
 PY
 cat "$OUT/table.md"
-python3 - "$OUT/table.md" docs/benchmarks.md <<'PY'
-import sys, re
-table = open(sys.argv[1]).read().strip()
-doc = open(sys.argv[2]).read()
-block = f"<!-- MEMORY START -->\n{table}\n<!-- MEMORY END -->"
-if "<!-- MEMORY START -->" in doc:
-    doc = re.sub(r"<!-- MEMORY START -->.*?<!-- MEMORY END -->", lambda m: block, doc, flags=re.S)
-else:
-    doc += "\n## Memory efficiency: `benches/memory.sh`\n\n" + block + "\n"
-open(sys.argv[2], "w").write(doc)
-PY
+write_section MEMORY "$OUT/table.md" '## Memory efficiency: `benches/memory.sh`'

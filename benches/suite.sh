@@ -5,20 +5,9 @@
 # without storing) as the ceiling for each workload. Writes docs/benchmarks.md (the table between the SUITE markers).
 #   bash benches/suite.sh quick   # ~1 minute
 #   bash benches/suite.sh full
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 MODE=${1:-quick}
-BIN=target/release/ferrocache
-BENCH=target/release/ferrocache-bench
-[ -x "$BIN" ] && [ -x "$BENCH" ] || cargo build --release --bins
-command -v memcached >/dev/null || { echo "memcached is not installed (apt-get install -y memcached)"; exit 1; }
 if [ "$MODE" = quick ]; then DUR=1.5; REPS=1; else DUR=8; REPS=2; fi
-NCPU=$(nproc)
-SRV_CPU=0; CLI_CPU=$(( NCPU > 1 ? 1 : 0 ))
-# Below the ephemeral range (32768+), so a load connection never holds the port a server needs.
-PORT=$(( 20000 + RANDOM % 10000 ))
-OUT=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 
 start_server() { # name mem -> sets SRV_PID
   local name=$1 mem=$2 args=${3:-}
@@ -32,11 +21,7 @@ start_server() { # name mem -> sets SRV_PID
     taskset -c $SRV_CPU "$BIN" -u root -l 127.0.0.1 -p $PORT -t 1 -m "$mem" -c 4096 >/dev/null 2>&1 &
   fi
   SRV_PID=$!
-  for _ in $(seq 1 500); do
-    (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && return
-    sleep 0.01
-  done
-  echo "server $name did not start" >&2; exit 1
+  wait_port || { echo "server $name did not start" >&2; exit 1; }
 }
 
 # name | -m | load generator arguments
@@ -123,18 +108,5 @@ while glob.glob(f"{out}/memcached-{i}-*.json"):
     print(f"| {label} | {mo:,.0f} | {fo:,.0f} | {fo/mo if mo else float('nan'):.2f}x | {null_cols} | {med(mc,p99):,.0f} | {med(fc,p99):,.0f} | {mcpu:.2f} | {fcpu:.2f} | {fcpu/mcpu if mcpu else float('nan'):.2f}x | {null_cpu} | {med(mc,hit):.3f} / {med(fc,hit):.3f} |")
     i += 1
 PY
-DOC=docs/benchmarks.md
-mkdir -p docs
-[ -f "$DOC" ] || printf '# Benchmarks\n\n<!-- SUITE START -->\n<!-- SUITE END -->\n' > "$DOC"
-python3 - "$DOC" "$OUT/table.md" <<'PY2'
-import sys
-doc, table = sys.argv[1], open(sys.argv[2]).read()
-s = open(doc).read()
-a, b = "<!-- SUITE START -->", "<!-- SUITE END -->"
-if a in s and b in s:
-    s = s[:s.index(a) + len(a)] + "\n" + table + s[s.index(b):]
-else:
-    s += "\n" + a + "\n" + table + b + "\n"
-open(doc, "w").write(s)
-PY2
+write_section SUITE "$OUT/table.md"
 cat "$OUT/table.md"

@@ -3,18 +3,9 @@
 # Writes docs/benchmarks-pipeline.svg (throughput and p99 against pipeline depth) and the tables
 # between SWEEP START/END and SCALING START/END in docs/benchmarks.md.
 # Usage: benches/sweep.sh [quick|full]
-set -euo pipefail
-cd "$(dirname "$0")/.."
+source "$(dirname "$0")/common.sh"
 MODE=${1:-full}
-BIN=target/release/ferrocache
-BENCH=target/release/ferrocache-bench
-[ -x "$BIN" ] && [ -x "$BENCH" ] || cargo build --release --bins
-command -v memcached >/dev/null || { echo "memcached is not installed (apt-get install -y memcached)"; exit 1; }
 if [ "$MODE" = quick ]; then DUR=1; else DUR=4; fi
-# Below the ephemeral range (32768+), so a load connection never holds the port a server needs.
-PORT=$(( 20000 + RANDOM % 10000 ))
-OUT=$(mktemp -d)
-trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$OUT"' EXIT
 COMMON="--ratio 1:9 --value-size 100 --keys 100000 --key-size 32 --preload --warmup 1 --seed 7"
 
 run() { # name threads server-cpus client-cpus client-threads pipeline -> json
@@ -26,7 +17,7 @@ run() { # name threads server-cpus client-cpus client-threads pipeline -> json
     taskset -c "$scpu" "$BIN" -u root -l 127.0.0.1 -p $PORT -t "$t" -m 1024 -c 4096 >/dev/null 2>&1 &
   fi
   local pid=$!
-  for _ in $(seq 1 500); do (exec 3<>/dev/tcp/127.0.0.1/$PORT) 2>/dev/null && break; sleep 0.01; done
+  wait_port || true
   taskset -c "$ccpu" "$BENCH" -q --json --server 127.0.0.1:$PORT --threads "$ct" --conns $((50 / ct)) \
     --pipeline "$p" --duration $DUR --server-pid "$pid" $COMMON || echo '{"run":null}'
   kill "$pid"; wait "$pid" 2>/dev/null || true
@@ -47,7 +38,7 @@ for t in 1 2; do
 done
 
 python3 - "$OUT" "$MODE" <<'PY'
-import json, sys, datetime, re
+import json, sys, datetime
 out, mode = sys.argv[1], sys.argv[2]
 def get(path):
     try:
@@ -108,14 +99,9 @@ svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-f
        f'<rect width="{W}" height="{H}" fill="#fff"/>\n'
        + panel(0, "throughput (ops/s)", 0, "ops/s") + "\n" + panel(W/2, "p99 latency (µs)", 1, "µs") + "\n" + legend + "\n</svg>\n")
 open("docs/benchmarks-pipeline.svg", "w").write(svg)
-doc = open("docs/benchmarks.md").read()
-for tag, body in (("SWEEP", sweep_md), ("SCALING", scale_md)):
-    block = f"<!-- {tag} START -->\n{body}\n<!-- {tag} END -->"
-    if f"<!-- {tag} START -->" in doc:
-        doc = re.sub(rf"<!-- {tag} START -->.*?<!-- {tag} END -->", lambda m: block, doc, flags=re.S)
-    else:
-        title = "Pipeline depth: `benches/sweep.sh`" if tag == "SWEEP" else "Thread scaling: `benches/sweep.sh`"
-        extra = "\n![throughput and p99 against pipeline depth](benchmarks-pipeline.svg)\n" if tag == "SWEEP" else ""
-        doc += f"\n## {title}\n{extra}\n{block}\n"
-open("docs/benchmarks.md", "w").write(doc)
+open(f"{out}/sweep.md", "w").write(sweep_md)
+open(f"{out}/scaling.md", "w").write(scale_md)
 PY
+write_section SWEEP "$OUT/sweep.md" \
+  $'## Pipeline depth: `benches/sweep.sh`\n\n![throughput and p99 against pipeline depth](benchmarks-pipeline.svg)'
+write_section SCALING "$OUT/scaling.md" '## Thread scaling: `benches/sweep.sh`'
