@@ -96,6 +96,12 @@ enum Sweep {
     Evict,
 }
 
+/// True when segment `seg` holds more than `pct`% of the class's items (and more than one).
+fn over_share(lru: &Lru, seg: Segment, pct: usize) -> bool {
+    let n = lru.len(seg);
+    n > 1 && n * 100 > lru.total() * pct
+}
+
 /// Result of looking a key up.
 enum Found {
     Hit(ChunkId),
@@ -127,6 +133,28 @@ impl Shard {
 
     fn is_flushed(&self, c: &[u8]) -> bool {
         item::cas(c) <= self.shared.flush_cas.load(Ordering::Relaxed)
+    }
+
+    /// True when the item in `c` can no longer be returned: expired or flushed.
+    fn is_dead(&self, c: &[u8], now: u32) -> bool {
+        is_expired(item::exptime(c), now) || self.is_flushed(c)
+    }
+
+    /// Frees a dead item, counting it as reclaimed (by the crawler or otherwise) and, when it
+    /// expired without ever being read, as expired unfetched.
+    fn reclaim(&mut self, id: ChunkId, now: u32, by_crawler: bool) {
+        let c = self.pages.chunk(id);
+        let expired_unfetched = is_expired(item::exptime(c), now) && item::bits(c) & FETCHED == 0;
+        let stats = &mut self.class[self.pages.class_of(id)].stats;
+        if by_crawler {
+            stats.crawler_reclaimed += 1;
+        } else {
+            stats.reclaimed += 1;
+        }
+        if expired_unfetched {
+            stats.expired_unfetched += 1;
+        }
+        self.unlink_item(id, None);
     }
 
     /// Finds a live item, unlinking it lazily when expired or flushed.
@@ -264,12 +292,15 @@ impl Shard {
     /// class's items.
     fn over_share(&self, cls: usize) -> bool {
         let lru = &self.class[cls].lru;
-        let total = lru.total();
-        let hot = lru.len(Segment::Hot);
-        let warm = lru.len(Segment::Warm);
-        (hot > 1 && hot * 100 > total * self.shared.hot_lru_pct.load(Ordering::Relaxed) as usize)
-            || (warm > 1
-                && warm * 100 > total * self.shared.warm_lru_pct.load(Ordering::Relaxed) as usize)
+        over_share(
+            lru,
+            Segment::Hot,
+            self.shared.hot_lru_pct.load(Ordering::Relaxed) as usize,
+        ) || over_share(
+            lru,
+            Segment::Warm,
+            self.shared.warm_lru_pct.load(Ordering::Relaxed) as usize,
+        )
     }
 
     /// The chunk under class `cls`'s clock hand (None when the class owns no page).
@@ -312,20 +343,14 @@ impl Shard {
                 continue;
             };
             let b = item::bits(c);
-            let expired = is_expired(item::exptime(c), now);
-            if expired || self.is_flushed(c) {
+            if self.is_dead(c, now) {
                 // An item the hand leaves behind must be live: the next reclaim looks only
                 // ahead of the hand.
                 if mode == Sweep::Link {
                     self.class[cls].lru.set_hand(hand);
                     break;
                 }
-                let stats = &mut self.class[cls].stats;
-                stats.reclaimed += 1;
-                if expired && b & FETCHED == 0 {
-                    stats.expired_unfetched += 1;
-                }
-                self.unlink_item(id, None);
+                self.reclaim(id, now, false);
                 if mode == Sweep::Evict {
                     return (moved, true);
                 }
@@ -336,10 +361,7 @@ impl Shard {
                 continue;
             }
             let lru = &self.class[cls].lru;
-            let total = lru.total();
-            let over = |s: Segment, pct: usize| {
-                mode == Sweep::Evict || (lru.len(s) > 1 && lru.len(s) * 100 > total * pct)
-            };
+            let over = |s: Segment, pct: usize| mode == Sweep::Evict || over_share(lru, s, pct);
             let active = b & ACTIVE != 0;
             let to = match seg {
                 Segment::Hot if over(Segment::Hot, hot_pct) => {
@@ -453,28 +475,20 @@ impl Shard {
     /// when one was freed; the hand stays put when none was.
     fn reclaim_tail(&mut self, cls: usize, now: u32) -> bool {
         let mut found = None;
-        let mut passed = 0;
-        self.peek_ahead(cls, TAIL_PEEK, |id, c, chunks| {
-            let expired = is_expired(item::exptime(c), now);
-            if expired || item::cas(c) <= self.shared.flush_cas.load(Ordering::Relaxed) {
-                found = Some((id, expired && item::bits(c) & FETCHED == 0));
-                passed = chunks;
+        self.peek_ahead(cls, TAIL_PEEK, |id, c, passed| {
+            if self.is_dead(c, now) {
+                found = Some((id, passed));
                 return false;
             }
             true
         });
-        let Some((id, expired_unfetched)) = found else {
+        let Some((id, passed)) = found else {
             return false;
         };
         for _ in 0..=passed {
             self.advance_hand(cls);
         }
-        let stats = &mut self.class[cls].stats;
-        stats.reclaimed += 1;
-        if expired_unfetched {
-            stats.expired_unfetched += 1;
-        }
-        self.unlink_item(id, None);
+        self.reclaim(id, now, false);
         true
     }
 
@@ -608,10 +622,9 @@ impl Shard {
             if !item::in_use(c) {
                 continue;
             }
-            if is_expired(item::exptime(c), now) || self.is_flushed(c) {
+            if self.is_dead(c, now) {
                 // Dead already: free it rather than copy it somewhere the crawler has passed.
-                self.class[src].stats.reclaimed += 1;
-                self.unlink_item(id, None);
+                self.reclaim(id, now, false);
                 let back = self.class[src].free.pop();
                 debug_assert_eq!(back, Some(id));
                 continue;
@@ -1007,15 +1020,8 @@ impl Shard {
             }
             let cls = self.pages.class_of(id);
             self.class[cls].stats.crawler_items_checked += 1;
-            let expired = is_expired(item::exptime(c), now);
-            if expired || self.is_flushed(c) {
-                let unfetched = item::bits(c) & FETCHED == 0;
-                let stats = &mut self.class[cls].stats;
-                stats.crawler_reclaimed += 1;
-                if expired && unfetched {
-                    stats.expired_unfetched += 1;
-                }
-                self.unlink_item(id, None);
+            if self.is_dead(c, now) {
+                self.reclaim(id, now, true);
             }
         }
         looked
@@ -1090,7 +1096,7 @@ impl Shard {
             for n in 0..self.pages.chunks_in(p) {
                 let id = self.pages.id(p, n);
                 let c = self.pages.chunk(id);
-                if item::in_use(c) && !is_expired(item::exptime(c), now) && !self.is_flushed(c) {
+                if item::in_use(c) && !self.is_dead(c, now) {
                     f(self.view(id));
                 }
             }
