@@ -10,8 +10,9 @@ use std::process::{Child, Command, Stdio};
 
 const BENCH: &str = env!("CARGO_BIN_EXE_ferrocache-bench");
 
-/// Runs the tool for `requests` requests with `args`; returns the exit code and the JSON report.
-fn bench(addr: SocketAddr, args: &[&str]) -> (i32, serde_json::Value) {
+/// Runs the tool (one thread of `conns` connections) with `args`; returns the exit code and the
+/// JSON report.
+fn bench(addr: SocketAddr, conns: &str, args: &[&str]) -> (i32, serde_json::Value) {
     let out = Command::new(BENCH)
         .args([
             "-q",
@@ -19,7 +20,7 @@ fn bench(addr: SocketAddr, args: &[&str]) -> (i32, serde_json::Value) {
             "--threads",
             "1",
             "--conns",
-            "4",
+            conns,
             "--seed",
             "5",
         ])
@@ -84,6 +85,7 @@ fn every_protocol_validates_against_the_server() {
         for (pipeline, multiget) in [("1", "1"), ("8", "1"), ("1", "5")] {
             let (code, json) = bench(
                 srv.addr,
+                "4",
                 &[
                     "--protocol",
                     proto,
@@ -116,6 +118,7 @@ fn null_server_answers_the_tools_workload() {
     let null = Null::start(&["--keys", "1000", "--value-size", "100"]);
     let (code, json) = bench(
         null.1,
+        "4",
         &[
             "--keys",
             "1000",
@@ -155,27 +158,12 @@ fn wrong_values_fail_the_run() {
             }
         }
     });
-    let (code, json) = {
-        let out = Command::new(BENCH)
-            .args([
-                "-q",
-                "--json",
-                "--threads",
-                "1",
-                "--conns",
-                "1",
-                "--seed",
-                "5",
-            ])
-            .args(["--server", &addr.to_string()])
-            .args(["--keys", "100", "--requests", "200", "--ratio", "0:1"])
-            .stdin(Stdio::null())
-            .output()
-            .expect("run ferrocache-bench");
-        let json: serde_json::Value =
-            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-        (out.status.code().unwrap_or(-1), json)
-    };
+    // One connection: the fake server above accepts only one.
+    let (code, json) = bench(
+        addr,
+        "1",
+        &["--keys", "100", "--requests", "200", "--ratio", "0:1"],
+    );
     assert_eq!(code, 1, "{json}");
     assert!(
         json["run"]["errors"]["validation"].as_u64().unwrap_or(0) > 0,
