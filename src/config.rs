@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 use clap::{ArgAction, Parser};
 
+use crate::cluster::state::ClusterSettings;
+
 /// Exit code for usage errors (`EX_USAGE`), as memcached uses.
 pub const EX_USAGE: i32 = 64;
 
@@ -213,26 +215,6 @@ pub struct Config {
     pub credentials_file: Option<PathBuf>,
     pub ext: Extended,
     pub cluster: ClusterSettings,
-}
-
-/// Auto Discovery settings.
-#[derive(Clone, Debug, Default)]
-pub struct ClusterSettings {
-    /// Members given on the command line (already parsed).
-    pub nodes: Option<crate::cluster::NodeList>,
-    pub file: Option<PathBuf>,
-    pub state_dir: Option<PathBuf>,
-    pub admin_listen: Option<std::net::SocketAddr>,
-    /// Interval of the opt-in peer health check.
-    pub health_check: Option<std::time::Duration>,
-}
-
-impl ClusterSettings {
-    /// Discovery is served (`config get cluster`, the legacy key, binary 0x60) when any source of
-    /// membership is configured.
-    pub fn enabled(&self) -> bool {
-        self.nodes.is_some() || self.file.is_some() || self.admin_listen.is_some()
-    }
 }
 
 /// `-o` settings.

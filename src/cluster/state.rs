@@ -20,7 +20,26 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use parking_lot::{Mutex, RwLock};
 
 use super::{load_state, store_state, ClusterConfig, ClusterError, NodeList, STATE_FILE_NAME};
-use crate::config::ClusterSettings;
+
+/// Auto Discovery settings.
+#[derive(Clone, Debug, Default)]
+pub struct ClusterSettings {
+    /// Members given on the command line (already parsed).
+    pub nodes: Option<NodeList>,
+    pub file: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    pub admin_listen: Option<std::net::SocketAddr>,
+    /// Interval of the opt-in peer health check.
+    pub health_check: Option<std::time::Duration>,
+}
+
+impl ClusterSettings {
+    /// Discovery is served (`config get cluster`, the legacy key, binary 0x60) when any source of
+    /// membership is configured.
+    pub fn enabled(&self) -> bool {
+        self.nodes.is_some() || self.file.is_some() || self.admin_listen.is_some()
+    }
+}
 
 /// Consecutive probe results needed to change a peer's reported state (hysteresis).
 pub const HEALTH_STREAK: u32 = 3;

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use super::Ctx;
-use crate::protocol::num::{strtol32, strtoul32};
+use crate::num::{strtol32, strtoul32};
 use crate::protocol::text::{self, write_stat, Tokens, BAD_FORMAT, ERROR};
 use crate::stats::{Counters, PrefixOp};
 

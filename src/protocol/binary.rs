@@ -285,7 +285,7 @@ pub fn parse<'a>(input: &'a [u8], lim: &Limits) -> Result<Parsed<Frame<'a>>, Par
     let base = unquiet(h.opcode).0;
     let too_large = match base {
         op::SASL_AUTH | op::SASL_STEP => vlen > MAX_SASL_DATA,
-        _ => crate::store::item::max_total_size(key.len(), vlen) > lim.item_size_max,
+        _ => lim.too_large(key.len(), vlen),
     };
     if too_large {
         return Ok(Parsed::Complete(frame(Check::TooLarge, &[], vlen), head));

@@ -3,9 +3,9 @@
 //! base64 key encoding. Pure; never panics.
 //! Does not: apply requests to the store or encode replies (see `exec::meta`).
 
-use super::num::{strtol32, strtoul32, strtoull};
 use super::text::{Command, Tokens, BAD_FORMAT, ERROR, TOO_LARGE};
 use super::{Limits, ParseError, Parsed};
+use crate::num::{strtol32, strtoul32, strtoull};
 
 /// `ms <key> <datalen> <flags>*\r\n<data>\r\n`: waits for the whole data block.
 pub fn parse_ms<'a>(
@@ -70,7 +70,7 @@ pub fn parse_ms<'a>(
             )
         }
     };
-    if crate::store::item::max_total_size(klen, vlen) > lim.item_size_max {
+    if lim.too_large(klen, vlen) {
         return done(
             Command::Swallow {
                 msg: TOO_LARGE,

@@ -5,7 +5,6 @@
 
 pub mod binary;
 pub mod meta;
-pub mod num;
 pub mod text;
 
 /// Result of parsing a prefix of the input.
@@ -44,6 +43,24 @@ pub struct Limits {
     pub max_get_line: usize,
     /// `config get|set` are commands (Auto Discovery on); otherwise they are unknown (`ERROR`).
     pub config_commands: bool,
+    /// The most bytes an item's header can take for a value of this length, whatever its flags.
+    /// The store's layout decides it; the server passes it in (`store::item::max_header_size`) so
+    /// that `-I` is checked against what the item will really take, without the parser knowing
+    /// the store.
+    pub item_header_max: fn(vlen: usize) -> usize,
+}
+
+impl Limits {
+    /// Whether an item with this key and value length is over the item size limit (`-I`).
+    #[inline]
+    pub fn too_large(&self, klen: usize, vlen: usize) -> bool {
+        (self.item_header_max)(vlen) + klen + vlen > self.item_size_max
+    }
+}
+
+/// A stand-in for the store's header size in `Limits::default()`: items are only key and value.
+fn no_header(_vlen: usize) -> usize {
+    0
 }
 
 impl Default for Limits {
@@ -54,6 +71,7 @@ impl Default for Limits {
             max_line: 2048,
             max_get_line: 1 << 20,
             config_commands: false,
+            item_header_max: no_header,
         }
     }
 }

@@ -3,8 +3,8 @@
 //! (a wrong count of tokens is `ERROR`; bad numbers are `CLIENT_ERROR ...`).
 //! Does not: touch the store; meta commands live in `meta`.
 
-use super::num::{strtol32, strtoul32, strtoull};
 use super::{Limits, ParseError, Parsed};
+use crate::num::{strtol32, strtoul32, strtoull};
 
 /// memcached's `MAX_TOKENS`: at most 23 words are split off a line, the rest stays together.
 pub const MAX_TOKENS: usize = 24;
@@ -531,7 +531,7 @@ fn parse_store<'a>(
         return done(reply(BAD_FORMAT, noreply), used);
     }
     let vlen = vlen as usize;
-    if crate::store::item::max_total_size(key.len(), vlen) > lim.item_size_max {
+    if lim.too_large(key.len(), vlen) {
         return done(
             Command::Swallow {
                 msg: TOO_LARGE,

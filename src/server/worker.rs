@@ -54,6 +54,7 @@ pub fn run(
     let limits = Limits {
         item_size_max: sh.config.item_size_max,
         config_commands: sh.cluster.enabled(),
+        item_header_max: crate::store::item::max_header_size,
         ..Limits::default()
     };
     // Room for the largest request any parser accepts (an item, a long get line, a pushed

@@ -84,11 +84,12 @@ pub fn total_size(klen: usize, vlen: usize, flags: u32) -> usize {
     header_size(vlen, flags) + klen + vlen
 }
 
-/// The most chunk bytes an item with these key/value lengths can need, whatever its flags: what
-/// request parsers compare with the item size limit (`-I`) before the value arrives.
+/// The most header bytes an item with this value length can need, whatever its flags: what
+/// request parsers add to key and value to compare with the item size limit (`-I`) before the
+/// value arrives (`protocol::Limits::item_header_max`).
 #[inline]
-pub fn max_total_size(klen: usize, vlen: usize) -> usize {
-    header_size(vlen, 1) + klen + vlen
+pub fn max_header_size(vlen: usize) -> usize {
+    header_size(vlen, 1)
 }
 
 /// Total chunk bytes the item in `c` uses.
@@ -280,7 +281,7 @@ mod tests {
     fn lengths_and_flags_take_only_the_bytes_they_need() {
         assert_eq!(total_size(32, 100, 0), 20 + 132);
         assert_eq!(total_size(32, 100, 1), 24 + 132);
-        assert_eq!(max_total_size(1, 1), MAX_HEADER - 3 + 2);
+        assert_eq!(max_header_size(1) + 1 + 1, MAX_HEADER - 3 + 2);
         let cases = [
             (0usize, 0u32),
             (255, 0),
@@ -291,7 +292,7 @@ mod tests {
         ];
         for (n, f) in cases {
             let total = total_size(250, n, f);
-            assert!(total <= max_total_size(250, n));
+            assert!(total <= max_header_size(n) + 250 + n);
             let mut c = vec![0u8; total];
             let k = [b'k'; 250];
             let v = vec![b'v'; n];

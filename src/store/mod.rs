@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 
-pub use shard::{parse_u64_value, Shard, ShardCounters};
+pub use shard::{Shard, ShardCounters};
 pub use slab::SizeClasses;
 
 /// How a store request treats an existing item.

@@ -877,7 +877,7 @@ impl Shard {
         if cas != 0 && item::cas(c) != cas {
             return Ok(ArithOutcome::Exists);
         }
-        let Some(cur) = parse_u64_value(item::value(c)) else {
+        let Some(cur) = crate::num::strtoull(item::value(c)) else {
             return Ok(ArithOutcome::NonNumeric);
         };
         let new = if incr {
@@ -1179,43 +1179,6 @@ impl Shard {
         }
         true
     }
-}
-
-/// memcached's `safe_strtoull` over a value followed by its `\r\n`: optional leading white space,
-/// an optional sign, decimal digits, then white space or the end; a minus sign on a non-zero
-/// value, an empty number or overflow fail.
-pub fn parse_u64_value(v: &[u8]) -> Option<u64> {
-    let is_space = |b: u8| matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r');
-    let mut i = 0;
-    while i < v.len() && is_space(v[i]) {
-        i += 1;
-    }
-    let mut neg = false;
-    if i < v.len() && (v[i] == b'+' || v[i] == b'-') {
-        neg = v[i] == b'-';
-        i += 1;
-    }
-    let start = i;
-    let mut n: u64 = 0;
-    while i < v.len() && v[i].is_ascii_digit() {
-        n = n.checked_mul(10)?.checked_add(u64::from(v[i] - b'0'))?;
-        i += 1;
-    }
-    if i == start {
-        return None;
-    }
-    if i < v.len() && !is_space(v[i]) {
-        return None;
-    }
-    if neg {
-        // strtoull negates; memcached rejects a result that reads as negative (any non-zero value).
-        let r = n.wrapping_neg();
-        if (r as i64) < 0 {
-            return None;
-        }
-        return Some(r);
-    }
-    Some(n)
 }
 
 #[cfg(test)]

@@ -123,18 +123,6 @@ fn arith_wrap_clamp_and_padding() {
 }
 
 #[test]
-fn strtoull_rules() {
-    assert_eq!(parse_u64_value(b" 12 "), Some(12));
-    assert_eq!(parse_u64_value(b"007"), Some(7));
-    assert_eq!(parse_u64_value(b"-5"), None);
-    assert_eq!(parse_u64_value(b"-0"), Some(0));
-    assert_eq!(parse_u64_value(b""), None);
-    assert_eq!(parse_u64_value(b"12a"), None);
-    assert_eq!(parse_u64_value(b"18446744073709551616"), None);
-    assert_eq!(parse_u64_value(b"18446744073709551615"), Some(u64::MAX));
-}
-
-#[test]
 fn expiry_and_flush() {
     let s = store(8);
     set(&s, StoreMode::Set, b"t", b"v", 10, 5).unwrap();

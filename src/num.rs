@@ -1,6 +1,7 @@
-//! Owns: memcached's number parsing rules for tokens (`safe_strtol`, `safe_strtoul`,
-//! `safe_strtoull`), byte for byte: leading white space, an optional sign, decimal digits, and
-//! then the end of the token or white space.
+//! Owns: memcached's number rules (`safe_strtol`, `safe_strtoul`, `safe_strtoull`), byte for byte:
+//! leading white space, an optional sign, decimal digits, and then the end of the token or white
+//! space. A leaf shared by `protocol` (tokens) and `store` (incr/decr on a stored value); it
+//! imports nothing from the crate.
 
 fn is_space(b: u8) -> bool {
     matches!(b, b' ' | b'\t' | b'\n' | b'\x0b' | b'\x0c' | b'\r')
@@ -76,6 +77,18 @@ pub fn strtol32(tok: &[u8]) -> Option<i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn strtoull_rules() {
+        assert_eq!(strtoull(b" 12 "), Some(12));
+        assert_eq!(strtoull(b"007"), Some(7));
+        assert_eq!(strtoull(b"-5"), None);
+        assert_eq!(strtoull(b"-0"), Some(0));
+        assert_eq!(strtoull(b""), None);
+        assert_eq!(strtoull(b"12a"), None);
+        assert_eq!(strtoull(b"18446744073709551616"), None);
+        assert_eq!(strtoull(b"18446744073709551615"), Some(u64::MAX));
+    }
 
     #[test]
     fn strtol_rules() {
