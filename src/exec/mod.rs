@@ -12,10 +12,11 @@ use crate::stats::PrefixOp;
 
 use std::sync::atomic::Ordering;
 
-use crate::protocol::text::{
+use crate::protocol::ascii::{
     self, Command, GetKind, StoreCmd, BAD_CHUNK, BAD_FORMAT, ERROR, NON_NUMERIC, OUT_OF_MEMORY,
     TOO_LARGE,
 };
+use crate::protocol::text::AuthLine;
 use crate::state::{Shared, Shutdown};
 use crate::stats::{bump, ThreadStats};
 use crate::store::clock::realtime;
@@ -97,7 +98,7 @@ impl<'a> Ctx<'a> {
 
 fn line(out: &mut Vec<u8>, s: &str, noreply: bool) {
     if !noreply {
-        text::write_line(out, s);
+        ascii::write_line(out, s);
     }
 }
 
@@ -213,7 +214,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                     bump(if incr { &st.incr_hits } else { &st.decr_hits });
                     if !noreply {
                         let mut b = itoa::Buffer::new();
-                        text::write_line(out, b.format(v));
+                        ascii::write_line(out, b.format(v));
                     }
                 }
                 Ok(ArithOutcome::NotFound) | Ok(ArithOutcome::Exists) => {
@@ -261,7 +262,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         }
         Command::Version => {
             out.extend_from_slice(b"VERSION ");
-            text::write_line(out, crate::config::PROTOCOL_VERSION);
+            ascii::write_line(out, crate::config::PROTOCOL_VERSION);
             Action::Continue
         }
         Command::Verbosity { level, noreply } => {
@@ -272,7 +273,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         Command::Quit => Action::Close,
         Command::Shutdown { graceful } => {
             if !sh.config.shutdown_enabled {
-                text::write_line(out, "ERROR: shutdown not enabled");
+                ascii::write_line(out, "ERROR: shutdown not enabled");
                 return Action::Continue;
             }
             Action::Shutdown(if graceful {
@@ -283,9 +284,9 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         }
         Command::ShutdownBadMode => {
             if sh.config.shutdown_enabled {
-                text::write_line(out, "CLIENT_ERROR invalid shutdown mode");
+                ascii::write_line(out, "CLIENT_ERROR invalid shutdown mode");
             } else {
-                text::write_line(out, "ERROR: shutdown not enabled");
+                ascii::write_line(out, "ERROR: shutdown not enabled");
             }
             Action::Continue
         }
@@ -309,7 +310,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Continue
         }
         Command::SlabsReassign { src, dst } => {
-            text::write_line(out, slabs_reassign(sh, src, dst, ctx.now()));
+            ascii::write_line(out, slabs_reassign(sh, src, dst, ctx.now()));
             Action::Continue
         }
         Command::SlabsAutomove { level, noreply } => {
@@ -338,14 +339,14 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         }
         Command::Watch => {
             if sh.config.watch_enabled {
-                text::write_line(out, "CLIENT_ERROR watch is not supported by this server");
+                ascii::write_line(out, "CLIENT_ERROR watch is not supported by this server");
             } else {
-                text::write_line(out, "CLIENT_ERROR watch commands not allowed");
+                ascii::write_line(out, "CLIENT_ERROR watch commands not allowed");
             }
             Action::Continue
         }
         Command::MetaNoop => {
-            text::write_line(out, "MN");
+            ascii::write_line(out, "MN");
             Action::Flush
         }
         Command::Meta { tokens, data } => meta::execute(tokens, data, ctx, out),
@@ -381,12 +382,12 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
 }
 
 /// One step of ASCII authentication (`-Y`) before the connection is authenticated.
-pub fn ascii_auth(line: text::AuthLine<'_>, session: &mut Session, out: &mut Vec<u8>) -> Action {
+pub fn ascii_auth(line: AuthLine<'_>, session: &mut Session, out: &mut Vec<u8>) -> Action {
     let msg = match line {
-        text::AuthLine::Unauthenticated => "CLIENT_ERROR unauthenticated",
-        text::AuthLine::BadTermination => "CLIENT_ERROR bad command line termination",
-        text::AuthLine::BadFormat => "CLIENT_ERROR bad authentication token format",
-        text::AuthLine::Credentials { user, password } => {
+        AuthLine::Unauthenticated => "CLIENT_ERROR unauthenticated",
+        AuthLine::BadTermination => "CLIENT_ERROR bad command line termination",
+        AuthLine::BadFormat => "CLIENT_ERROR bad authentication token format",
+        AuthLine::Credentials { user, password } => {
             session.pending = Some(crate::auth::Attempt {
                 user: user.to_vec(),
                 password: password.to_vec(),
@@ -395,7 +396,7 @@ pub fn ascii_auth(line: text::AuthLine<'_>, session: &mut Session, out: &mut Vec
             return Action::Verify;
         }
     };
-    text::write_line(out, msg);
+    ascii::write_line(out, msg);
     Action::Continue
 }
 
@@ -421,10 +422,10 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
     let touch = matches!(kind, GetKind::Gat | GetKind::Gats);
     let want_cas = matches!(kind, GetKind::Gets | GetKind::Gats);
     let exp = if touch { ctx.exptime(exptime) } else { 0 };
-    for key in text::keys(keys) {
+    for key in ascii::keys(keys) {
         if key.len() > 250 {
             out.truncate(start);
-            text::write_line(out, BAD_FORMAT);
+            ascii::write_line(out, BAD_FORMAT);
             return;
         }
         if cluster::legacy_value(key, want_cas, ctx, out) {
@@ -441,7 +442,7 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
         match r {
             Ok(v) => {
                 let cas = want_cas.then_some(ctx.visible_cas(v.cas));
-                text::write_value(out, v.key, v.flags, v.value, cas);
+                ascii::write_value(out, v.key, v.flags, v.value, cas);
                 drop(shard);
                 count_lookup(st, touch, None);
             }

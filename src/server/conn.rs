@@ -307,7 +307,7 @@ impl Conn {
                         }
                     }
                 }
-                Kind::Text => match text::parse(input, limits) {
+                Kind::Text => match protocol::parse_ascii(input, limits) {
                     Ok(Parsed::Incomplete) => return false,
                     Ok(Parsed::Complete(cmd, used)) => {
                         (exec::execute(cmd, ctx, &mut self.out), used)
