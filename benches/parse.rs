@@ -1,7 +1,7 @@
 //! Micro benchmarks of the protocol parsers.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use ferrocache::protocol::text::parse;
+use ferrocache::protocol::parse_ascii as parse;
 use ferrocache::protocol::Limits;
 
 fn text(c: &mut Criterion) {
@@ -23,8 +23,8 @@ fn text(c: &mut Criterion) {
 }
 
 fn meta(c: &mut Criterion) {
+    use ferrocache::protocol::ascii::Command;
     use ferrocache::protocol::meta::parse_meta;
-    use ferrocache::protocol::text::Command;
     let lim = Limits::default();
     let mut g = c.benchmark_group("meta_parse");
     g.throughput(Throughput::Elements(1));

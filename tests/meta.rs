@@ -7,8 +7,9 @@ use common::*;
 
 use std::net::TcpStream;
 
+use ferrocache::protocol::ascii::{Command, Tokens};
 use ferrocache::protocol::meta::{parse_meta, MetaCmd};
-use ferrocache::protocol::text::{parse, Command, Tokens};
+use ferrocache::protocol::parse_ascii as parse;
 use ferrocache::protocol::{Limits, Parsed};
 use proptest::prelude::*;
 

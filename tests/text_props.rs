@@ -1,7 +1,8 @@
 //! Property tests for the text parser: it never panics, every proper prefix of a valid request
 //! is incomplete, and a request parses the same however it was split.
 
-use ferrocache::protocol::text::{parse, Command};
+use ferrocache::protocol::ascii::Command;
+use ferrocache::protocol::parse_ascii as parse;
 use ferrocache::protocol::{Limits, Parsed};
 use proptest::prelude::*;
 

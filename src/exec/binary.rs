@@ -6,10 +6,10 @@
 
 use super::{count_lookup, flush_all, stats, store_counted, Action, Ctx, Session};
 use crate::auth::{self, Attempt, Reply};
+use crate::protocol::ascii;
 use crate::protocol::binary::{
     op, status, unquiet, write_error, write_header, write_response, Check, Frame,
 };
-use crate::protocol::text;
 use crate::stats::{bump, PrefixOp};
 use crate::store::{ArithOutcome, DeleteOutcome, StoreError, StoreMode, StoreOutcome};
 
@@ -477,7 +477,7 @@ pub fn finish_auth(
         (Reply::Binary { opcode, opaque }, false) => {
             write_error(out, opcode, status::AUTH_ERROR, opaque)
         }
-        (Reply::Ascii, true) => text::write_line(out, "STORED"),
-        (Reply::Ascii, false) => text::write_line(out, "CLIENT_ERROR authentication failure"),
+        (Reply::Ascii, true) => ascii::write_line(out, "STORED"),
+        (Reply::Ascii, false) => ascii::write_line(out, "CLIENT_ERROR authentication failure"),
     }
 }

@@ -6,8 +6,8 @@
 use super::Ctx;
 use crate::cluster::state::UpdateError;
 use crate::cluster::{CONFIG_KEY, LEGACY_KEY};
+use crate::protocol::ascii;
 use crate::protocol::binary::{status, write_error, write_header, write_response, Frame};
-use crate::protocol::text;
 
 /// Reply to a push from a connection that is not on the admin endpoint.
 pub const NOT_ADMIN: &str = "CLIENT_ERROR config set is accepted only on the admin endpoint";
@@ -23,7 +23,7 @@ pub fn read_only(key: &[u8], ctx: &Ctx<'_>) -> bool {
 /// `config get <key>`.
 pub fn config_get(key: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     if key != CONFIG_KEY.as_bytes() {
-        text::write_line(out, "CLIENT_ERROR unknown config key");
+        ascii::write_line(out, "CLIENT_ERROR unknown config key");
         return;
     }
     match ctx.shared.cluster.current() {
@@ -65,7 +65,7 @@ pub fn config_set(key: &[u8], data: &[u8], noreply: bool, ctx: &Ctx<'_>, out: &m
         Err((_, msg)) => msg,
     };
     if !noreply {
-        text::write_line(out, &line);
+        ascii::write_line(out, &line);
     }
 }
 

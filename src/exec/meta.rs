@@ -5,8 +5,8 @@
 //! Does not: parse flags (see `protocol::meta`) or keep a store path of its own (it composes the
 //! shard operations).
 
+use crate::protocol::ascii::{self, Tokens, NON_NUMERIC, OUT_OF_MEMORY, TOO_LARGE};
 use crate::protocol::meta::{base64_encode, parse_meta, MetaCmd, MetaReq, OPAQUE_TOO_LONG};
-use crate::protocol::text::{self, Tokens, NON_NUMERIC, OUT_OF_MEMORY, TOO_LARGE};
 use crate::stats::bump;
 use crate::store::item::{FETCHED, KEY_BINARY, STALE, WIN_SENT};
 use crate::store::{ArithOutcome, ItemView, StoreError, StoreMode, StoreOutcome};
@@ -18,14 +18,14 @@ pub fn execute(tokens: Tokens<'_>, data: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>
     let req = match parse_meta(tokens, data) {
         Ok(r) => r,
         Err(e) => {
-            text::write_line(out, e);
+            ascii::write_line(out, e);
             return Action::Continue;
         }
     };
     if !matches!(req.cmd, MetaCmd::Get | MetaCmd::Debug)
         && super::cluster::read_only(req.key(), ctx)
     {
-        text::write_line(out, super::cluster::READ_ONLY);
+        ascii::write_line(out, super::cluster::READ_ONLY);
         return Action::Continue;
     }
     match req.cmd {
@@ -115,7 +115,7 @@ fn mget(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     }
     if f.opaque_too_long {
         drop(shard);
-        text::write_line(out, OPAQUE_TOO_LONG);
+        ascii::write_line(out, OPAQUE_TOO_LONG);
         return;
     }
     if let Some(m) = miss {
@@ -283,12 +283,12 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         }
         Err(StoreError::TooLarge) => {
             bump(&st.store_too_large);
-            text::write_line(out, TOO_LARGE);
+            ascii::write_line(out, TOO_LARGE);
             return;
         }
         Err(StoreError::OutOfMemory) => {
             bump(&st.store_no_memory);
-            text::write_line(out, OUT_OF_MEMORY);
+            ascii::write_line(out, OUT_OF_MEMORY);
             return;
         }
     };
@@ -397,7 +397,7 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         ArithResult::Line(code) => {
             drop(shard);
             if f.opaque_too_long {
-                text::write_line(out, OPAQUE_TOO_LONG);
+                ascii::write_line(out, OPAQUE_TOO_LONG);
             } else {
                 status_line(out, code, req, false);
             }
@@ -405,7 +405,7 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         }
         ArithResult::Error(e) => {
             drop(shard);
-            text::write_line(out, e);
+            ascii::write_line(out, e);
             return;
         }
     };
@@ -461,7 +461,7 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     drop(shard);
     if bad_opaque {
         out.truncate(start);
-        text::write_line(out, OPAQUE_TOO_LONG);
+        ascii::write_line(out, OPAQUE_TOO_LONG);
         return;
     }
     // Only a plain success is quiet; a created item is always answered.
@@ -509,7 +509,7 @@ fn mdebug(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             );
             out.extend_from_slice(line.as_bytes());
         }
-        Err(_) => text::write_line(out, "EN"),
+        Err(_) => ascii::write_line(out, "EN"),
     }
     drop(shard);
     bump(&ctx.stats.cmd_meta);

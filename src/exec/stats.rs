@@ -8,7 +8,7 @@ use std::sync::atomic::Ordering;
 
 use super::Ctx;
 use crate::num::{strtol32, strtoul32};
-use crate::protocol::text::{self, write_stat, Tokens, BAD_FORMAT, ERROR};
+use crate::protocol::ascii::{self, write_stat, Tokens, BAD_FORMAT, ERROR};
 use crate::stats::{Counters, PrefixOp};
 
 /// Sums every worker's counters.
@@ -46,19 +46,19 @@ pub fn stats(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     match t.get(1) {
         b"reset" => {
             reset(ctx);
-            text::write_line(out, "RESET");
+            ascii::write_line(out, "RESET");
         }
         b"detail" => match t.get(2) {
             b"on" => {
                 sh.runtime.detail_enabled.store(true, Ordering::Relaxed);
-                text::write_line(out, "OK");
+                ascii::write_line(out, "OK");
             }
             b"off" => {
                 sh.runtime.detail_enabled.store(false, Ordering::Relaxed);
-                text::write_line(out, "OK");
+                ascii::write_line(out, "OK");
             }
             b"dump" => sh.runtime.prefixes.lock().dump(out),
-            _ => text::write_line(out, "CLIENT_ERROR usage: stats detail on|off|dump"),
+            _ => ascii::write_line(out, "CLIENT_ERROR usage: stats detail on|off|dump"),
         },
         b"settings" => {
             settings(ctx, out);
@@ -93,7 +93,7 @@ pub fn stats(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         }
         b"sizes_enable" => sizes_toggle(ctx, true, out),
         b"sizes_disable" => sizes_toggle(ctx, false, out),
-        _ => text::write_line(out, ERROR),
+        _ => ascii::write_line(out, ERROR),
     }
 }
 
@@ -563,19 +563,19 @@ pub fn conns(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 fn cachedump(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     if !sh.config.dump_enabled {
-        text::write_line(out, "CLIENT_ERROR stats cachedump not allowed");
+        ascii::write_line(out, "CLIENT_ERROR stats cachedump not allowed");
         return;
     }
     if t.ntokens() < 5 {
-        text::write_line(out, "CLIENT_ERROR bad command line");
+        ascii::write_line(out, "CLIENT_ERROR bad command line");
         return;
     }
     let (Some(id), Some(limit)) = (strtoul32(t.get(2)), strtoul32(t.get(3))) else {
-        text::write_line(out, BAD_FORMAT);
+        ascii::write_line(out, BAD_FORMAT);
         return;
     };
     if id >= 64 {
-        text::write_line(out, "CLIENT_ERROR Illegal slab id");
+        ascii::write_line(out, "CLIENT_ERROR Illegal slab id");
         return;
     }
     let mut n = 0u32;
@@ -621,25 +621,25 @@ pub fn lru_crawler(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     match (nt, t.get(1)) {
         (4, b"crawl") => {
             if !enabled {
-                text::write_line(out, "CLIENT_ERROR lru crawler disabled");
+                ascii::write_line(out, "CLIENT_ERROR lru crawler disabled");
             } else if !classes_ok(t.get(2)) {
-                text::write_line(out, "BADCLASS invalid class id");
+                ascii::write_line(out, "BADCLASS invalid class id");
             } else {
                 rt.crawl_requested.store(true, Ordering::Relaxed);
-                text::write_line(out, "OK");
+                ascii::write_line(out, "OK");
             }
         }
         (4, b"metadump") => {
             if !enabled {
-                text::write_line(out, "CLIENT_ERROR lru crawler disabled");
+                ascii::write_line(out, "CLIENT_ERROR lru crawler disabled");
             } else if !sh.config.dump_enabled {
-                text::write_line(out, "ERROR metadump not allowed");
+                ascii::write_line(out, "ERROR metadump not allowed");
             } else if !out.is_empty() {
                 // memcached hands the connection to its crawler, which needs no replies of
                 // earlier pipelined commands still waiting to be written.
-                text::write_line(out, "ERROR cannot pipeline other commands before metadump");
+                ascii::write_line(out, "ERROR cannot pipeline other commands before metadump");
             } else if t.get(2) != b"hash" && !classes_ok(t.get(2)) {
-                text::write_line(out, "BADCLASS invalid class id");
+                ascii::write_line(out, "BADCLASS invalid class id");
             } else {
                 let now = sh.clock.now();
                 let started = sh.clock.started_unix;
@@ -665,35 +665,35 @@ pub fn lru_crawler(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
                         v.total
                     );
                 });
-                text::write_line(out, "END");
+                ascii::write_line(out, "END");
             }
         }
         (4, b"tocrawl") => match strtoul32(t.get(2)) {
             Some(n) => {
                 rt.lru_crawler_tocrawl.store(n, Ordering::Relaxed);
-                text::write_line(out, "OK");
+                ascii::write_line(out, "OK");
             }
-            None => text::write_line(out, BAD_FORMAT),
+            None => ascii::write_line(out, BAD_FORMAT),
         },
         (4, b"sleep") => match strtoul32(t.get(2)) {
             Some(n) if n > 1_000_000 => {
-                text::write_line(out, "CLIENT_ERROR sleep must be one second or less")
+                ascii::write_line(out, "CLIENT_ERROR sleep must be one second or less")
             }
             Some(n) => {
                 rt.lru_crawler_sleep.store(n, Ordering::Relaxed);
-                text::write_line(out, "OK");
+                ascii::write_line(out, "OK");
             }
-            None => text::write_line(out, BAD_FORMAT),
+            None => ascii::write_line(out, BAD_FORMAT),
         },
         (3, b"enable") => {
             rt.lru_crawler.store(true, Ordering::Relaxed);
-            text::write_line(out, "OK");
+            ascii::write_line(out, "OK");
         }
         (3, b"disable") => {
             rt.lru_crawler.store(false, Ordering::Relaxed);
-            text::write_line(out, "OK");
+            ascii::write_line(out, "OK");
         }
-        _ => text::write_line(out, ERROR),
+        _ => ascii::write_line(out, ERROR),
     }
 }
 

@@ -1,14 +1,33 @@
-//! Owns: memcached's meta commands (`mg ms md ma mn me`) on the wire side: framing an `ms` data
-//! block, parsing meta flags into a typed `MetaReq` with memcached 1.6.18's error lines, and the
+//! Owns: memcached's meta commands (`mg ms md ma mn me`) on the wire side: framing a meta line
+//! and an `ms` data block into a `Command`, parsing meta flags into a typed `MetaReq` with memcached 1.6.18's error lines, and the
 //! base64 key encoding. Pure; never panics.
 //! Does not: apply requests to the store or encode replies (see `exec::meta`).
 
-use super::text::{Command, Tokens, BAD_FORMAT, ERROR, TOO_LARGE};
+use super::ascii::{data_block, Block, Command, Tokens, BAD_FORMAT, ERROR, TOO_LARGE};
 use super::{Limits, ParseError, Parsed};
 use crate::num::{strtol32, strtoul32, strtoull};
 
+/// Frames a meta command whose line (tokenized as `t`, command word `m?`) ended at `used`:
+/// `mn` is complete, `ms` waits for its data block, the others carry their words.
+pub fn parse_line<'a>(
+    buf: &'a [u8],
+    used: usize,
+    t: Tokens<'a>,
+    lim: &Limits,
+) -> Result<Parsed<Command<'a>>, ParseError> {
+    let c = match t.get(0) {
+        b"mn" => Command::MetaNoop,
+        b"ms" => return parse_ms(buf, used, t, lim),
+        _ => Command::Meta {
+            tokens: t,
+            data: &[],
+        },
+    };
+    Ok(Parsed::Complete(c, used))
+}
+
 /// `ms <key> <datalen> <flags>*\r\n<data>\r\n`: waits for the whole data block.
-pub fn parse_ms<'a>(
+fn parse_ms<'a>(
     buf: &'a [u8],
     used: usize,
     t: Tokens<'a>,
@@ -84,20 +103,11 @@ pub fn parse_ms<'a>(
             used,
         );
     }
-    let end = used + vlen + 2;
-    if buf.len() < end {
-        return Ok(Parsed::Incomplete);
+    match data_block(buf, used, vlen) {
+        Block::Incomplete => Ok(Parsed::Incomplete),
+        Block::BadChunk { end } => done(Command::BadDataChunk { noreply: false }, end),
+        Block::Data { data, end } => done(Command::Meta { tokens: t, data }, end),
     }
-    if &buf[used + vlen..end] != b"\r\n" {
-        return done(Command::BadDataChunk { noreply: false }, end);
-    }
-    done(
-        Command::Meta {
-            tokens: t,
-            data: &buf[used..used + vlen],
-        },
-        end,
-    )
 }
 
 // ----- meta flags ---------------------------------------------------------------------------

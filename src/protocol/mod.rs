@@ -1,11 +1,15 @@
-//! Owns: the wire formats — parsing requests out of a byte buffer and the number rules memcached
-//! applies to tokens. Pure: no sockets, no store, no threads; never panics on any input.
+//! Owns: the wire formats — parsing requests out of a byte buffer: the shared result types, the
+//! limits, protocol detection, and the ASCII dispatcher (`parse_ascii`, the one place that routes
+//! a line to `text` or `meta`). Pure: no sockets, no store, no threads; never panics on any input.
 //! Does not: execute requests (see `exec`) or own buffers (see `server`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod ascii;
 pub mod binary;
 pub mod meta;
 pub mod text;
+
+use ascii::{reply, Command, Tokens, ERROR};
 
 /// Result of parsing a prefix of the input.
 #[derive(Debug, PartialEq, Eq)]
@@ -89,5 +93,19 @@ pub fn detect(first: u8) -> Kind {
         Kind::Binary
     } else {
         Kind::Text
+    }
+}
+
+/// Parses one ASCII request (classic text or meta) from the start of `buf`: frames the line,
+/// tokenizes it, and hands it to the parser of its command word.
+pub fn parse_ascii<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<Command<'a>>, ParseError> {
+    let Some((line, used)) = ascii::line(buf, lim)? else {
+        return Ok(Parsed::Incomplete);
+    };
+    let t = Tokens::new(line);
+    match t.get(0) {
+        w if t.ntokens() < 2 || w.len() < 2 => Ok(Parsed::Complete(reply(ERROR, false), used)),
+        [b'm', _] => meta::parse_line(buf, used, t, lim),
+        _ => text::parse_command(buf, used, line, t, lim),
     }
 }

@@ -1,256 +1,26 @@
-//! Owns: memcached's text protocol — the line tokenizer, parsing of every classic command into a
-//! `Command`, and the reply strings. Follows memcached 1.6.18's `proto_text.c` token-count rules
-//! (a wrong count of tokens is `ERROR`; bad numbers are `CLIENT_ERROR ...`).
-//! Does not: touch the store; meta commands live in `meta`.
+//! Owns: memcached's classic text commands — parsing one tokenized line (and its data block) into
+//! a `Command`, following memcached 1.6.18's `proto_text.c` token-count rules (a wrong count of
+//! tokens is `ERROR`; bad numbers are `CLIENT_ERROR ...`), and the `-Y` authentication line.
+//! Does not: frame lines or tokenize (see `ascii`), or parse meta commands (see `meta`).
 
+use super::ascii::{
+    after_words, data_block, memchr, reply, Block, Command, GetKind, StoreCmd, Tokens, BAD_CHUNK,
+    BAD_DELTA, BAD_EXPTIME, BAD_FORMAT, DELETE_USAGE, ERROR, TOO_LARGE,
+};
 use super::{Limits, ParseError, Parsed};
 use crate::num::{strtol32, strtoul32, strtoull};
 
-/// memcached's `MAX_TOKENS`: at most 23 words are split off a line, the rest stays together.
-pub const MAX_TOKENS: usize = 24;
-
-/// The words of one command line (split on single spaces only, as memcached does).
-#[derive(Debug, Clone, Copy)]
-pub struct Tokens<'a> {
-    words: [&'a [u8]; MAX_TOKENS - 1],
-    n: usize,
-    /// Unsplit remainder when the line had more than 23 words.
-    pub rest: &'a [u8],
-}
-
-impl<'a> Tokens<'a> {
-    pub fn new(line: &'a [u8]) -> Tokens<'a> {
-        let mut words: [&'a [u8]; MAX_TOKENS - 1] = [&[]; MAX_TOKENS - 1];
-        let mut n = 0;
-        let mut i = 0;
-        let mut rest: &'a [u8] = &[];
-        while i < line.len() {
-            while i < line.len() && line[i] == b' ' {
-                i += 1;
-            }
-            if i >= line.len() {
-                break;
-            }
-            if n == MAX_TOKENS - 1 {
-                rest = &line[i..];
-                break;
-            }
-            let start = i;
-            while i < line.len() && line[i] != b' ' {
-                i += 1;
-            }
-            words[n] = &line[start..i];
-            n += 1;
-        }
-        Tokens { words, n, rest }
-    }
-    /// memcached's `ntokens`: words plus the terminal token.
-    pub fn ntokens(&self) -> usize {
-        self.n + 1
-    }
-    pub fn len(&self) -> usize {
-        self.n
-    }
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
-    /// Word `i`, or an empty slice past the end.
-    pub fn get(&self, i: usize) -> &'a [u8] {
-        if i < self.n {
-            self.words[i]
-        } else {
-            &[]
-        }
-    }
-    /// The last word is exactly `noreply`.
-    pub fn noreply(&self) -> bool {
-        self.n > 0 && self.words[self.n - 1] == b"noreply"
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GetKind {
-    Get,
-    Gets,
-    Gat,
-    Gats,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StoreCmd {
-    Set,
-    Add,
-    Replace,
-    Append,
-    Prepend,
-    Cas,
-}
-
-/// A parsed text command. Keys and data borrow from the input buffer.
-#[derive(Debug, Clone, Copy)]
-pub enum Command<'a> {
-    /// `config get <key>` (Auto Discovery).
-    ConfigGet {
-        key: &'a [u8],
-    },
-    /// `config set <key> <flags> <bytes> [noreply]` and its data block.
-    ConfigSet {
-        key: &'a [u8],
-        data: &'a [u8],
-        noreply: bool,
-    },
-    Get {
-        kind: GetKind,
-        exptime: i32,
-        /// The keys, space separated, not yet checked for length.
-        keys: &'a [u8],
-    },
-    Store {
-        cmd: StoreCmd,
-        key: &'a [u8],
-        flags: u32,
-        exptime: i32,
-        cas: u64,
-        data: &'a [u8],
-        noreply: bool,
-    },
-    Delete {
-        key: &'a [u8],
-        noreply: bool,
-    },
-    Arith {
-        incr: bool,
-        key: &'a [u8],
-        delta: u64,
-        noreply: bool,
-    },
-    Touch {
-        key: &'a [u8],
-        exptime: i32,
-        noreply: bool,
-    },
-    FlushAll {
-        delay: i32,
-        noreply: bool,
-    },
-    Version,
-    Verbosity {
-        level: u32,
-        noreply: bool,
-    },
-    Quit,
-    Shutdown {
-        graceful: bool,
-    },
-    /// `shutdown` with an argument other than `graceful`.
-    ShutdownBadMode,
-    MemLimit {
-        mb: Option<u32>,
-        noreply: bool,
-    },
-    /// `stats [sub args...]`.
-    Stats {
-        tokens: Tokens<'a>,
-    },
-    SlabsReassign {
-        src: i32,
-        dst: i32,
-    },
-    SlabsAutomove {
-        level: u32,
-        noreply: bool,
-    },
-    /// `lru_crawler ...` and `lru ...`: admin commands with their words.
-    LruCrawler {
-        tokens: Tokens<'a>,
-    },
-    Lru {
-        tokens: Tokens<'a>,
-        noreply: bool,
-    },
-    Watch,
-    /// `mn`: meta no-op, answered `MN`.
-    MetaNoop,
-    /// A meta command (`mg ms md ma me`) with its words and, for `ms`, its data block.
-    Meta {
-        tokens: Tokens<'a>,
-        data: &'a [u8],
-    },
-    /// A storage command whose data block did not end in `\r\n` (its bytes are consumed).
-    BadDataChunk {
-        noreply: bool,
-    },
-    /// The parser's own reply: an error line (silenced when `noreply`).
-    Reply {
-        msg: &'static str,
-        noreply: bool,
-    },
-    /// Reply, then discard `skip` more bytes of input (a data block too large to store).
-    Swallow {
-        msg: &'static str,
-        noreply: bool,
-        skip: usize,
-        too_large: bool,
-        /// For `set`: the key whose old value must go (memcached never leaves stale data).
-        unlink: Option<&'a [u8]>,
-    },
-}
-
-pub const ERROR: &str = "ERROR";
-pub const BAD_FORMAT: &str = "CLIENT_ERROR bad command line format";
-pub const BAD_CHUNK: &str = "CLIENT_ERROR bad data chunk";
-pub const TOO_LARGE: &str = "SERVER_ERROR object too large for cache";
-pub const OUT_OF_MEMORY: &str = "SERVER_ERROR out of memory storing object";
-pub const BAD_EXPTIME: &str = "CLIENT_ERROR invalid exptime argument";
-pub const BAD_DELTA: &str = "CLIENT_ERROR invalid numeric delta argument";
-pub const NON_NUMERIC: &str = "CLIENT_ERROR cannot increment or decrement non-numeric value";
-pub const DELETE_USAGE: &str =
-    "CLIENT_ERROR bad command line format.  Usage: delete <key> [noreply]";
-
-fn reply<'a>(msg: &'static str, noreply: bool) -> Command<'a> {
-    Command::Reply { msg, noreply }
-}
-
-/// Finds the end of the command line: returns (line without `\r\n`/`\n`, bytes through `\n`).
-fn line<'a>(buf: &'a [u8], lim: &Limits) -> Result<Option<(&'a [u8], usize)>, ParseError> {
-    match memchr(b'\n', buf) {
-        Some(nl) => {
-            let mut end = nl;
-            if nl > 1 && buf[nl - 1] == b'\r' {
-                end -= 1;
-            }
-            Ok(Some((&buf[..end], nl + 1)))
-        }
-        None => {
-            if buf.len() > lim.max_line {
-                let lead = buf.iter().take_while(|&&b| b == b' ').count();
-                let rest = &buf[lead..];
-                let is_get = rest.starts_with(b"get ") || rest.starts_with(b"gets ");
-                if lead > 100 || !is_get || buf.len() > lim.max_get_line {
-                    return Err(ParseError::LineTooLong);
-                }
-            }
-            Ok(None)
-        }
-    }
-}
-
-#[inline]
-fn memchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().position(|&b| b == needle)
-}
-
-/// Parses one text command from the start of `buf`.
-pub fn parse<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<Command<'a>>, ParseError> {
-    let Some((text, used)) = line(buf, lim)? else {
-        return Ok(Parsed::Incomplete);
-    };
-    let t = Tokens::new(text);
+/// Parses a classic command whose line (`text`, tokenized as `t`, at least one word of two or
+/// more bytes) ended at `used`.
+pub fn parse_command<'a>(
+    buf: &'a [u8],
+    used: usize,
+    text: &'a [u8],
+    t: Tokens<'a>,
+    lim: &Limits,
+) -> Result<Parsed<Command<'a>>, ParseError> {
     let nt = t.ntokens();
     let cmd = t.get(0);
-    if nt < 2 || cmd.len() < 2 {
-        return Ok(Parsed::Complete(reply(ERROR, false), used));
-    }
     let done = |c: Command<'a>| Ok(Parsed::Complete(c, used));
     match cmd {
         b"get" | b"gets" | b"bget" => {
@@ -415,12 +185,6 @@ pub fn parse<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<Command<'a>>, Par
             })
         }
         b"watch" => done(Command::Watch),
-        b"mn" => done(Command::MetaNoop),
-        b"ms" => super::meta::parse_ms(buf, used, t, lim),
-        [b'm', _] => done(Command::Meta {
-            tokens: t,
-            data: &[],
-        }),
         _ => {
             if nt >= 3 && t.get(t.len() - 1).starts_with(b"HTTP/") {
                 return Err(ParseError::Http);
@@ -428,25 +192,6 @@ pub fn parse<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<Command<'a>>, Par
             done(reply(ERROR, false))
         }
     }
-}
-
-/// The rest of the line after skipping `n` words.
-fn after_words(text: &[u8], n: usize) -> &[u8] {
-    let mut i = 0;
-    for _ in 0..n {
-        while i < text.len() && text[i] == b' ' {
-            i += 1;
-        }
-        while i < text.len() && text[i] != b' ' {
-            i += 1;
-        }
-    }
-    &text[i..]
-}
-
-/// Iterates over the space-separated keys of a get line.
-pub fn keys(line: &[u8]) -> impl Iterator<Item = &[u8]> {
-    line.split(|&b| b == b' ').filter(|k| !k.is_empty())
 }
 
 /// Largest `config set` payload.
@@ -482,21 +227,18 @@ fn parse_config<'a>(
                     used,
                 );
             }
-            let end = used + vlen + 2;
-            if buf.len() < end {
-                return Ok(Parsed::Incomplete);
+            match data_block(buf, used, vlen) {
+                Block::Incomplete => Ok(Parsed::Incomplete),
+                Block::BadChunk { end } => done(reply(BAD_CHUNK, noreply), end),
+                Block::Data { data, end } => done(
+                    Command::ConfigSet {
+                        key: t.get(2),
+                        data,
+                        noreply,
+                    },
+                    end,
+                ),
             }
-            if &buf[used + vlen..end] != b"\r\n" {
-                return done(reply(BAD_CHUNK, noreply), end);
-            }
-            done(
-                Command::ConfigSet {
-                    key: t.get(2),
-                    data: &buf[used..used + vlen],
-                    noreply,
-                },
-                end,
-            )
         }
         _ => done(reply(ERROR, false), used),
     }
@@ -543,13 +285,11 @@ fn parse_store<'a>(
             used,
         );
     }
-    let end = used + vlen + 2;
-    if buf.len() < end {
-        return Ok(Parsed::Incomplete);
-    }
-    if &buf[used + vlen..end] != b"\r\n" {
-        return done(Command::BadDataChunk { noreply }, end);
-    }
+    let (data, end) = match data_block(buf, used, vlen) {
+        Block::Incomplete => return Ok(Parsed::Incomplete),
+        Block::BadChunk { end } => return done(Command::BadDataChunk { noreply }, end),
+        Block::Data { data, end } => (data, end),
+    };
     let cmd = match t.get(0) {
         b"set" => StoreCmd::Set,
         b"add" => StoreCmd::Add,
@@ -565,41 +305,11 @@ fn parse_store<'a>(
             flags,
             exptime,
             cas,
-            data: &buf[used..used + vlen],
+            data,
             noreply,
         },
         end,
     )
-}
-
-/// Appends `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
-pub fn write_value(out: &mut Vec<u8>, key: &[u8], flags: u32, data: &[u8], cas: Option<u64>) {
-    let mut b = itoa::Buffer::new();
-    out.extend_from_slice(b"VALUE ");
-    out.extend_from_slice(key);
-    out.push(b' ');
-    out.extend_from_slice(b.format(flags).as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(b.format(data.len()).as_bytes());
-    if let Some(c) = cas {
-        out.push(b' ');
-        out.extend_from_slice(b.format(c).as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(data);
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Appends a reply line with its `\r\n`.
-pub fn write_line(out: &mut Vec<u8>, line: &str) {
-    out.extend_from_slice(line.as_bytes());
-    out.extend_from_slice(b"\r\n");
-}
-
-/// Appends `STAT <name> <value>\r\n`.
-pub fn write_stat(out: &mut Vec<u8>, name: &str, value: impl std::fmt::Display) {
-    use std::io::Write;
-    let _ = write!(out, "STAT {name} {value}\r\n");
 }
 
 /// Longest ASCII authentication payload accepted (memcached's later releases use the same cap).

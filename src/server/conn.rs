@@ -297,7 +297,7 @@ impl Conn {
                     match text::parse_auth(input, limits) {
                         Ok(Parsed::Incomplete) => return false,
                         Ok(Parsed::Complete(line, used)) => (
-                            exec::ascii_auth(line, &mut self.session, &mut self.out),
+                            exec::text::ascii_auth(line, &mut self.session, &mut self.out),
                             used,
                         ),
                         Err(e) => {
@@ -307,10 +307,10 @@ impl Conn {
                         }
                     }
                 }
-                Kind::Text => match text::parse(input, limits) {
+                Kind::Text => match protocol::parse_ascii(input, limits) {
                     Ok(Parsed::Incomplete) => return false,
                     Ok(Parsed::Complete(cmd, used)) => {
-                        (exec::execute(cmd, ctx, &mut self.out), used)
+                        (exec::text::execute(cmd, ctx, &mut self.out), used)
                     }
                     Err(e) => {
                         debug!("conn {}: {e}; closing", self.id);

@@ -1,0 +1,392 @@
+//! Owns: the classic text commands' semantics — a parsed `Command` applied to the store (or to
+//! the runtime settings), counted, and its reply line encoded; meta commands are passed on to
+//! `meta`, `stats` and the admin commands to `stats`; and the `-Y` authentication step.
+//! Does not: parse (see `protocol::text`) or touch sockets.
+
+use std::sync::atomic::Ordering;
+
+use super::{cluster, count_lookup, flush_all, meta, stats, store_counted, Action, Ctx, Session};
+use crate::protocol::ascii::{
+    self, Command, GetKind, StoreCmd, BAD_CHUNK, BAD_FORMAT, ERROR, NON_NUMERIC, OUT_OF_MEMORY,
+    TOO_LARGE,
+};
+use crate::protocol::text::AuthLine;
+use crate::state::{Shared, Shutdown};
+use crate::stats::{bump, PrefixOp};
+use crate::store::{ArithOutcome, DeleteOutcome, StoreError, StoreMode, StoreOutcome};
+
+fn line(out: &mut Vec<u8>, s: &str, noreply: bool) {
+    if !noreply {
+        ascii::write_line(out, s);
+    }
+}
+
+/// Executes one text command, appending its reply to `out`.
+pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
+    let sh = ctx.shared;
+    let st = ctx.stats;
+    match cmd {
+        Command::ConfigGet { key } => {
+            cluster::config_get(key, ctx, out);
+            Action::Continue
+        }
+        Command::ConfigSet { key, data, noreply } => {
+            cluster::config_set(key, data, noreply, ctx, out);
+            Action::Continue
+        }
+        Command::Get {
+            kind,
+            exptime,
+            keys,
+        } => {
+            get(kind, exptime, keys, ctx, out);
+            Action::Continue
+        }
+        Command::Store {
+            cmd,
+            key,
+            flags,
+            exptime,
+            cas,
+            data,
+            noreply,
+        } => {
+            let mode = match cmd {
+                StoreCmd::Set => StoreMode::Set,
+                StoreCmd::Add => StoreMode::Add,
+                StoreCmd::Replace => StoreMode::Replace,
+                StoreCmd::Append => StoreMode::Append(0),
+                StoreCmd::Prepend => StoreMode::Prepend(0),
+                StoreCmd::Cas => StoreMode::Cas(cas),
+            };
+            if cluster::read_only(key, ctx) {
+                line(out, cluster::READ_ONLY, noreply);
+                return Action::Continue;
+            }
+            stats::record_prefix(ctx, key, PrefixOp::Set);
+            let reply = store(mode, key, flags, exptime, data, ctx);
+            line(out, reply, noreply);
+            Action::Continue
+        }
+        Command::Delete { key, noreply } if cluster::read_only(key, ctx) => {
+            line(out, cluster::READ_ONLY, noreply);
+            Action::Continue
+        }
+        Command::Delete { key, noreply } => {
+            stats::record_prefix(ctx, key, PrefixOp::Delete);
+            let h = sh.store.hash(key);
+            let r = sh.store.lock(h).delete(key, h, 0, ctx.now());
+            let reply = match r {
+                DeleteOutcome::Deleted => {
+                    bump(&st.delete_hits);
+                    "DELETED"
+                }
+                _ => {
+                    bump(&st.delete_misses);
+                    "NOT_FOUND"
+                }
+            };
+            line(out, reply, noreply);
+            Action::Continue
+        }
+        Command::Arith {
+            incr,
+            key,
+            delta,
+            noreply,
+        } => {
+            let h = sh.store.hash(key);
+            let r = sh.store.lock(h).arith(key, h, incr, delta, 0, ctx.now());
+            match r {
+                Ok(ArithOutcome::Value(v, _)) => {
+                    bump(if incr { &st.incr_hits } else { &st.decr_hits });
+                    if !noreply {
+                        let mut b = itoa::Buffer::new();
+                        ascii::write_line(out, b.format(v));
+                    }
+                }
+                Ok(ArithOutcome::NotFound) | Ok(ArithOutcome::Exists) => {
+                    bump(if incr {
+                        &st.incr_misses
+                    } else {
+                        &st.decr_misses
+                    });
+                    line(out, "NOT_FOUND", noreply);
+                }
+                Ok(ArithOutcome::NonNumeric) => line(out, NON_NUMERIC, noreply),
+                Err(_) => line(out, "SERVER_ERROR out of memory", noreply),
+            }
+            Action::Continue
+        }
+        Command::Touch {
+            key,
+            exptime,
+            noreply,
+        } => {
+            let h = sh.store.hash(key);
+            let exp = ctx.exptime(exptime);
+            let miss = sh.store.lock(h).touch(key, h, exp, ctx.now()).err();
+            count_lookup(st, true, miss);
+            line(
+                out,
+                if miss.is_none() {
+                    "TOUCHED"
+                } else {
+                    "NOT_FOUND"
+                },
+                noreply,
+            );
+            Action::Continue
+        }
+        Command::FlushAll { delay, noreply } => {
+            bump(&st.cmd_flush);
+            if !sh.config.flush_enabled {
+                line(out, "CLIENT_ERROR flush_all not allowed", noreply);
+                return Action::Continue;
+            }
+            flush_all(sh, i64::from(delay), ctx.now());
+            line(out, "OK", noreply);
+            Action::Continue
+        }
+        Command::Version => {
+            out.extend_from_slice(b"VERSION ");
+            ascii::write_line(out, crate::config::PROTOCOL_VERSION);
+            Action::Continue
+        }
+        Command::Verbosity { level, noreply } => {
+            sh.runtime.verbosity.store(level.min(2), Ordering::Relaxed);
+            line(out, "OK", noreply);
+            Action::Continue
+        }
+        Command::Quit => Action::Close,
+        Command::Shutdown { graceful } => {
+            if !sh.config.shutdown_enabled {
+                ascii::write_line(out, "ERROR: shutdown not enabled");
+                return Action::Continue;
+            }
+            Action::Shutdown(if graceful {
+                Shutdown::Graceful
+            } else {
+                Shutdown::Now
+            })
+        }
+        Command::ShutdownBadMode => {
+            if sh.config.shutdown_enabled {
+                ascii::write_line(out, "CLIENT_ERROR invalid shutdown mode");
+            } else {
+                ascii::write_line(out, "ERROR: shutdown not enabled");
+            }
+            Action::Continue
+        }
+        Command::MemLimit { mb, noreply } => {
+            let reply = match mb {
+                None => ERROR,
+                Some(m) if m < 8 => "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
+                Some(m) if m > 1_000_000_000 => {
+                    "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
+                }
+                Some(m) => {
+                    sh.store.set_memory_limit(m as usize * 1024 * 1024);
+                    "OK"
+                }
+            };
+            line(out, reply, noreply);
+            Action::Continue
+        }
+        Command::Stats { tokens } => {
+            stats::stats(&tokens, ctx, out);
+            Action::Continue
+        }
+        Command::SlabsReassign { src, dst } => {
+            ascii::write_line(out, slabs_reassign(sh, src, dst, ctx.now()));
+            Action::Continue
+        }
+        Command::SlabsAutomove { level, noreply } => {
+            if level > 2 {
+                line(out, ERROR, noreply);
+            } else {
+                // Without slab reassignment the store never moves pages (memcached still says OK).
+                if sh.config.ext.slab_reassign {
+                    sh.store
+                        .shared()
+                        .automove
+                        .store(level as u8, Ordering::Relaxed);
+                }
+                line(out, "OK", noreply);
+            }
+            Action::Continue
+        }
+        Command::LruCrawler { tokens } => {
+            stats::lru_crawler(&tokens, ctx, out);
+            Action::Continue
+        }
+        Command::Lru { tokens, noreply } => {
+            let reply = stats::lru(&tokens, ctx);
+            line(out, reply, noreply);
+            Action::Continue
+        }
+        Command::Watch => {
+            if sh.config.watch_enabled {
+                ascii::write_line(out, "CLIENT_ERROR watch is not supported by this server");
+            } else {
+                ascii::write_line(out, "CLIENT_ERROR watch commands not allowed");
+            }
+            Action::Continue
+        }
+        Command::MetaNoop => {
+            ascii::write_line(out, "MN");
+            Action::Flush
+        }
+        Command::Meta { tokens, data } => meta::execute(tokens, data, ctx, out),
+        Command::BadDataChunk { noreply } => {
+            // memcached counts the set once its data is read, before checking the `\r\n`.
+            bump(&st.cmd_set);
+            line(out, BAD_CHUNK, noreply);
+            Action::Continue
+        }
+        Command::Reply { msg, noreply } => {
+            line(out, msg, noreply);
+            Action::Continue
+        }
+        Command::Swallow {
+            msg,
+            noreply,
+            skip,
+            too_large,
+            unlink,
+        } => {
+            if let Some(key) = unlink {
+                stats::record_prefix(ctx, key, PrefixOp::Set);
+                let h = sh.store.hash(key);
+                sh.store.lock(h).delete(key, h, 0, ctx.now());
+            }
+            if too_large {
+                bump(&st.store_too_large);
+            }
+            line(out, msg, noreply);
+            Action::Swallow(skip)
+        }
+    }
+}
+
+/// One step of ASCII authentication (`-Y`) before the connection is authenticated.
+pub fn ascii_auth(line: AuthLine<'_>, session: &mut Session, out: &mut Vec<u8>) -> Action {
+    let msg = match line {
+        AuthLine::Unauthenticated => "CLIENT_ERROR unauthenticated",
+        AuthLine::BadTermination => "CLIENT_ERROR bad command line termination",
+        AuthLine::BadFormat => "CLIENT_ERROR bad authentication token format",
+        AuthLine::Credentials { user, password } => {
+            session.pending = Some(crate::auth::Attempt {
+                user: user.to_vec(),
+                password: password.to_vec(),
+                reply: crate::auth::Reply::Ascii,
+            });
+            return Action::Verify;
+        }
+    };
+    ascii::write_line(out, msg);
+    Action::Continue
+}
+
+fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let st = ctx.stats;
+    let start = out.len();
+    let now = ctx.now();
+    let touch = matches!(kind, GetKind::Gat | GetKind::Gats);
+    let want_cas = matches!(kind, GetKind::Gets | GetKind::Gats);
+    let exp = if touch { ctx.exptime(exptime) } else { 0 };
+    for key in ascii::keys(keys) {
+        if key.len() > 250 {
+            out.truncate(start);
+            ascii::write_line(out, BAD_FORMAT);
+            return;
+        }
+        if cluster::legacy_value(key, want_cas, ctx, out) {
+            continue;
+        }
+        let h = sh.store.hash(key);
+        let mut shard = sh.store.lock(h);
+        let r = if touch {
+            shard.touch(key, h, exp, now)
+        } else {
+            shard.get(key, h, now, true)
+        };
+        stats::record_prefix(ctx, key, PrefixOp::Get { hit: r.is_ok() });
+        match r {
+            Ok(v) => {
+                let cas = want_cas.then_some(ctx.visible_cas(v.cas));
+                ascii::write_value(out, v.key, v.flags, v.value, cas);
+                drop(shard);
+                count_lookup(st, touch, None);
+            }
+            Err(m) => {
+                drop(shard);
+                count_lookup(st, touch, Some(m));
+            }
+        }
+    }
+    out.extend_from_slice(b"END\r\n");
+}
+
+/// Stores a value and returns the reply line.
+pub fn store(
+    mode: StoreMode,
+    key: &[u8],
+    flags: u32,
+    exptime: i32,
+    data: &[u8],
+    ctx: &Ctx<'_>,
+) -> &'static str {
+    match store_counted(mode, key, flags, ctx.exptime(exptime), data, ctx) {
+        Ok(StoreOutcome::Stored(_)) => "STORED",
+        Ok(StoreOutcome::NotStored) => "NOT_STORED",
+        Ok(StoreOutcome::Exists) => "EXISTS",
+        Ok(StoreOutcome::NotFound) => "NOT_FOUND",
+        Err(StoreError::TooLarge) => TOO_LARGE,
+        Err(StoreError::OutOfMemory) => OUT_OF_MEMORY,
+    }
+}
+
+fn slabs_reassign(sh: &Shared, src: i32, dst: i32, now: u32) -> &'static str {
+    if !sh.config.ext.slab_reassign {
+        return "CLIENT_ERROR slab reassignment disabled";
+    }
+    if src == dst {
+        return "SAME src and dst class are identical";
+    }
+    let n = sh.store.classes().len() as i32;
+    // memcached's `slabclass[c].slabs >= 2`, per class id (1-based), summed over shards.
+    let pages = sh.store.class_stats(now);
+    let has_spare = |class_id: i32| {
+        pages
+            .get((class_id - 1) as usize)
+            .is_some_and(|s| s.total_pages >= 2)
+    };
+    // memcached: `-1` picks any class with a spare page (none found reads as a bad class);
+    // class 0 is the global page pool, a valid source or destination.
+    let src = if src == -1 {
+        match (1..=n).find(|&c| c != dst && has_spare(c)) {
+            Some(c) => c,
+            None => return "BADCLASS invalid src or dst class id",
+        }
+    } else {
+        src
+    };
+    if src < 0 || src > n || dst < 0 || dst > n {
+        return "BADCLASS invalid src or dst class id";
+    }
+    // ferrocache keeps no page pool: class 0 never has a spare page to give, and a page cannot
+    // be parked in it either.
+    if src == 0 || dst == 0 || !has_spare(src) {
+        return "NOSPARE source class has no spare pages";
+    }
+    if sh
+        .store
+        .reassign((src - 1) as usize, (dst - 1) as usize, now)
+    {
+        "OK"
+    } else {
+        "NOSPARE source class has no spare pages"
+    }
+}
