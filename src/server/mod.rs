@@ -6,6 +6,7 @@
 pub mod conn;
 pub mod health;
 pub mod push;
+pub mod stream;
 pub mod verify;
 pub mod worker;
 
@@ -27,7 +28,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, ConfigError, EX_USAGE};
 use crate::state::{ConnInfo, Shared, Shutdown};
-use conn::Stream;
+use stream::Stream;
 use worker::NewConn;
 
 const SIGNALS: Token = Token(usize::MAX - 1);
@@ -479,16 +480,10 @@ fn accept_all(
             sh.rejected_connections.fetch_add(1, Ordering::Relaxed);
             let mut stream = stream;
             let msg = b"ERROR Too many open connections\r\n";
-            let _ = match &mut stream {
-                Stream::Tcp(s) => s.write(msg),
-                Stream::Unix(s) => s.write(msg),
-            };
+            let _ = stream.write(msg);
             continue;
         }
-        let id = match &stream {
-            Stream::Tcp(s) => s.as_raw_fd() as i64,
-            Stream::Unix(s) => s.as_raw_fd() as i64,
-        };
+        let id = stream.id();
         let (tx, waker) = &senders[*next % senders.len()];
         *next += 1;
         if tx
