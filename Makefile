@@ -11,10 +11,10 @@ PY_DEBIAN := /usr/bin/python3
 all: build
 
 build:
-	$(CARGO) build
+	$(CARGO) build --workspace
 
 release:
-	$(CARGO) build --release
+	$(CARGO) build --workspace --release
 
 # Starts the daemon on its defaults (127.0.0.1:11211, 64 MB). As root, memcached's rule applies:
 # name a user with -u (here root, for a local try-out).
@@ -45,13 +45,15 @@ test-deps:
 	  || npm install --silent --no-audit --no-fund --prefix $(NPMDEPS) memcached-elasticache@1.1.1 \
 	    memcache-plus@0.3.1 memjs@1.3.2 >/dev/null
 
+# The bench tool's test runs the ferrocache-bench binary of the workspace's other package: build
+# every binary first.
 test: test-deps
-	$(CARGO) build --bins
-	$(CARGO) test --all-targets
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --all-targets
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
@@ -72,7 +74,7 @@ bench-micro:
 	$(CARGO) bench --bench parse --bench store --bench ring
 
 doc:
-	$(CARGO) doc --no-deps
+	$(CARGO) doc --workspace --no-deps
 
 install: release
 	install -m 0755 target/release/ferrocache /usr/local/bin/ferrocache

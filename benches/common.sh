@@ -7,7 +7,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 BIN=target/release/ferrocache
 BENCH=target/release/ferrocache-bench
 DOC=docs/benchmarks.md
-[ -x "$BIN" ] && [ -x "$BENCH" ] || cargo build --release --bins
+[ -x "$BIN" ] && [ -x "$BENCH" ] || cargo build --workspace --release --bins
 command -v memcached >/dev/null || { echo "memcached is not installed (apt-get install -y memcached)"; exit 1; }
 NCPU=$(nproc)
 SRV_CPU=0; CLI_CPU=$(( NCPU > 1 ? 1 : 0 ))

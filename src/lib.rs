@@ -10,6 +10,7 @@ pub mod auth;
 pub mod cluster;
 pub mod config;
 pub mod exec;
+pub mod fsutil;
 pub mod num;
 pub mod protocol;
 pub mod server;

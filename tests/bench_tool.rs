@@ -8,12 +8,24 @@ use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 
-const BENCH: &str = env!("CARGO_BIN_EXE_ferrocache-bench");
+/// The tool is its own package in the workspace (bench-tool/): cargo gives this package's tests
+/// only their own binaries, so it is found beside the daemon's, where `cargo build --workspace
+/// --bins` (the first step of `make test`) puts it.
+fn bench_exe() -> std::path::PathBuf {
+    let exe =
+        std::path::Path::new(env!("CARGO_BIN_EXE_ferrocache")).with_file_name("ferrocache-bench");
+    assert!(
+        exe.is_file(),
+        "{} is missing: run `cargo build --workspace --bins` first",
+        exe.display()
+    );
+    exe
+}
 
 /// Runs the tool (one thread of `conns` connections) with `args`; returns the exit code and the
 /// JSON report.
 fn bench(addr: SocketAddr, conns: &str, args: &[&str]) -> (i32, serde_json::Value) {
-    let out = Command::new(BENCH)
+    let out = Command::new(bench_exe())
         .args([
             "-q",
             "--json",
@@ -38,7 +50,7 @@ struct Null(Child, SocketAddr);
 
 impl Null {
     fn start(args: &[&str]) -> Null {
-        let mut child = Command::new(BENCH)
+        let mut child = Command::new(bench_exe())
             .args(["--null-server", "127.0.0.1:0"])
             .args(args)
             .stdin(Stdio::null())

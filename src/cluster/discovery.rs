@@ -3,7 +3,7 @@
 //! key, binary 0x60), accepting a pushed payload, and the cluster state file (format, load, atomic
 //! store).
 
-use std::io::{self, Write as _};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use super::nodes::{normalize_nodes, same_members};
@@ -225,35 +225,10 @@ pub fn load_state(path: &Path) -> io::Result<Option<ClusterConfig>> {
 
 /// The temporary file used by [`store_state`]: `<path>.tmp`.
 pub fn state_tmp_path(path: &Path) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(".tmp");
-    PathBuf::from(name)
+    crate::fsutil::tmp_path(path)
 }
 
-/// Writes the state file atomically (see [`write_atomically`]).
+/// Writes the state file atomically and durably (see [`crate::fsutil::write_atomically`]).
 pub fn store_state(path: &Path, config: &ClusterConfig) -> io::Result<()> {
-    write_atomically(path, config.state_file_contents())
-}
-
-/// Writes a file atomically: write `<path>.tmp`, fsync, rename over `path`, fsync the directory
-/// (best effort).
-pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let tmp = state_tmp_path(path);
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
-    }
-    if let Err(e) = std::fs::rename(&tmp, path) {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    if let Err(e) = std::fs::File::open(dir).and_then(|d| d.sync_all()) {
-        log::warn!("cluster state: fsync of {} failed: {e}", dir.display());
-    }
-    Ok(())
+    crate::fsutil::write_atomically(path, config.state_file_contents())
 }

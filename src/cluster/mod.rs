@@ -38,7 +38,7 @@ pub mod state;
 #[cfg(test)]
 mod tests;
 
-pub use discovery::{load_state, state_tmp_path, store_state, write_atomically, ClusterConfig};
+pub use discovery::{load_state, state_tmp_path, store_state, ClusterConfig};
 pub use nodes::{ClusterNode, NodeList};
 
 use std::fmt;

@@ -341,7 +341,7 @@ impl ClusterState {
             self.persist_and_serve(new)?.version()
         };
         if let Some(p) = &self.state_file {
-            super::write_atomically(&self.source_file_path(p), source.as_bytes())
+            crate::fsutil::write_atomically(&self.source_file_path(p), source.as_bytes())
                 .map_err(UpdateError::Persist)?;
         }
         *self.applied.lock() = Some(source);

@@ -5,8 +5,8 @@
 use std::io::{self, Read, Write};
 
 use log::debug;
-use mio::net::{TcpStream, UnixStream};
 
+use super::stream::Stream;
 use crate::exec::{self, Action, ConnRef, Ctx, Session};
 use crate::protocol::{self, binary, text, Kind, Limits, Parsed};
 use crate::state::Shared;
@@ -16,34 +16,6 @@ use crate::stats;
 const READ_CHUNK: usize = 16 * 1024;
 /// Stop parsing new requests while this much output is waiting for the client.
 const OUT_HIGH_WATER: usize = 4 * 1024 * 1024;
-
-/// A stream socket of either family.
-#[derive(Debug)]
-pub enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-}
-
-impl Stream {
-    pub fn source(&mut self) -> &mut dyn mio::event::Source {
-        match self {
-            Stream::Tcp(s) => s,
-            Stream::Unix(s) => s,
-        }
-    }
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.read(buf),
-            Stream::Unix(s) => s.read(buf),
-        }
-    }
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match self {
-            Stream::Tcp(s) => s.write(buf),
-            Stream::Unix(s) => s.write(buf),
-        }
-    }
-}
 
 /// What the worker must do with the connection after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 pub mod conn;
 pub mod health;
 pub mod push;
+pub mod stream;
 pub mod verify;
 pub mod worker;
 
@@ -27,7 +28,7 @@ use signal_hook_mio::v1_0::Signals;
 
 use crate::config::{Config, ConfigError, EX_USAGE};
 use crate::state::{ConnInfo, Shared, Shutdown};
-use conn::Stream;
+use stream::Stream;
 use worker::NewConn;
 
 const SIGNALS: Token = Token(usize::MAX - 1);
@@ -192,15 +193,6 @@ fn drop_privileges(cfg: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn write_atomically(path: &Path, contents: &str) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(contents.as_bytes())?;
-    }
-    std::fs::rename(&tmp, path)
-}
-
 /// SIGHUP: re-reads the credentials file and the cluster file; one that does not load leaves the
 /// old one in force.
 fn reload(sh: &Shared) {
@@ -241,7 +233,9 @@ pub fn run(cfg: Config) -> Result<i32, ConfigError> {
     }
     drop_privileges(&cfg)?;
     if let Some(p) = &cfg.pidfile {
-        if let Err(e) = write_atomically(p, &format!("{}\n", std::process::id())) {
+        if let Err(e) =
+            crate::fsutil::write_atomically(p, format!("{}\n", std::process::id()).as_bytes())
+        {
             warn!("could not write pid file {}: {e}", p.display());
         }
     }
@@ -329,10 +323,13 @@ fn serve(mut listeners: Vec<Listener>, sh: Arc<Shared>) -> Result<i32, ConfigErr
         );
     }
     if let Ok(f) = std::env::var("MEMCACHED_PORT_FILENAME") {
+        // memcached's convention: written as `<name>.lck`, then renamed.
         let lck = format!("{f}.lck");
-        if std::fs::write(&lck, port_lines.concat()).is_ok() {
-            let _ = std::fs::rename(&lck, &f);
-        }
+        let _ = crate::fsutil::write_via(
+            Path::new(&lck),
+            Path::new(&f),
+            port_lines.concat().as_bytes(),
+        );
     }
 
     // Workers.
@@ -483,16 +480,10 @@ fn accept_all(
             sh.rejected_connections.fetch_add(1, Ordering::Relaxed);
             let mut stream = stream;
             let msg = b"ERROR Too many open connections\r\n";
-            let _ = match &mut stream {
-                Stream::Tcp(s) => s.write(msg),
-                Stream::Unix(s) => s.write(msg),
-            };
+            let _ = stream.write(msg);
             continue;
         }
-        let id = match &stream {
-            Stream::Tcp(s) => s.as_raw_fd() as i64,
-            Stream::Unix(s) => s.as_raw_fd() as i64,
-        };
+        let id = stream.id();
         let (tx, waker) = &senders[*next % senders.len()];
         *next += 1;
         if tx

@@ -11,7 +11,8 @@ use crossbeam_channel::Receiver;
 use log::{debug, warn};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::conn::{Conn, Next, Stream};
+use super::conn::{Conn, Next};
+use super::stream::Stream;
 use super::verify::{Done, FailureLimiter, Job, Verifier};
 use crate::protocol::Limits;
 use crate::state::{ConnInfo, Shared, Shutdown};
@@ -210,7 +211,7 @@ fn accept(
     let key = entry.key();
     if let Err(e) = poll
         .registry()
-        .register(nc.stream.source(), Token(key), Interest::READABLE)
+        .register(&mut nc.stream, Token(key), Interest::READABLE)
     {
         warn!("cannot register connection: {e}");
         sh.curr_connections.fetch_sub(1, Ordering::Relaxed);
@@ -260,7 +261,7 @@ fn settle(
         }
         if let Err(e) = poll
             .registry()
-            .reregister(c.stream.source(), Token(key), interest)
+            .reregister(&mut c.stream, Token(key), interest)
         {
             debug!("reregister failed: {e}");
             close(poll, conns, key, sh);
@@ -272,7 +273,7 @@ fn settle(
 
 fn close(poll: &mut Poll, conns: &mut slab::Slab<Conn>, key: usize, sh: &Shared) {
     if let Some(mut c) = conns.try_remove(key) {
-        let _ = poll.registry().deregister(c.stream.source());
+        let _ = poll.registry().deregister(&mut c.stream);
         sh.conns.lock().remove(&c.id);
         sh.curr_connections.fetch_sub(1, Ordering::Relaxed);
     }
