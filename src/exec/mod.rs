@@ -18,7 +18,7 @@ use crate::protocol::text::{
 };
 use crate::state::{Shared, Shutdown};
 use crate::stats::{bump, ThreadStats};
-use crate::store::clock::realtime;
+use crate::store::exptime::realtime;
 use crate::store::{ArithOutcome, DeleteOutcome, Miss, StoreError, StoreMode, StoreOutcome};
 
 /// What the connection must do after a request.

@@ -5,9 +5,10 @@
 //! Lock order: a thread holds at most one shard lock at a time; no other lock is taken while a
 //! shard lock is held (the budget, CAS counter and flush mark are atomics).
 
-pub mod clock;
+pub mod exptime;
+pub mod hand;
 pub mod item;
-pub mod lru;
+pub mod segments;
 pub mod shard;
 pub mod slab;
 

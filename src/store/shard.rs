@@ -7,19 +7,20 @@ use std::sync::Arc;
 
 use hashbrown::HashTable;
 
-use super::clock::is_expired;
+use super::exptime::is_expired;
+use super::hand::Hand;
 use super::item::{self, Segment, ACTIVE, FETCHED, STALE, WIN_SENT};
-use super::lru::Lru;
+use super::segments::SegmentCounts;
 use super::slab::{ChunkId, LargeRegion, Pages, SizeClasses};
 use super::{
     ArithOutcome, ClassStats, DeleteOutcome, ItemView, KeyHasher, Miss, StoreError, StoreMode,
     StoreOutcome, StoreShared,
 };
 
-/// Items ahead of the clock hand looked at per allocation attempt when searching for expired
+/// Items ahead of the hand looked at per allocation attempt when searching for expired
 /// items to reuse.
 const TAIL_PEEK: usize = 5;
-/// Chunks the clock hand passes at most to find an item to evict; past it, the next live item is
+/// Chunks the hand passes at most to find an item to evict; past it, the next live item is
 /// evicted whatever its segment. Every item passed is aged, so this bound is rarely reached.
 const EVICT_SWEEP_MAX: usize = 2048;
 /// Chunks the hand passes at most per item the balancer is asked to move.
@@ -34,7 +35,8 @@ const ALLOC_TRIES: usize = 10;
 
 #[derive(Debug, Default)]
 struct Class {
-    lru: Lru,
+    segs: SegmentCounts,
+    hand: Hand,
     free: Vec<ChunkId>,
     pages: Vec<usize>,
     stats: ClassStats,
@@ -83,7 +85,7 @@ enum Vacate {
     Evict,
 }
 
-/// What a pass of the clock hand may do.
+/// What a pass of the hand may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Sweep {
     /// After a store: age HOT and WARM items only while their segment is over its share; stop
@@ -94,12 +96,6 @@ enum Sweep {
     Background,
     /// Age every item passed and stop at the first one freed (expired, flushed, or inactive COLD).
     Evict,
-}
-
-/// True when segment `seg` holds more than `pct`% of the class's items (and more than one).
-fn over_share(lru: &Lru, seg: Segment, pct: usize) -> bool {
-    let n = lru.len(seg);
-    n > 1 && n * 100 > lru.total() * pct
 }
 
 /// Result of looking a key up.
@@ -194,7 +190,7 @@ impl Shard {
         let cls = self.pages.class_of(id);
         let class = &mut self.class[cls];
         if let Some(seg) = seg {
-            class.lru.remove(seg);
+            class.segs.remove(seg);
         }
         item::set_segment(self.pages.chunk_mut(id), None);
         class.free.push(id);
@@ -219,7 +215,7 @@ impl Shard {
         let cls = self.pages.class_of(id);
         item::set_segment(self.pages.chunk_mut(id), Some(Segment::Hot));
         let class = &mut self.class[cls];
-        class.lru.add(Segment::Hot);
+        class.segs.add(Segment::Hot);
         class.stats.mem_requested += total as u64;
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
@@ -272,14 +268,14 @@ impl Shard {
             item::set_bits(c, b & !ACTIVE);
             item::set_segment(c, Some(Segment::Warm));
             stats.moves_to_warm += 1;
-            self.class[cls].lru.shift(Segment::Cold, Segment::Warm);
+            self.class[cls].segs.shift(Segment::Cold, Segment::Warm);
         } else if b & ACTIVE == 0 {
             item::set_bits(c, b | ACTIVE);
         }
     }
 
     /// Keeps HOT and WARM within their share of the class, ageing up to `budget` items under
-    /// the clock hand.
+    /// the hand.
     fn balance_class(&mut self, cls: usize, budget: usize, mode: Sweep, now: u32) -> usize {
         if budget == 0 || !self.over_share(cls) {
             return 0;
@@ -291,34 +287,32 @@ impl Shard {
     /// True when HOT or WARM holds more than its share (`hot_lru_pct`, `warm_lru_pct`) of the
     /// class's items.
     fn over_share(&self, cls: usize) -> bool {
-        let lru = &self.class[cls].lru;
-        over_share(
-            lru,
+        let segs = &self.class[cls].segs;
+        segs.over_share(
             Segment::Hot,
             self.shared.hot_lru_pct.load(Ordering::Relaxed) as usize,
-        ) || over_share(
-            lru,
+        ) || segs.over_share(
             Segment::Warm,
             self.shared.warm_lru_pct.load(Ordering::Relaxed) as usize,
         )
     }
 
-    /// The chunk under class `cls`'s clock hand (None when the class owns no page).
+    /// The chunk under class `cls`'s hand (None when the class owns no page).
     fn hand_chunk(&self, cls: usize) -> Option<ChunkId> {
         let class = &self.class[cls];
-        let (pi, n) = class.lru.hand();
+        let (pi, n) = class.hand.at();
         let p = *class.pages.get(pi)?;
         (n < self.pages.chunks_in(p)).then(|| self.pages.id(p, n))
     }
 
     fn advance_hand(&mut self, cls: usize) {
         let class = &mut self.class[cls];
-        let (pi, _) = class.lru.hand();
+        let (pi, _) = class.hand.at();
         let chunks = class.pages.get(pi).map_or(0, |&p| self.pages.chunks_in(p));
-        class.lru.advance(chunks, class.pages.len());
+        class.hand.advance(chunks, class.pages.len());
     }
 
-    /// Moves class `cls`'s clock hand over at most `steps` chunks, ageing the live items it
+    /// Moves class `cls`'s hand over at most `steps` chunks, ageing the live items it
     /// passes (see `Sweep`), and stops after `moves` items were aged or one was freed. Returns
     /// the items aged and whether one was freed.
     fn sweep(
@@ -336,7 +330,7 @@ impl Shard {
             let Some(id) = self.hand_chunk(cls) else {
                 break;
             };
-            let hand = self.class[cls].lru.hand();
+            let hand = self.class[cls].hand.at();
             self.advance_hand(cls);
             let c = self.pages.chunk(id);
             let Some(seg) = item::segment(c) else {
@@ -347,7 +341,7 @@ impl Shard {
                 // An item the hand leaves behind must be live: the next reclaim looks only
                 // ahead of the hand.
                 if mode == Sweep::Link {
-                    self.class[cls].lru.set_hand(hand);
+                    self.class[cls].hand.set(hand);
                     break;
                 }
                 self.reclaim(id, now, false);
@@ -360,8 +354,8 @@ impl Shard {
                 }
                 continue;
             }
-            let lru = &self.class[cls].lru;
-            let over = |s: Segment, pct: usize| mode == Sweep::Evict || over_share(lru, s, pct);
+            let segs = &self.class[cls].segs;
+            let over = |s: Segment, pct: usize| mode == Sweep::Evict || segs.over_share(s, pct);
             let active = b & ACTIVE != 0;
             let to = match seg {
                 Segment::Hot if over(Segment::Hot, hot_pct) => {
@@ -392,7 +386,7 @@ impl Shard {
             item::set_bits(c, b & !ACTIVE);
             item::set_segment(c, Some(to));
             let class = &mut self.class[cls];
-            class.lru.shift(seg, to);
+            class.segs.shift(seg, to);
             match (seg, to) {
                 (_, Segment::Cold) => class.stats.moves_to_cold += 1,
                 (Segment::Warm, Segment::Warm) => class.stats.moves_within_lru += 1,
@@ -470,7 +464,7 @@ impl Shard {
         }
     }
 
-    /// Reuses an expired or flushed item found among the next few under the clock hand, moving
+    /// Reuses an expired or flushed item found among the next few under the hand, moving
     /// the hand past it (so the new item stored there is the last the hand reaches again). True
     /// when one was freed; the hand stays put when none was.
     fn reclaim_tail(&mut self, cls: usize, now: u32) -> bool {
@@ -492,7 +486,7 @@ impl Shard {
         true
     }
 
-    /// Calls `f` for up to `limit` live items from the clock hand on, without moving it, while
+    /// Calls `f` for up to `limit` live items from the hand on, without moving it, while
     /// `f` returns true; `f` also gets how many chunks lie between the hand and the item. Looks
     /// at no more than `PEEK_CHUNKS_MAX` chunks.
     fn peek_ahead(
@@ -502,14 +496,14 @@ impl Shard {
         mut f: impl FnMut(ChunkId, &[u8], usize) -> bool,
     ) {
         let class = &self.class[cls];
-        if class.lru.is_empty() {
+        if class.segs.is_empty() {
             return;
         }
-        let mut hand = class.lru.clone();
+        let mut hand = class.hand;
         let mut seen = 0;
         let chunks: usize = class.pages.iter().map(|&p| self.pages.chunks_in(p)).sum();
         for passed in 0..chunks.min(PEEK_CHUNKS_MAX) {
-            let (pi, n) = hand.hand();
+            let (pi, n) = hand.at();
             let Some(&p) = class.pages.get(pi) else {
                 return;
             };
@@ -531,10 +525,10 @@ impl Shard {
         }
     }
 
-    /// Frees one chunk of class `cls` by moving the clock hand (expired items first, else the
+    /// Frees one chunk of class `cls` by moving the hand (expired items first, else the
     /// first inactive COLD item it reaches, ageing the others). False when the class has no item.
     fn evict_tail(&mut self, cls: usize, now: u32) -> bool {
-        if self.class[cls].lru.is_empty() {
+        if self.class[cls].segs.is_empty() {
             return false;
         }
         if self
@@ -586,7 +580,7 @@ impl Shard {
 
     /// Moves one page from class `src` to class `dst`: items in it are copied into free chunks
     /// of `src` elsewhere when possible (rescued), otherwise evicted. The page chosen is the one
-    /// the clock hand reaches next (see `coldest_page`).
+    /// the hand reaches next (see `coldest_page`).
     pub fn move_page(&mut self, src: usize, dst: usize, now: u32) -> bool {
         if src == dst || self.class[src].pages.is_empty() {
             return false;
@@ -600,12 +594,12 @@ impl Shard {
         true
     }
 
-    /// The page the clock hand reaches next after the one it is on (its items have gone longest
+    /// The page the hand reaches next after the one it is on (its items have gone longest
     /// without the hand passing; the part of the hand's own page just behind it holds the newest
     /// items). The class must own a page.
     fn coldest_page(&self, cls: usize) -> usize {
         let class = &self.class[cls];
-        let next = (class.lru.hand().0 + 1) % class.pages.len();
+        let next = (class.hand.at().0 + 1) % class.pages.len();
         class.pages[next]
     }
 
@@ -649,7 +643,7 @@ impl Shard {
         let class = &mut self.class[src];
         if let Some(at) = class.pages.iter().position(|&x| x == p) {
             class.pages.remove(at);
-            class.lru.page_removed(at, class.pages.len());
+            class.hand.page_removed(at, class.pages.len());
         }
     }
 
@@ -1036,7 +1030,7 @@ impl Shard {
     }
 
     /// Age in seconds (since last access) of the oldest item among the next few under class
-    /// `cls`'s clock hand, COLD ones first, if the class holds any.
+    /// `cls`'s hand, COLD ones first, if the class holds any.
     pub fn tail_age(&self, cls: usize, now: u32) -> Option<u32> {
         let ages = self.hand_ages(cls, now);
         ages[Segment::Cold.index()]
@@ -1044,7 +1038,7 @@ impl Shard {
             .or(ages[Segment::Hot.index()])
     }
 
-    /// Per segment, the largest age among the next `AGE_PEEK` items under the hand: the clock's
+    /// Per segment, the largest age among the next `AGE_PEEK` items under the hand: the sweep's
     /// stand-in for the age of an LRU tail.
     fn hand_ages(&self, cls: usize, now: u32) -> [Option<u32>; 3] {
         let mut ages = [None; 3];
@@ -1073,9 +1067,9 @@ impl Shard {
     pub fn class_snapshot(&self, cls: usize, now: u32) -> ClassStats {
         let c = &self.class[cls];
         let mut s = c.stats.clone();
-        s.number_hot = c.lru.len(Segment::Hot) as u64;
-        s.number_warm = c.lru.len(Segment::Warm) as u64;
-        s.number_cold = c.lru.len(Segment::Cold) as u64;
+        s.number_hot = c.segs.len(Segment::Hot) as u64;
+        s.number_warm = c.segs.len(Segment::Warm) as u64;
+        s.number_cold = c.segs.len(Segment::Cold) as u64;
         s.total_pages = c.pages.len() as u64;
         s.free_chunks = c.free.len() as u64;
         let ages = self.hand_ages(cls, now);
@@ -1124,11 +1118,11 @@ impl Shard {
             for seg in Segment::ALL {
                 assert_eq!(
                     counts[seg.index()],
-                    class.lru.len(seg),
+                    class.segs.len(seg),
                     "class {cls} {seg:?}"
                 );
             }
-            linked += class.lru.total();
+            linked += class.segs.total();
         }
         assert_eq!(linked, self.index.len());
         assert_eq!(linked as u64, self.counters.curr_items);

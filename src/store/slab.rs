@@ -1,6 +1,6 @@
 //! Owns: slab size classes, the pages that hold item chunks (addressed by `ChunkId`s), and the
 //! memory pages come from (the heap, or with `-L` one region advised for transparent huge pages).
-//! Does not: decide what to evict or link items (see `shard` and `lru`); count the global budget
+//! Does not: decide what to evict or link items (see `shard`); count the global budget
 //! (see `MemBudget` in `store`).
 
 use super::item;

@@ -340,7 +340,7 @@ fn append_prepend_honour_cas() {
 }
 
 /// Without evictions (`-M`), a full class of expired items keeps taking new items: each store
-/// reuses an expired chunk found ahead of the clock hand, and the hand moves past it, so fresh
+/// reuses an expired chunk found ahead of the eviction hand, and the hand moves past it, so fresh
 /// items never block the way to the expired ones.
 #[test]
 fn expired_items_are_reused_without_evictions_or_crawler() {
