@@ -19,7 +19,10 @@ use crate::protocol::text::{
 use crate::state::{Shared, Shutdown};
 use crate::stats::{bump, ThreadStats};
 use crate::store::exptime::realtime;
-use crate::store::{ArithOutcome, DeleteOutcome, Miss, StoreError, StoreMode, StoreOutcome};
+use crate::store::{
+    ArithOp, ArithOutcome, DeleteOutcome, Miss, Recency, StoreError, StoreMode, StoreOutcome,
+    StoreRequest,
+};
 
 /// What the connection must do after a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -207,7 +210,14 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             noreply,
         } => {
             let h = sh.store.hash(key);
-            let r = sh.store.lock(h).arith(key, h, incr, delta, 0, ctx.now());
+            let r = sh.store.lock(h).arith(
+                key,
+                h,
+                if incr { ArithOp::Incr } else { ArithOp::Decr },
+                delta,
+                0,
+                ctx.now(),
+            );
             match r {
                 Ok(ArithOutcome::Value(v, _)) => {
                     bump(if incr { &st.incr_hits } else { &st.decr_hits });
@@ -435,7 +445,7 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
         let r = if touch {
             shard.touch(key, h, exp, now)
         } else {
-            shard.get(key, h, now, true)
+            shard.get(key, h, now, Recency::Bump)
         };
         stats::record_prefix(ctx, key, PrefixOp::Get { hit: r.is_ok() });
         match r {
@@ -485,10 +495,17 @@ pub fn store_counted(
     let sh = ctx.shared;
     let st = ctx.stats;
     let h = sh.store.hash(key);
-    let r = sh
-        .store
-        .lock(h)
-        .store(mode, key, h, flags, exptime, data, ctx.now());
+    let r = sh.store.lock(h).store(
+        StoreRequest {
+            mode,
+            key,
+            hash: h,
+            flags,
+            exptime,
+            value: data,
+        },
+        ctx.now(),
+    );
     let is_cas = matches!(mode, StoreMode::Cas(_));
     match r {
         Ok(o) => {

@@ -36,6 +36,61 @@ pub enum StoreMode {
     Cas(u64),
 }
 
+/// A store request: how it treats an existing item, and the item to write.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreRequest<'a> {
+    pub mode: StoreMode,
+    pub key: &'a [u8],
+    /// `Store::hash(key)`.
+    pub hash: u64,
+    /// Client flags (append and prepend keep the existing item's).
+    pub flags: u32,
+    /// Server-relative expiry (0 = never; append and prepend keep the existing item's).
+    pub exptime: u32,
+    pub value: &'a [u8],
+}
+
+impl<'a> StoreRequest<'a> {
+    /// A request for an item without client flags that never expires.
+    #[inline]
+    pub fn new(mode: StoreMode, key: &'a [u8], hash: u64, value: &'a [u8]) -> StoreRequest<'a> {
+        StoreRequest {
+            mode,
+            key,
+            hash,
+            flags: 0,
+            exptime: 0,
+            value,
+        }
+    }
+}
+
+/// Whether a read counts as an access for the segmented LRU (the FETCHED and ACTIVE marks, and
+/// an ACTIVE item's move from COLD to WARM). `Keep` reads leave the item's LRU state as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recency {
+    Bump,
+    Keep,
+}
+
+/// incr or decr: incr wraps at 2^64, decr stops at 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArithOp {
+    Incr,
+    Decr,
+}
+
+/// What a meta request applies to an item after reading it (`Shard::meta_access`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaAccess {
+    /// A new server-relative expiry (counts a touch hit instead of a get hit).
+    pub exptime: Option<u32>,
+    /// Item bits to set, then bits to clear (`item::WIN_SENT`, `item::STALE`, ...).
+    pub set: u8,
+    pub clear: u8,
+    pub recency: Recency,
+}
+
 /// Expected results of a store request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum StoreOutcome {

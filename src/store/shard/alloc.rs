@@ -4,6 +4,7 @@
 //! Does not: decide which item is evicted (see `sweep`) or which page moves (see `page_moves`).
 
 use super::super::slab::ChunkId;
+use super::link::Reclaimer;
 use super::Shard;
 use crate::store::StoreError;
 
@@ -97,7 +98,7 @@ impl Shard {
         for _ in 0..=passed {
             self.advance_hand(cls);
         }
-        self.reclaim(id, now, false);
+        self.reclaim(id, now, Reclaimer::Other);
         true
     }
 }

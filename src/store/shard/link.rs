@@ -11,6 +11,14 @@ use super::sweep::Sweep;
 use super::{Found, Shard};
 use crate::store::Miss;
 
+/// Who frees a dead item: the counter it goes to (`crawler_reclaimed` or `reclaimed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Reclaimer {
+    Crawler,
+    /// The sweep, an allocation reusing a dead item ahead of the hand, or a page being emptied.
+    Other,
+}
+
 impl Shard {
     /// Finds a live item, unlinking it lazily when expired or flushed.
     pub(super) fn find(&mut self, key: &[u8], hash: u64, now: u32) -> Found {
@@ -90,16 +98,15 @@ impl Shard {
         self.counters.bytes = self.counters.bytes.saturating_sub(total as u64);
     }
 
-    /// Frees a dead item, counting it as reclaimed (by the crawler or otherwise) and, when it
-    /// expired without ever being read, as expired unfetched.
-    pub(super) fn reclaim(&mut self, id: ChunkId, now: u32, by_crawler: bool) {
+    /// Frees a dead item, counting it as reclaimed (by the crawler or otherwise, see `Reclaimer`)
+    /// and, when it expired without ever being read, as expired unfetched.
+    pub(super) fn reclaim(&mut self, id: ChunkId, now: u32, by: Reclaimer) {
         let c = self.pages.chunk(id);
         let expired_unfetched = is_expired(item::exptime(c), now) && item::bits(c) & FETCHED == 0;
         let stats = &mut self.class[self.pages.class_of(id)].stats;
-        if by_crawler {
-            stats.crawler_reclaimed += 1;
-        } else {
-            stats.reclaimed += 1;
+        match by {
+            Reclaimer::Crawler => stats.crawler_reclaimed += 1,
+            Reclaimer::Other => stats.reclaimed += 1,
         }
         if expired_unfetched {
             stats.expired_unfetched += 1;

@@ -6,6 +6,7 @@
 use std::sync::atomic::Ordering;
 
 use super::super::item;
+use super::link::Reclaimer;
 use super::sweep::Sweep;
 use super::Shard;
 
@@ -73,7 +74,7 @@ impl Shard {
             let cls = self.pages.class_of(id);
             self.class[cls].stats.crawler_items_checked += 1;
             if self.is_dead(c, now) {
-                self.reclaim(id, now, true);
+                self.reclaim(id, now, Reclaimer::Crawler);
             }
         }
         looked

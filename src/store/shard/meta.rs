@@ -5,7 +5,7 @@
 
 use super::super::item::{self, STALE, WIN_SENT};
 use super::{Found, Shard};
-use crate::store::{ItemView, Miss};
+use crate::store::{ItemView, MetaAccess, Miss, Recency};
 
 impl Shard {
     /// A live item as it is, without counting an access (no LRU bump, no statistics): meta
@@ -17,20 +17,15 @@ impl Shard {
         }
     }
 
-    /// Applies what a meta request decided after reading an item: a new expiry, bits to set and
-    /// clear, and, with `bump`, the access for the LRU. Counts a get hit (a touch hit when the
-    /// expiry changes) for the class. False when the item is gone.
-    #[allow(clippy::too_many_arguments)]
-    pub fn meta_access(
-        &mut self,
-        key: &[u8],
-        hash: u64,
-        now: u32,
-        exptime: Option<u32>,
-        set: u8,
-        clear: u8,
-        bump: bool,
-    ) -> bool {
+    /// Applies what a meta request decided after reading an item (see `MetaAccess`). Counts a
+    /// get hit (a touch hit when the expiry changes) for the class. False when the item is gone.
+    pub fn meta_access(&mut self, key: &[u8], hash: u64, now: u32, access: MetaAccess) -> bool {
+        let MetaAccess {
+            exptime,
+            set,
+            clear,
+            recency,
+        } = access;
         let Found::Hit(id) = self.find(key, hash, now) else {
             return false;
         };
@@ -39,7 +34,7 @@ impl Shard {
         if let Some(e) = exptime {
             self.retime(id, e);
         }
-        if bump {
+        if recency == Recency::Bump {
             self.bump(id, now);
         }
         let cls = self.pages.class_of(id);
@@ -68,7 +63,7 @@ impl Shard {
         }
     }
 
-    /// Sets or clears the bits of a live item (meta win/stale tokens). Returns the old bits.
+    /// Sets bits of a live item (meta win token, base64 key). Returns the old bits.
     pub fn update_bits(&mut self, key: &[u8], hash: u64, set: u8, now: u32) -> Option<u8> {
         match self.find(key, hash, now) {
             Found::Hit(id) => {
@@ -85,7 +80,29 @@ impl Shard {
 #[cfg(test)]
 mod tests {
     use crate::store::item::{FETCHED, STALE, WIN_SENT};
-    use crate::store::{Miss, Store, StoreConfig, StoreMode, StoreOutcome};
+    use crate::store::{
+        MetaAccess, Miss, Recency, Store, StoreConfig, StoreMode, StoreOutcome, StoreRequest,
+    };
+
+    fn set<'a>(key: &'a [u8], hash: u64, flags: u32, value: &'a [u8]) -> StoreRequest<'a> {
+        StoreRequest {
+            mode: StoreMode::Set,
+            key,
+            hash,
+            flags,
+            exptime: 0,
+            value,
+        }
+    }
+
+    fn access(exptime: Option<u32>, set: u8, clear: u8, recency: Recency) -> MetaAccess {
+        MetaAccess {
+            exptime,
+            set,
+            clear,
+            recency,
+        }
+    }
 
     #[test]
     fn peek_does_not_count_an_access() {
@@ -94,7 +111,7 @@ mod tests {
         let mut s = store.lock(h);
         assert_eq!(s.peek(b"k", h, 10).err(), Some(Miss::NotFound));
         assert!(matches!(
-            s.store(StoreMode::Set, b"k", h, 3, 0, b"v", 10),
+            s.store(set(b"k", h, 3, b"v"), 10),
             Ok(StoreOutcome::Stored(_))
         ));
         let v = s.peek(b"k", h, 20).unwrap();
@@ -109,17 +126,27 @@ mod tests {
         let store = Store::new(&StoreConfig::default());
         let h = store.hash(b"k");
         let mut s = store.lock(h);
-        s.store(StoreMode::Set, b"k", h, 0, 0, b"v", 10).unwrap();
-        assert!(s.meta_access(b"k", h, 12, Some(100), WIN_SENT | STALE, 0, false));
+        s.store(set(b"k", h, 0, b"v"), 10).unwrap();
+        assert!(s.meta_access(
+            b"k",
+            h,
+            12,
+            access(Some(100), WIN_SENT | STALE, 0, Recency::Keep)
+        ));
         let v = s.peek(b"k", h, 12).unwrap();
         assert_eq!((v.exptime, v.atime, v.bits & FETCHED), (100, 10, 0));
         assert_eq!(v.bits & (WIN_SENT | STALE), WIN_SENT | STALE);
-        assert!(s.meta_access(b"k", h, 15, None, 0, STALE, true));
+        assert!(s.meta_access(b"k", h, 15, access(None, 0, STALE, Recency::Bump)));
         let v = s.peek(b"k", h, 15).unwrap();
         assert_eq!((v.exptime, v.atime), (100, 15));
         assert_eq!(v.bits & (WIN_SENT | STALE | FETCHED), WIN_SENT | FETCHED);
-        assert!(!s.meta_access(b"other", store.hash(b"other"), 15, None, 0, 0, true));
+        assert!(!s.meta_access(
+            b"other",
+            store.hash(b"other"),
+            15,
+            access(None, 0, 0, Recency::Bump)
+        ));
         // Expired items are gone for meta access too.
-        assert!(!s.meta_access(b"k", h, 100, None, 0, 0, true));
+        assert!(!s.meta_access(b"k", h, 100, access(None, 0, 0, Recency::Bump)));
     }
 }

@@ -5,28 +5,25 @@
 use super::super::item;
 use super::{Found, Shard};
 use crate::store::{
-    ArithOutcome, DeleteOutcome, ItemView, Miss, StoreError, StoreMode, StoreOutcome,
+    ArithOp, ArithOutcome, DeleteOutcome, ItemView, Miss, Recency, StoreError, StoreMode,
+    StoreOutcome, StoreRequest,
 };
 
 impl Shard {
-    /// Stores `value` under `key` according to `mode`. `exptime` is server-relative (0 = never).
-    #[allow(clippy::too_many_arguments)]
-    pub fn store(
-        &mut self,
-        mode: StoreMode,
-        key: &[u8],
-        hash: u64,
-        flags: u32,
-        exptime: u32,
-        value: &[u8],
-        now: u32,
-    ) -> Result<StoreOutcome, StoreError> {
+    /// Stores `req.value` under `req.key` according to `req.mode`.
+    pub fn store(&mut self, req: StoreRequest<'_>, now: u32) -> Result<StoreOutcome, StoreError> {
+        let StoreRequest {
+            mode,
+            key,
+            hash,
+            mut flags,
+            mut exptime,
+            value,
+        } = req;
         let found = match self.find(key, hash, now) {
             Found::Hit(id) => Some(id),
             Found::Miss(_) => None,
         };
-        let mut flags = flags;
-        let mut exptime = exptime;
         let mut joined: Option<Vec<u8>> = None;
         match (mode, found) {
             (StoreMode::Add, Some(id)) => {
@@ -131,17 +128,17 @@ impl Shard {
         Ok(StoreOutcome::Stored(cas))
     }
 
-    /// Looks `key` up. With `bump`, the access counts for the LRU.
+    /// Looks `key` up, counting a get hit; with `Recency::Bump` the read also counts for the LRU.
     pub fn get(
         &mut self,
         key: &[u8],
         hash: u64,
         now: u32,
-        bump: bool,
+        recency: Recency,
     ) -> Result<ItemView<'_>, Miss> {
         match self.find(key, hash, now) {
             Found::Hit(id) => {
-                if bump {
+                if recency == Recency::Bump {
                     self.bump(id, now);
                 }
                 let cls = self.pages.class_of(id);
@@ -188,13 +185,13 @@ impl Shard {
         }
     }
 
-    /// incr/decr: the stored value must be a decimal u64; incr wraps at 2^64, decr stops at 0.
+    /// incr/decr (`op`): the stored value must be a decimal u64; incr wraps at 2^64, decr stops at 0.
     /// A shorter result is written in place padded with spaces, as memcached does.
     pub fn arith(
         &mut self,
         key: &[u8],
         hash: u64,
-        incr: bool,
+        op: ArithOp,
         delta: u64,
         cas: u64,
         now: u32,
@@ -210,17 +207,17 @@ impl Shard {
         let Some(cur) = crate::num::strtoull(item::value(c)) else {
             return Ok(ArithOutcome::NonNumeric);
         };
-        let new = if incr {
-            cur.wrapping_add(delta)
-        } else {
-            cur.saturating_sub(delta)
+        let stats = &mut self.class[self.pages.class_of(id)].stats;
+        let new = match op {
+            ArithOp::Incr => {
+                stats.incr_hits += 1;
+                cur.wrapping_add(delta)
+            }
+            ArithOp::Decr => {
+                stats.decr_hits += 1;
+                cur.saturating_sub(delta)
+            }
         };
-        let cls = self.pages.class_of(id);
-        if incr {
-            self.class[cls].stats.incr_hits += 1;
-        } else {
-            self.class[cls].stats.decr_hits += 1;
-        }
         let mut buf = itoa::Buffer::new();
         let digits = buf.format(new).as_bytes();
         if digits.len() <= item::vlen(c) {
@@ -234,8 +231,12 @@ impl Shard {
             return Ok(ArithOutcome::Value(new, new_cas));
         }
         let (flags, exptime) = (item::flags(c), item::exptime(c));
-        let owned = digits.to_vec();
-        match self.store(StoreMode::Set, key, hash, flags, exptime, &owned, now)? {
+        let req = StoreRequest {
+            flags,
+            exptime,
+            ..StoreRequest::new(StoreMode::Set, key, hash, digits)
+        };
+        match self.store(req, now)? {
             StoreOutcome::Stored(cas) => Ok(ArithOutcome::Value(new, cas)),
             _ => Ok(ArithOutcome::NotFound),
         }

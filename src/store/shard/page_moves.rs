@@ -5,6 +5,7 @@
 
 use super::super::item;
 use super::super::slab::ChunkId;
+use super::link::Reclaimer;
 use super::Shard;
 
 /// What happens to the live items of a page being taken from its class.
@@ -63,7 +64,7 @@ impl Shard {
             }
             if self.is_dead(c, now) {
                 // Dead already: free it rather than copy it somewhere the crawler has passed.
-                self.reclaim(id, now, false);
+                self.reclaim(id, now, Reclaimer::Other);
                 let back = self.class[src].free.pop();
                 debug_assert_eq!(back, Some(id));
                 continue;

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use super::super::item::{self, Segment, ACTIVE, FETCHED};
 use super::super::slab::ChunkId;
+use super::link::Reclaimer;
 use super::Shard;
 
 /// Chunks the hand passes at most to find an item to evict; past it, the next live item is
@@ -142,7 +143,7 @@ impl Shard {
                     self.class[cls].hand.set(hand);
                     break;
                 }
-                self.reclaim(id, now, false);
+                self.reclaim(id, now, Reclaimer::Other);
                 if mode == Sweep::Evict {
                     return (moved, true);
                 }
