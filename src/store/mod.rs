@@ -20,7 +20,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 
 pub use shard::{Shard, ShardCounters};
-pub use slab::SizeClasses;
+pub use slab::{SizeClasses, Steps};
 
 /// How a store request treats an existing item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -399,12 +399,17 @@ fn shard_count(cfg: &StoreConfig) -> usize {
 /// shard; with few pages per shard (the default `-m 64`), more classes would leave classes
 /// without a page, and items of varied sizes would be evicted from a mostly empty cache.
 fn size_classes(cfg: &StoreConfig, shards: usize) -> SizeClasses {
-    let fine = SizeClasses::new(cfg.min_size, cfg.growth_factor, cfg.page_size, true);
+    let fine = SizeClasses::new(cfg.min_size, cfg.growth_factor, cfg.page_size, Steps::Fine);
     let pages_per_shard = (cfg.memory_limit / cfg.page_size).max(1) / shards.max(1);
     if pages_per_shard >= 2 * fine.len() {
         fine
     } else {
-        SizeClasses::new(cfg.min_size, cfg.growth_factor, cfg.page_size, false)
+        SizeClasses::new(
+            cfg.min_size,
+            cfg.growth_factor,
+            cfg.page_size,
+            Steps::Factor,
+        )
     }
 }
 
