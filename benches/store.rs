@@ -1,12 +1,23 @@
 //! Micro benchmarks of the store: get hit/miss, set, and set with eviction.
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion, Throughput};
-use ferrocache::store::{Store, StoreConfig, StoreMode};
+use ferrocache::store::{Recency, Store, StoreConfig, StoreMode, StoreRequest};
 
 fn keys(n: usize) -> Vec<Vec<u8>> {
     (0..n)
         .map(|i| format!("key:{i:028}").into_bytes())
         .collect()
+}
+
+fn set<'a>(key: &'a [u8], hash: u64, value: &'a [u8]) -> StoreRequest<'a> {
+    StoreRequest {
+        mode: StoreMode::Set,
+        key,
+        hash,
+        flags: 0,
+        exptime: 0,
+        value,
+    }
 }
 
 fn store(c: &mut Criterion) {
@@ -20,7 +31,7 @@ fn store(c: &mut Criterion) {
     let v = vec![b'v'; 100];
     for k in &ks {
         let h = s.hash(k);
-        s.lock(h).store(StoreMode::Set, k, h, 0, 0, &v, 10).unwrap();
+        s.lock(h).store(set(k, h, &v), 10).unwrap();
     }
     let mut i = 0usize;
     g.bench_function("get_hit", |b| {
@@ -29,14 +40,14 @@ fn store(c: &mut Criterion) {
             let k = &ks[i];
             let h = s.hash(k);
             let mut sh = s.lock(h);
-            black_box(sh.get(k, h, 10, true).map(|v| v.value.len()).ok())
+            black_box(sh.get(k, h, 10, Recency::Bump).map(|v| v.value.len()).ok())
         })
     });
     let miss = b"missing-key-000000000000000000".to_vec();
     g.bench_function("get_miss", |b| {
         b.iter(|| {
             let h = s.hash(&miss);
-            black_box(s.lock(h).get(&miss, h, 10, true).is_ok())
+            black_box(s.lock(h).get(&miss, h, 10, Recency::Bump).is_ok())
         })
     });
     g.bench_function("set_overwrite", |b| {
@@ -44,7 +55,7 @@ fn store(c: &mut Criterion) {
             i = (i + 7919) % ks.len();
             let k = &ks[i];
             let h = s.hash(k);
-            black_box(s.lock(h).store(StoreMode::Set, k, h, 0, 0, &v, 10).is_ok())
+            black_box(s.lock(h).store(set(k, h, &v), 10).is_ok())
         })
     });
     let small = Store::new(&StoreConfig {
@@ -57,12 +68,7 @@ fn store(c: &mut Criterion) {
             i = (i + 1) % many.len();
             let k = &many[i];
             let h = small.hash(k);
-            black_box(
-                small
-                    .lock(h)
-                    .store(StoreMode::Set, k, h, 0, 0, &v, 10)
-                    .is_ok(),
-            )
+            black_box(small.lock(h).store(set(k, h, &v), 10).is_ok())
         })
     });
     g.finish();

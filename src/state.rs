@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 
 use crate::config::Config;
 use crate::stats::{PrefixTable, ThreadStats};
-use crate::store::clock::CLOCK_START;
+use crate::store::exptime::CLOCK_START;
 use crate::store::Store;
 
 /// The server clock: seconds since start, ticked by the maintainer thread.

@@ -11,7 +11,9 @@ use crate::protocol::binary::{
     op, status, unquiet, write_error, write_header, write_response, Check, Frame,
 };
 use crate::stats::{bump, PrefixOp};
-use crate::store::{ArithOutcome, DeleteOutcome, StoreError, StoreMode, StoreOutcome};
+use crate::store::{
+    ArithOp, ArithOutcome, DeleteOutcome, Recency, StoreError, StoreMode, StoreOutcome,
+};
 
 /// Mechanisms offered to SASL clients.
 pub const MECHANISMS: &str = "PLAIN";
@@ -176,7 +178,7 @@ fn get(f: &Frame<'_>, base: u8, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         let exp = ctx.exptime_wide(i64::from(be_u32(f.extras, 0)));
         shard.touch(f.key, hash, exp, now)
     } else {
-        shard.get(f.key, hash, now, true)
+        shard.get(f.key, hash, now, Recency::Bump)
     };
     let hit = r.is_ok();
     match r {
@@ -298,10 +300,14 @@ fn arith(f: &Frame<'_>, incr: bool, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8
     let initial = be_u64(f.extras, 8);
     let exptime = be_u32(f.extras, 16);
     let hash = sh.store.hash(f.key);
-    let r = sh
-        .store
-        .lock(hash)
-        .arith(f.key, hash, incr, delta, h.cas, ctx.now());
+    let r = sh.store.lock(hash).arith(
+        f.key,
+        hash,
+        if incr { ArithOp::Incr } else { ArithOp::Decr },
+        delta,
+        h.cas,
+        ctx.now(),
+    );
     let value = |out: &mut Vec<u8>, v: u64, cas: u64| {
         if !quiet {
             write_response(

@@ -9,7 +9,10 @@ use crate::protocol::ascii::{self, Tokens, NON_NUMERIC, OUT_OF_MEMORY, TOO_LARGE
 use crate::protocol::meta::{base64_encode, parse_meta, MetaCmd, MetaReq, OPAQUE_TOO_LONG};
 use crate::stats::bump;
 use crate::store::item::{FETCHED, KEY_BINARY, STALE, WIN_SENT};
-use crate::store::{ArithOutcome, ItemView, StoreError, StoreMode, StoreOutcome};
+use crate::store::{
+    ArithOp, ArithOutcome, ItemView, MetaAccess, Recency, StoreError, StoreMode, StoreOutcome,
+    StoreRequest,
+};
 
 use super::{count_lookup, Action, Ctx};
 
@@ -105,7 +108,7 @@ fn mget(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             miss = Some(m);
             if f.vivify.is_some() {
                 // An empty item; its TTL is set when the `N` flag is reached below.
-                let r = shard.store(StoreMode::Add, key, h, 0, 0, b"", now);
+                let r = shard.store(StoreRequest::new(StoreMode::Add, key, h, b""), now);
                 if let Ok(StoreOutcome::Stored(_)) = r {
                     created = true;
                     miss = None;
@@ -129,7 +132,21 @@ fn mget(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         Err(_) => return, // unreachable: the lock is held since the lookup
     };
     let set = if hit.won { WIN_SENT } else { 0 };
-    shard.meta_access(key, h, now, hit.exptime, set, 0, !f.no_update);
+    shard.meta_access(
+        key,
+        h,
+        now,
+        MetaAccess {
+            exptime: hit.exptime,
+            set,
+            clear: 0,
+            recency: if f.no_update {
+                Recency::Keep
+            } else {
+                Recency::Bump
+            },
+        },
+    );
     drop(shard);
     count_lookup(st, hit.touched, None);
 }
@@ -253,7 +270,17 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             }
         }
     }
-    let r = shard.store(mode, key, h, f.client_flags, exptime, req.data, now);
+    let r = shard.store(
+        StoreRequest {
+            mode,
+            key,
+            hash: h,
+            flags: f.client_flags,
+            exptime,
+            value: req.data,
+        },
+        now,
+    );
     if let Ok(StoreOutcome::Stored(_)) = r {
         let bits = keep_bits | if f.base64 { KEY_BINARY } else { 0 };
         if bits != 0 {
@@ -366,7 +393,14 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let h = sh.store.hash(key);
     let mut shard = sh.store.lock(h);
     let cas = f.cas.unwrap_or(0);
-    let res = match shard.arith(key, h, incr, f.delta, cas, now) {
+    let res = match shard.arith(
+        key,
+        h,
+        if incr { ArithOp::Incr } else { ArithOp::Decr },
+        f.delta,
+        cas,
+        now,
+    ) {
         Ok(ArithOutcome::Value(v, _)) => {
             bump(if incr { &st.incr_hits } else { &st.decr_hits });
             ArithResult::Item(v, false)
@@ -374,7 +408,7 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         Ok(ArithOutcome::NotFound) if f.vivify.is_some() => {
             let mut b = itoa::Buffer::new();
             let digits = b.format(f.initial).as_bytes();
-            match shard.store(StoreMode::Add, key, h, 0, 0, digits, now) {
+            match shard.store(StoreRequest::new(StoreMode::Add, key, h, digits), now) {
                 Ok(StoreOutcome::Stored(_)) => ArithResult::Item(f.initial, true),
                 Ok(_) => ArithResult::Line(b"NS"),
                 Err(_) => ArithResult::Error("SERVER_ERROR Out of memory allocating new item"),
@@ -456,7 +490,17 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         }
     }
     if new_exp.is_some() {
-        shard.meta_access(key, h, now, new_exp, 0, 0, false);
+        shard.meta_access(
+            key,
+            h,
+            now,
+            MetaAccess {
+                exptime: new_exp,
+                set: 0,
+                clear: 0,
+                recency: Recency::Keep,
+            },
+        );
     }
     drop(shard);
     if bad_opaque {

@@ -15,8 +15,8 @@ use std::sync::atomic::Ordering;
 
 use crate::state::{Shared, Shutdown};
 use crate::stats::{bump, ThreadStats};
-use crate::store::clock::realtime;
-use crate::store::{Miss, StoreError, StoreMode, StoreOutcome};
+use crate::store::exptime::realtime;
+use crate::store::{Miss, StoreError, StoreMode, StoreOutcome, StoreRequest};
 
 /// What the connection must do after a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -149,10 +149,17 @@ pub fn store_counted(
     let sh = ctx.shared;
     let st = ctx.stats;
     let h = sh.store.hash(key);
-    let r = sh
-        .store
-        .lock(h)
-        .store(mode, key, h, flags, exptime, data, ctx.now());
+    let r = sh.store.lock(h).store(
+        StoreRequest {
+            mode,
+            key,
+            hash: h,
+            flags,
+            exptime,
+            value: data,
+        },
+        ctx.now(),
+    );
     let is_cas = matches!(mode, StoreMode::Cas(_));
     match r {
         Ok(o) => {

@@ -164,7 +164,7 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let uptime = sh
         .clock
         .now()
-        .saturating_sub(crate::store::clock::CLOCK_START);
+        .saturating_sub(crate::store::exptime::CLOCK_START);
     let curr = sh.curr_connections.load(Ordering::Relaxed);
     let s = |out: &mut Vec<u8>, k: &str, v: &dyn std::fmt::Display| write_stat(out, k, v);
     s(out, "pid", &std::process::id());

@@ -13,7 +13,9 @@ use crate::protocol::ascii::{
 use crate::protocol::text::AuthLine;
 use crate::state::{Shared, Shutdown};
 use crate::stats::{bump, PrefixOp};
-use crate::store::{ArithOutcome, DeleteOutcome, StoreError, StoreMode, StoreOutcome};
+use crate::store::{
+    ArithOp, ArithOutcome, DeleteOutcome, Recency, StoreError, StoreMode, StoreOutcome,
+};
 
 fn line(out: &mut Vec<u8>, s: &str, noreply: bool) {
     if !noreply {
@@ -96,7 +98,14 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             noreply,
         } => {
             let h = sh.store.hash(key);
-            let r = sh.store.lock(h).arith(key, h, incr, delta, 0, ctx.now());
+            let r = sh.store.lock(h).arith(
+                key,
+                h,
+                if incr { ArithOp::Incr } else { ArithOp::Decr },
+                delta,
+                0,
+                ctx.now(),
+            );
             match r {
                 Ok(ArithOutcome::Value(v, _)) => {
                     bump(if incr { &st.incr_hits } else { &st.decr_hits });
@@ -310,7 +319,7 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
         let r = if touch {
             shard.touch(key, h, exp, now)
         } else {
-            shard.get(key, h, now, true)
+            shard.get(key, h, now, Recency::Bump)
         };
         stats::record_prefix(ctx, key, PrefixOp::Get { hit: r.is_ok() });
         match r {

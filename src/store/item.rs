@@ -1,5 +1,5 @@
 //! Owns: the byte layout of one item inside a slab chunk, and typed accessors for its fields.
-//! Does not: allocate, age or index items (see `slab`, `lru`, `shard`).
+//! Does not: allocate, age or index items (see `slab`, `segments`, `hand`, `shard`).
 //!
 //! ```text
 //!  0                8        12       16  17  18  19
@@ -12,7 +12,7 @@
 //! layout byte says how the rest is laid out: the value length takes 1 to 4 bytes (as many as it
 //! needs) and the client flags take 4 bytes only when they are not zero (as memcached does), so
 //! a small item has a 20-byte header. There are no per-item links: LRU segments are ages kept
-//! in `bits` and walked by a clock hand (see `lru`).
+//! in `bits` and walked by an eviction hand (see `hand`).
 
 /// Bytes of fixed header before the value length.
 const FIXED: usize = 19;

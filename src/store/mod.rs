@@ -5,9 +5,10 @@
 //! Lock order: a thread holds at most one shard lock at a time; no other lock is taken while a
 //! shard lock is held (the budget, CAS counter and flush mark are atomics).
 
-pub mod clock;
+pub mod exptime;
+pub mod hand;
 pub mod item;
-pub mod lru;
+pub mod segments;
 pub mod shard;
 pub mod slab;
 
@@ -19,7 +20,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 
 pub use shard::{Shard, ShardCounters};
-pub use slab::SizeClasses;
+pub use slab::{SizeClasses, Steps};
 
 /// How a store request treats an existing item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +34,61 @@ pub enum StoreMode {
     Prepend(u64),
     /// Store only if the item exists with this CAS value.
     Cas(u64),
+}
+
+/// A store request: how it treats an existing item, and the item to write.
+#[derive(Clone, Copy, Debug)]
+pub struct StoreRequest<'a> {
+    pub mode: StoreMode,
+    pub key: &'a [u8],
+    /// `Store::hash(key)`.
+    pub hash: u64,
+    /// Client flags (append and prepend keep the existing item's).
+    pub flags: u32,
+    /// Server-relative expiry (0 = never; append and prepend keep the existing item's).
+    pub exptime: u32,
+    pub value: &'a [u8],
+}
+
+impl<'a> StoreRequest<'a> {
+    /// A request for an item without client flags that never expires.
+    #[inline]
+    pub fn new(mode: StoreMode, key: &'a [u8], hash: u64, value: &'a [u8]) -> StoreRequest<'a> {
+        StoreRequest {
+            mode,
+            key,
+            hash,
+            flags: 0,
+            exptime: 0,
+            value,
+        }
+    }
+}
+
+/// Whether a read counts as an access for the segmented LRU (the FETCHED and ACTIVE marks, and
+/// an ACTIVE item's move from COLD to WARM). `Keep` reads leave the item's LRU state as it was.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recency {
+    Bump,
+    Keep,
+}
+
+/// incr or decr: incr wraps at 2^64, decr stops at 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArithOp {
+    Incr,
+    Decr,
+}
+
+/// What a meta request applies to an item after reading it (`Shard::meta_access`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MetaAccess {
+    /// A new server-relative expiry (counts a touch hit instead of a get hit).
+    pub exptime: Option<u32>,
+    /// Item bits to set, then bits to clear (`item::WIN_SENT`, `item::STALE`, ...).
+    pub set: u8,
+    pub clear: u8,
+    pub recency: Recency,
 }
 
 /// Expected results of a store request.
@@ -343,12 +399,17 @@ fn shard_count(cfg: &StoreConfig) -> usize {
 /// shard; with few pages per shard (the default `-m 64`), more classes would leave classes
 /// without a page, and items of varied sizes would be evicted from a mostly empty cache.
 fn size_classes(cfg: &StoreConfig, shards: usize) -> SizeClasses {
-    let fine = SizeClasses::new(cfg.min_size, cfg.growth_factor, cfg.page_size, true);
+    let fine = SizeClasses::new(cfg.min_size, cfg.growth_factor, cfg.page_size, Steps::Fine);
     let pages_per_shard = (cfg.memory_limit / cfg.page_size).max(1) / shards.max(1);
     if pages_per_shard >= 2 * fine.len() {
         fine
     } else {
-        SizeClasses::new(cfg.min_size, cfg.growth_factor, cfg.page_size, false)
+        SizeClasses::new(
+            cfg.min_size,
+            cfg.growth_factor,
+            cfg.page_size,
+            Steps::Factor,
+        )
     }
 }
 

@@ -1,6 +1,6 @@
 //! Owns: slab size classes, the pages that hold item chunks (addressed by `ChunkId`s), and the
 //! memory pages come from (the heap, or with `-L` one region advised for transparent huge pages).
-//! Does not: decide what to evict or link items (see `shard` and `lru`); count the global budget
+//! Does not: decide what to evict or link items (see `shard`); count the global budget
 //! (see `MemBudget` in `store`).
 
 use super::item;
@@ -14,16 +14,25 @@ const FINE_STEPS_UNTIL: usize = 256;
 /// within what `stats cachedump` and `slabs reassign` accept.
 pub const MAX_CLASSES: usize = 63;
 
+/// How the chunk sizes of small classes grow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Steps {
+    /// 8-byte steps below 256 bytes, then the factor (when that makes at most 63 classes).
+    Fine,
+    /// memcached's schedule: the factor from the first class on.
+    Factor,
+}
+
 /// The size classes: chunk sizes growing from a minimum, like memcached's `slabs_init`: the
 /// first class holds the smallest header plus `-n` bytes, each next class is `factor` larger
 /// (8-byte aligned) until half a page, then one class of half a page and one of a whole page (so
 /// the largest items, up to `-I`, still fit one chunk); at most 63 classes, as memcached.
 ///
-/// With `fine`, classes below 256 bytes are 8 bytes apart instead. For small items the factor's
-/// rounding is the largest cost per item (a 25% step wastes up to a fifth of a chunk); 8-byte
-/// steps bound it to 7 bytes. They make more classes, and a class needs whole pages, so the store
-/// asks for them only when memory is ample (see `Store::new`), and they are dropped when they
-/// would make more than 63 classes (a small `-f` or `-n`, a large `-I`).
+/// With `Steps::Fine`, classes below 256 bytes are 8 bytes apart instead. For small items the
+/// factor's rounding is the largest cost per item (a 25% step wastes up to a fifth of a chunk);
+/// 8-byte steps bound it to 7 bytes. They make more classes, and a class needs whole pages, so
+/// the store asks for them only when memory is ample (see `size_classes` in `store`), and they
+/// are dropped when they would make more than 63 classes (a small `-f` or `-n`, a large `-I`).
 #[derive(Debug, Clone)]
 pub struct SizeClasses {
     sizes: Vec<usize>,
@@ -31,12 +40,11 @@ pub struct SizeClasses {
 }
 
 impl SizeClasses {
-    pub fn new(min_size: usize, factor: f64, page_size: usize, fine: bool) -> SizeClasses {
+    pub fn new(min_size: usize, factor: f64, page_size: usize, steps: Steps) -> SizeClasses {
         let factor = if factor > 1.0 { factor } else { 1.25 };
-        let fine = if fine {
-            Self::schedule(min_size, factor, page_size, FINE_STEPS_UNTIL)
-        } else {
-            Vec::new()
+        let fine = match steps {
+            Steps::Fine => Self::schedule(min_size, factor, page_size, FINE_STEPS_UNTIL),
+            Steps::Factor => Vec::new(),
         };
         let mut sizes = if !fine.is_empty() && fine.len() <= MAX_CLASSES {
             fine
@@ -330,7 +338,7 @@ mod tests {
 
     #[test]
     fn default_classes_grow_like_memcached() {
-        let c = SizeClasses::new(48, 1.25, 1 << 20, true);
+        let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Fine);
         assert_eq!(c.size(0), 72);
         assert_eq!(c.size(1), 80);
         // 8-byte steps up to 256, then the factor.
@@ -358,7 +366,7 @@ mod tests {
             (48, 1.25, 16 << 20),
             (48, 1.01, 1 << 20),
         ] {
-            let c = SizeClasses::new(n, f, page, true);
+            let c = SizeClasses::new(n, f, page, Steps::Fine);
             assert!(c.len() <= MAX_CLASSES, "-n {n} -f {f}: {} classes", c.len());
             assert_eq!(c.size(c.len() - 1), page);
             for w in 1..c.len() {
@@ -366,17 +374,17 @@ mod tests {
             }
         }
         // Too many with fine steps: memcached's schedule (factor from the first class).
-        let c = SizeClasses::new(48, 1.2, 1 << 20, true);
+        let c = SizeClasses::new(48, 1.2, 1 << 20, Steps::Fine);
         assert_eq!(c.size(1), (c.size(0) as f64 * 1.2) as usize / 8 * 8 + 8);
         // Without fine steps: memcached's schedule from the first class.
-        let c = SizeClasses::new(48, 1.25, 1 << 20, false);
+        let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Factor);
         let sizes: Vec<usize> = (0..6).map(|i| c.size(i)).collect();
         assert_eq!(sizes, vec![72, 96, 120, 152, 192, 240]);
     }
 
     #[test]
     fn large_region_pages_are_zeroed_reused_and_then_heap() {
-        let c = SizeClasses::new(48, 1.25, 1 << 20, true);
+        let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Fine);
         let Ok(region) = LargeRegion::new(2, 1 << 20) else {
             // No transparent huge page support on this kernel: nothing to test.
             return;
@@ -402,7 +410,7 @@ mod tests {
 
     #[test]
     fn chunk_addressing() {
-        let c = SizeClasses::new(48, 1.25, 1 << 20, true);
+        let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Fine);
         let mut pages = Pages::new(&c, None);
         let p = pages.add(0, c.size(0));
         let id = pages.id(p, 5);

@@ -20,13 +20,25 @@ fn set(
     now: u32,
 ) -> Result<StoreOutcome, StoreError> {
     let h = s.hash(k);
-    s.lock(h).store(mode, k, h, 0, exp, v, now)
+    s.lock(h).store(
+        StoreRequest {
+            mode,
+            key: k,
+            hash: h,
+            flags: 0,
+            exptime: exp,
+            value: v,
+        },
+        now,
+    )
 }
 
 fn get(s: &Store, k: &[u8], now: u32) -> Option<Vec<u8>> {
     let h = s.hash(k);
     let mut g = s.lock(h);
-    g.get(k, h, now, true).ok().map(|v| v.value.to_vec())
+    g.get(k, h, now, Recency::Bump)
+        .ok()
+        .map(|v| v.value.to_vec())
 }
 
 #[test]
@@ -53,7 +65,7 @@ fn set_get_modes() {
     set(&s, StoreMode::Prepend(0), b"a", b"<", 0, 5).unwrap();
     assert_eq!(get(&s, b"a", 5).as_deref(), Some(&b"<1xy"[..]));
     let h = s.hash(b"a");
-    let cas = s.lock(h).get(b"a", h, 5, false).unwrap().cas;
+    let cas = s.lock(h).get(b"a", h, 5, Recency::Keep).unwrap().cas;
     assert_eq!(
         set(&s, StoreMode::Cas(cas + 100), b"a", b"z", 0, 5),
         Ok(StoreOutcome::Exists)
@@ -91,33 +103,34 @@ fn arith_wrap_clamp_and_padding() {
     let h = s.hash(b"n");
     set(&s, StoreMode::Set, b"n", b"18446744073709551615", 0, 5).unwrap();
     assert!(matches!(
-        s.lock(h).arith(b"n", h, true, 1, 0, 5),
+        s.lock(h).arith(b"n", h, ArithOp::Incr, 1, 0, 5),
         Ok(ArithOutcome::Value(0, _))
     ));
     assert_eq!(get(&s, b"n", 5).unwrap(), b"0                   ".to_vec());
     set(&s, StoreMode::Set, b"n", b"100", 0, 5).unwrap();
     assert!(matches!(
-        s.lock(h).arith(b"n", h, false, 1, 0, 5),
+        s.lock(h).arith(b"n", h, ArithOp::Decr, 1, 0, 5),
         Ok(ArithOutcome::Value(99, _))
     ));
     assert_eq!(get(&s, b"n", 5).unwrap(), b"99 ".to_vec());
     assert!(matches!(
-        s.lock(h).arith(b"n", h, false, 1000, 0, 5),
+        s.lock(h).arith(b"n", h, ArithOp::Decr, 1000, 0, 5),
         Ok(ArithOutcome::Value(0, _))
     ));
     set(&s, StoreMode::Set, b"n", b"9", 0, 5).unwrap();
     assert!(matches!(
-        s.lock(h).arith(b"n", h, true, 1, 0, 5),
+        s.lock(h).arith(b"n", h, ArithOp::Incr, 1, 0, 5),
         Ok(ArithOutcome::Value(10, _))
     ));
     assert_eq!(get(&s, b"n", 5).unwrap(), b"10".to_vec());
     set(&s, StoreMode::Set, b"n", b"abc", 0, 5).unwrap();
     assert_eq!(
-        s.lock(h).arith(b"n", h, true, 1, 0, 5),
+        s.lock(h).arith(b"n", h, ArithOp::Incr, 1, 0, 5),
         Ok(ArithOutcome::NonNumeric)
     );
     assert_eq!(
-        s.lock(h).arith(b"zz", s.hash(b"zz"), true, 1, 0, 5),
+        s.lock(h)
+            .arith(b"zz", s.hash(b"zz"), ArithOp::Incr, 1, 0, 5),
         Ok(ArithOutcome::NotFound)
     );
 }
@@ -131,7 +144,10 @@ fn expiry_and_flush() {
     let h = s.hash(b"t");
     set(&s, StoreMode::Set, b"t", b"v", 0, 5).unwrap();
     s.flush();
-    assert_eq!(s.lock(h).get(b"t", h, 5, true).err(), Some(Miss::Flushed));
+    assert_eq!(
+        s.lock(h).get(b"t", h, 5, Recency::Bump).err(),
+        Some(Miss::Flushed)
+    );
     set(&s, StoreMode::Set, b"t", b"v", 0, 5).unwrap();
     assert!(get(&s, b"t", 5).is_some());
     s.lock(h).check();
@@ -340,7 +356,7 @@ fn append_prepend_honour_cas() {
 }
 
 /// Without evictions (`-M`), a full class of expired items keeps taking new items: each store
-/// reuses an expired chunk found ahead of the clock hand, and the hand moves past it, so fresh
+/// reuses an expired chunk found ahead of the eviction hand, and the hand moves past it, so fresh
 /// items never block the way to the expired ones.
 #[test]
 fn expired_items_are_reused_without_evictions_or_crawler() {

@@ -1,5 +1,6 @@
-//! Owns: memcached's time rules — process-relative seconds and the conversion of a client's exptime.
-//! Does not: read the system clock on the request path (the server ticks a shared counter once a second).
+//! Owns: memcached's expiry-time rules — where server time (seconds since the process started)
+//! begins, a client's exptime converted to server time, expiry and time left.
+//! Does not: read the system clock (the server's `state::Clock` ticks once a second).
 
 /// Relative expiry times up to this many seconds (30 days) are offsets from now; larger values are
 /// absolute unix timestamps (memcached's `REALTIME_MAXDELTA`).

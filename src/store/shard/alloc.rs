@@ -1,0 +1,104 @@
+//! Owns: finding a free chunk for a new item — the class's free list, a dead item just ahead of
+//! the hand, a new page from the budget, eviction, a page from another class, or the one page a
+//! shard without pages may borrow — and carving new pages into free chunks.
+//! Does not: decide which item is evicted (see `sweep`) or which page moves (see `page_moves`).
+
+use super::super::slab::ChunkId;
+use super::link::Reclaimer;
+use super::Shard;
+use crate::store::StoreError;
+
+/// Items ahead of the hand looked at per allocation attempt when searching for expired
+/// items to reuse.
+const TAIL_PEEK: usize = 5;
+
+/// Allocation attempts before giving up (memcached's `do_item_alloc_pull` also tries 10 times).
+const ALLOC_TRIES: usize = 10;
+
+impl Shard {
+    /// Gets a free chunk of class `cls`: free list, then expired tail items, then a new page from
+    /// the global budget, then eviction from the class tail (or a page taken from another class).
+    /// Takes a free chunk of class `cls`, reclaiming, evicting or moving pages when there is
+    /// none. The flag says whether anything was unlinked or moved on the way (ids found before
+    /// the call may then be stale).
+    pub(super) fn alloc(&mut self, cls: usize, now: u32) -> Result<(ChunkId, bool), StoreError> {
+        for attempt in 0..ALLOC_TRIES {
+            if let Some(id) = self.class[cls].free.pop() {
+                return Ok((id, attempt > 0));
+            }
+            if self.reclaim_tail(cls, now) {
+                continue;
+            }
+            if self.shared.budget.try_acquire() {
+                self.add_page(cls);
+                continue;
+            }
+            if !self.shared.evictions {
+                break;
+            }
+            self.class[cls].stats.direct_reclaims += 1;
+            if self.evict_tail(cls, now) {
+                continue;
+            }
+            // The class owns nothing to evict: take a page from the fattest other class here.
+            if let Some(src) = self.fattest_class(cls) {
+                if self.move_page(src, cls, now) {
+                    continue;
+                }
+            }
+            if self.pages_owned() == 0 {
+                // A shard with no page at all may borrow one beyond the limit, so that every shard
+                // can serve; the overshoot is bounded by one page per shard and paid back by `maintain`.
+                self.shared.budget.force_acquire();
+                self.add_page(cls);
+                continue;
+            }
+            break;
+        }
+        self.class[cls].stats.outofmemory += 1;
+        Err(StoreError::OutOfMemory)
+    }
+
+    fn pages_owned(&self) -> usize {
+        self.class.iter().map(|c| c.pages.len()).sum()
+    }
+
+    fn add_page(&mut self, cls: usize) {
+        let size = self.classes.size(cls);
+        let p = self.pages.add(cls, size);
+        self.push_page_chunks(p, cls);
+    }
+
+    pub(super) fn push_page_chunks(&mut self, p: usize, cls: usize) {
+        let n = self.pages.chunks_in(p);
+        let class = &mut self.class[cls];
+        class.pages.push(p);
+        class.free.reserve(n);
+        // Reverse so chunks are handed out from the start of the page.
+        for i in (0..n).rev() {
+            class.free.push(self.pages.id(p, i));
+        }
+    }
+
+    /// Reuses an expired or flushed item found among the next few under the hand, moving
+    /// the hand past it (so the new item stored there is the last the hand reaches again). True
+    /// when one was freed; the hand stays put when none was.
+    fn reclaim_tail(&mut self, cls: usize, now: u32) -> bool {
+        let mut found = None;
+        self.peek_ahead(cls, TAIL_PEEK, |id, c, passed| {
+            if self.is_dead(c, now) {
+                found = Some((id, passed));
+                return false;
+            }
+            true
+        });
+        let Some((id, passed)) = found else {
+            return false;
+        };
+        for _ in 0..=passed {
+            self.advance_hand(cls);
+        }
+        self.reclaim(id, now, Reclaimer::Other);
+        true
+    }
+}

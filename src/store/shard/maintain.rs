@@ -1,0 +1,82 @@
+//! Owns: the shard's bounded background round — segment balance per class, the expiry crawler's
+//! walk over every page (and where it stands between rounds), and pages given back while the
+//! store is over its memory limit.
+//! Does not: schedule itself (the maintainer thread calls `Store::maintain`).
+
+use std::sync::atomic::Ordering;
+
+use super::super::item;
+use super::link::Reclaimer;
+use super::sweep::Sweep;
+use super::Shard;
+
+impl Shard {
+    /// Bounded background work: balance LRU segments, reclaim expired/flushed items (crawler),
+    /// give pages back when over the memory limit. `balance` bounds the items moved per class,
+    /// `crawl` the chunks the crawler looks at (0 when the crawler is off). Returns the items it
+    /// looked at.
+    pub fn maintain(&mut self, balance: usize, crawl: usize, now: u32) -> usize {
+        let mut work = 0;
+        for cls in 0..self.class.len() {
+            let moved = self.balance_class(cls, balance, Sweep::Background, now);
+            if moved > 0 {
+                self.counters.lru_maintainer_juggles += 1;
+            }
+            work += moved;
+        }
+        work += self.crawl(crawl, now);
+        let mut released = 0;
+        while self.shared.budget.over_limit() && released < 4 && self.release_page(now) {
+            released += 1;
+        }
+        work
+    }
+
+    /// Walks up to `budget` chunks, freeing expired and flushed items.
+    /// Only walks when there is something to find: items with an expiry time, or items stored
+    /// before a flush that no complete pass has covered yet (memcached's crawler likewise visits
+    /// only classes holding items with a TTL).
+    fn crawl(&mut self, budget: usize, now: u32) -> usize {
+        let slots = self.pages.slots();
+        let flush = self.shared.flush_cas.load(Ordering::Relaxed);
+        let at_start = self.crawl_page == 0 && self.crawl_chunk == 0;
+        if slots == 0
+            || budget == 0
+            || (at_start && self.counters.expiring == 0 && flush <= self.crawl_flush_done)
+        {
+            return 0;
+        }
+        if at_start {
+            self.crawl_pass_flush = flush;
+        }
+        let mut looked = 0;
+        while looked < budget {
+            if self.crawl_page >= slots {
+                self.crawl_page = 0;
+                self.crawl_chunk = 0;
+                self.counters.crawler_runs += 1;
+                self.crawl_flush_done = self.crawl_pass_flush;
+                break;
+            }
+            let n = self.pages.chunks_in(self.crawl_page);
+            if self.crawl_chunk >= n {
+                self.crawl_page += 1;
+                self.crawl_chunk = 0;
+                continue;
+            }
+            let id = self.pages.id(self.crawl_page, self.crawl_chunk);
+            self.crawl_chunk += 1;
+            looked += 1;
+            let c = self.pages.chunk(id);
+            if !item::in_use(c) {
+                continue;
+            }
+            let cls = self.pages.class_of(id);
+            self.class[cls].stats.crawler_items_checked += 1;
+            if self.is_dead(c, now) {
+                self.reclaim(id, now, Reclaimer::Crawler);
+            }
+        }
+        looked
+    }
+}

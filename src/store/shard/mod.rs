@@ -1,0 +1,157 @@
+//! Owns: one shard of the cache — the `Shard` state (key index, pages, per-class free lists,
+//! segment counts, hands and counters) and the checks every concern shares (is an item dead,
+//! a borrowed view of it). Single-threaded (`&mut self`); the concerns live in the files below,
+//! each adding an `impl Shard` block.
+//! Does not: lock, hash keys, or read clocks (the caller passes `hash` and `now`).
+
+mod alloc;
+mod link;
+mod maintain;
+mod meta;
+mod ops;
+mod page_moves;
+mod stats;
+mod sweep;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use hashbrown::HashTable;
+
+use super::exptime::is_expired;
+use super::hand::Hand;
+use super::item;
+use super::segments::SegmentCounts;
+use super::slab::{ChunkId, LargeRegion, Pages, SizeClasses};
+use super::{ClassStats, ItemView, KeyHasher, Miss, StoreShared};
+
+/// One size class within the shard.
+#[derive(Debug, Default)]
+struct Class {
+    segs: SegmentCounts,
+    hand: Hand,
+    free: Vec<ChunkId>,
+    pages: Vec<usize>,
+    stats: ClassStats,
+    evictions_seen: u64,
+}
+
+/// Shard-wide counters.
+#[derive(Debug, Default, Clone)]
+pub struct ShardCounters {
+    pub curr_items: u64,
+    pub total_items: u64,
+    pub bytes: u64,
+    pub slabs_moved: u64,
+    pub slab_reassign_rescues: u64,
+    pub slab_reassign_evictions: u64,
+    pub lru_maintainer_juggles: u64,
+    pub crawler_runs: u64,
+    /// Live items with an expiry time (the crawler has work only when some exist, or after a
+    /// flush).
+    pub expiring: u64,
+}
+
+/// One shard: see the module header.
+#[derive(Debug)]
+pub struct Shard {
+    classes: Arc<SizeClasses>,
+    shared: Arc<StoreShared>,
+    hasher: KeyHasher,
+    pages: Pages,
+    index: HashTable<ChunkId>,
+    class: Vec<Class>,
+    counters: ShardCounters,
+    crawl_page: usize,
+    crawl_chunk: usize,
+    /// The flush mark the crawler's current pass started under, and the one its last complete
+    /// pass covered (items flushed before it are reclaimed).
+    crawl_pass_flush: u64,
+    crawl_flush_done: u64,
+}
+
+/// Result of looking a key up.
+enum Found {
+    Hit(ChunkId),
+    Miss(Miss),
+}
+
+impl Shard {
+    pub fn new(
+        classes: Arc<SizeClasses>,
+        shared: Arc<StoreShared>,
+        hasher: KeyHasher,
+        large: Option<Arc<LargeRegion>>,
+    ) -> Shard {
+        let class = (0..classes.len()).map(|_| Class::default()).collect();
+        Shard {
+            pages: Pages::new(&classes, large),
+            classes,
+            shared,
+            hasher,
+            index: HashTable::new(),
+            class,
+            counters: ShardCounters::default(),
+            crawl_page: 0,
+            crawl_chunk: 0,
+            crawl_pass_flush: 0,
+            crawl_flush_done: 0,
+        }
+    }
+
+    fn is_flushed(&self, c: &[u8]) -> bool {
+        item::cas(c) <= self.shared.flush_cas.load(Ordering::Relaxed)
+    }
+
+    /// True when the item in `c` can no longer be returned: expired or flushed.
+    fn is_dead(&self, c: &[u8], now: u32) -> bool {
+        is_expired(item::exptime(c), now) || self.is_flushed(c)
+    }
+
+    fn view(&self, id: ChunkId) -> ItemView<'_> {
+        let c = self.pages.chunk(id);
+        ItemView {
+            key: item::key(c),
+            value: item::value(c),
+            flags: item::flags(c),
+            cas: item::cas(c),
+            exptime: item::exptime(c),
+            atime: item::atime(c),
+            bits: item::bits(c),
+            class: self.pages.class_of(id),
+            total: item::size(c),
+        }
+    }
+
+    /// Checks internal consistency (tests only): index, segment counts, pages and counters agree.
+    #[cfg(test)]
+    pub fn check(&self) {
+        let mut linked = 0;
+        let mut expiring = 0;
+        for (cls, class) in self.class.iter().enumerate() {
+            let mut counts = [0usize; 3];
+            for &p in &class.pages {
+                for n in 0..self.pages.chunks_in(p) {
+                    let id = self.pages.id(p, n);
+                    assert_eq!(self.pages.class_of(id), cls);
+                    let c = self.pages.chunk(id);
+                    if let Some(seg) = item::segment(c) {
+                        counts[seg.index()] += 1;
+                        expiring += u64::from(item::exptime(c) != 0);
+                    }
+                }
+            }
+            for seg in item::Segment::ALL {
+                assert_eq!(
+                    counts[seg.index()],
+                    class.segs.len(seg),
+                    "class {cls} {seg:?}"
+                );
+            }
+            linked += class.segs.total();
+        }
+        assert_eq!(linked, self.index.len());
+        assert_eq!(linked as u64, self.counters.curr_items);
+        assert_eq!(expiring, self.counters.expiring);
+    }
+}

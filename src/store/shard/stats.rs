@@ -1,0 +1,88 @@
+//! Owns: what the shard reports about itself — per-class snapshots for `stats items` and `stats
+//! slabs`, ages sampled ahead of the hand, the automover's eviction window, page and free chunk
+//! counts, shard counters, and the walk over live items for dumps.
+
+use super::super::item::{self, Segment};
+use super::{ClassStats, Shard, ShardCounters};
+use crate::store::ItemView;
+
+/// Live items ahead of the hand sampled for the ages `stats items` reports and the automover uses.
+const AGE_PEEK: usize = 64;
+
+impl Shard {
+    /// Evictions seen by class `cls` since the last call (for the automover's window).
+    pub fn take_eviction_delta(&mut self, cls: usize) -> u64 {
+        let c = &mut self.class[cls];
+        let d = c.stats.evicted - c.evictions_seen;
+        c.evictions_seen = c.stats.evicted;
+        d
+    }
+
+    /// Age in seconds (since last access) of the oldest item among the next few under class
+    /// `cls`'s hand, COLD ones first, if the class holds any.
+    pub fn tail_age(&self, cls: usize, now: u32) -> Option<u32> {
+        let ages = self.hand_ages(cls, now);
+        ages[Segment::Cold.index()]
+            .or(ages[Segment::Warm.index()])
+            .or(ages[Segment::Hot.index()])
+    }
+
+    /// Per segment, the largest age among the next `AGE_PEEK` items under the hand: the sweep's
+    /// stand-in for the age of an LRU tail.
+    fn hand_ages(&self, cls: usize, now: u32) -> [Option<u32>; 3] {
+        let mut ages = [None; 3];
+        self.peek_ahead(cls, AGE_PEEK, |_, c, _| {
+            if let Some(seg) = item::segment(c) {
+                let age = now.saturating_sub(item::atime(c));
+                let slot = &mut ages[seg.index()];
+                *slot = Some(slot.map_or(age, |a: u32| a.max(age)));
+            }
+            true
+        });
+        ages
+    }
+
+    /// Pages owned by class `cls`.
+    pub fn class_pages(&self, cls: usize) -> usize {
+        self.class[cls].pages.len()
+    }
+
+    /// Free chunks of class `cls`.
+    pub fn class_free(&self, cls: usize) -> usize {
+        self.class[cls].free.len()
+    }
+
+    /// A snapshot of class `cls`'s counters with its live item numbers filled in.
+    pub fn class_snapshot(&self, cls: usize, now: u32) -> ClassStats {
+        let c = &self.class[cls];
+        let mut s = c.stats.clone();
+        s.number_hot = c.segs.len(Segment::Hot) as u64;
+        s.number_warm = c.segs.len(Segment::Warm) as u64;
+        s.number_cold = c.segs.len(Segment::Cold) as u64;
+        s.total_pages = c.pages.len() as u64;
+        s.free_chunks = c.free.len() as u64;
+        let ages = self.hand_ages(cls, now);
+        let age = |seg: Segment| u64::from(ages[seg.index()].unwrap_or(0));
+        s.age_hot = age(Segment::Hot);
+        s.age_warm = age(Segment::Warm);
+        s.age = age(Segment::Cold);
+        s
+    }
+
+    pub fn counters(&self) -> &ShardCounters {
+        &self.counters
+    }
+
+    /// Calls `f` for every live item (for `lru_crawler metadump` and `stats cachedump`).
+    pub fn for_each_item(&self, now: u32, mut f: impl FnMut(ItemView<'_>)) {
+        for p in 0..self.pages.slots() {
+            for n in 0..self.pages.chunks_in(p) {
+                let id = self.pages.id(p, n);
+                let c = self.pages.chunk(id);
+                if item::in_use(c) && !self.is_dead(c, now) {
+                    f(self.view(id));
+                }
+            }
+        }
+    }
+}
