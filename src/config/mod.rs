@@ -1,0 +1,369 @@
+//! Owns: the validated, immutable `Config` — memcached's command line and `--config-file` merged,
+//! checked and turned into settings (listen addresses, limits, the store's configuration), with
+//! memcached's start-up errors and exit codes. The clap definitions are in `args`, the `-o`
+//! settings in `extended`.
+//! Does not: act on the options (see `server`).
+
+mod args;
+mod extended;
+#[cfg(test)]
+mod tests;
+
+pub use args::{config_file_args, Args};
+use extended::parse_extended;
+pub use extended::{parse_size, Extended};
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::cluster::state::ClusterSettings;
+
+/// Exit code for usage errors (`EX_USAGE`), as memcached uses.
+pub const EX_USAGE: i32 = 64;
+
+/// The version clients see in `version` and `stats`: three plain numbers (clients parse it).
+pub const PROTOCOL_VERSION: &str = "1.6.18";
+
+/// Wire protocol(s) accepted on connections.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Auto,
+    Ascii,
+    Binary,
+}
+
+impl Protocol {
+    pub fn settings_name(self) -> &'static str {
+        match self {
+            Protocol::Auto => "auto-negotiate",
+            Protocol::Ascii => "ascii",
+            Protocol::Binary => "binary",
+        }
+    }
+}
+
+/// A listen address as given: host and optional port.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenAddr {
+    pub host: String,
+    pub port: Option<u16>,
+}
+
+/// Validated settings, immutable after start-up.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub port: i32,
+    pub udp_port: u32,
+    pub unix_socket: Option<PathBuf>,
+    pub unix_mask: u32,
+    pub listen: Vec<ListenAddr>,
+    pub inter: Option<String>,
+    pub daemon: bool,
+    pub coredumps: bool,
+    pub user: Option<String>,
+    pub memory_limit: usize,
+    pub evictions: bool,
+    pub large_pages: bool,
+    pub maxconns: usize,
+    pub lock_memory: bool,
+    pub verbose: u8,
+    pub pidfile: Option<PathBuf>,
+    pub growth_factor: f64,
+    pub min_size: usize,
+    pub threads: usize,
+    pub reqs_per_event: usize,
+    pub cas_enabled: bool,
+    pub backlog: i32,
+    pub protocol: Protocol,
+    pub item_size_max: usize,
+    pub sasl: bool,
+    pub flush_enabled: bool,
+    pub dump_enabled: bool,
+    pub watch_enabled: bool,
+    pub shutdown_enabled: bool,
+    pub prefix_delimiter: String,
+    pub auth_file: Option<PathBuf>,
+    /// The credentials file in use: `-Y`, else `--sasl-pwdb`, else `$MEMCACHED_SASL_PWDB` (with `-S`).
+    pub credentials_file: Option<PathBuf>,
+    pub ext: Extended,
+    pub cluster: ClusterSettings,
+}
+
+/// A start-up error: message and exit code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{msg}")]
+pub struct ConfigError {
+    pub msg: String,
+    pub code: i32,
+}
+
+pub(crate) fn usage(msg: impl Into<String>) -> ConfigError {
+    ConfigError {
+        msg: msg.into(),
+        code: EX_USAGE,
+    }
+}
+
+pub(crate) fn bad(msg: impl Into<String>) -> ConfigError {
+    ConfigError {
+        msg: msg.into(),
+        code: 1,
+    }
+}
+
+fn parse_listen(
+    items: &[String],
+    default_port: Option<u16>,
+) -> Result<Vec<ListenAddr>, ConfigError> {
+    let mut out = Vec::new();
+    for item in items {
+        for part in item
+            .split([',', ';'])
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+        {
+            let (host, port) = if let Some(rest) = part.strip_prefix('[') {
+                let Some((h, tail)) = rest.split_once(']') else {
+                    return Err(bad(format!("bad listen address: {part}")));
+                };
+                let port = match tail.strip_prefix(':') {
+                    Some(p) => Some(
+                        p.parse::<u16>()
+                            .map_err(|_| bad(format!("bad listen port: {part}")))?,
+                    ),
+                    None => None,
+                };
+                (h.to_string(), port)
+            } else if part.matches(':').count() == 1 {
+                let (h, p) = part.split_once(':').unwrap_or((part, ""));
+                (
+                    h.to_string(),
+                    Some(
+                        p.parse::<u16>()
+                            .map_err(|_| bad(format!("bad listen port: {part}")))?,
+                    ),
+                )
+            } else {
+                (part.to_string(), None)
+            };
+            out.push(ListenAddr {
+                host,
+                port: port.or(default_port),
+            });
+        }
+    }
+    Ok(out)
+}
+
+impl Config {
+    /// Parses the process arguments (`argv[0]` first), merging `--config-file` first so the
+    /// command line wins.
+    pub fn from_args<I, T>(argv: I) -> Result<Config, ConfigError>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        let argv: Vec<String> = argv.into_iter().map(Into::into).collect();
+        let first = Args::try_parse_from(&argv).map_err(|e| ConfigError {
+            msg: e.to_string(),
+            code: if e.use_stderr() { EX_USAGE } else { 0 },
+        })?;
+        let args = match &first.config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| bad(format!("cannot read config file {}: {e}", path.display())))?;
+                let mut merged = vec![argv.first().cloned().unwrap_or_default()];
+                merged.extend(config_file_args(&text));
+                merged.extend(argv.iter().skip(1).cloned());
+                Args::try_parse_from(&merged)
+                    .map_err(|e| usage(format!("{}: {e}", path.display())))?
+            }
+            None => first,
+        };
+        Config::from_parsed(args)
+    }
+
+    /// Validates parsed arguments.
+    pub fn from_parsed(a: Args) -> Result<Config, ConfigError> {
+        if a.port > 65535 || a.port < -1 {
+            return Err(usage(format!("ERROR: Invalid port number {}.", a.port)));
+        }
+        if a.udp_port != 0 {
+            return Err(usage("UDP is not supported: use -U 0 (the default)"));
+        }
+        let item_size_max = parse_size(&a.max_item_size)
+            .ok_or_else(|| usage(format!("Invalid value for -I: {}", a.max_item_size)))?;
+        if item_size_max < 1024 {
+            return Err(usage("Item max size cannot be less than 1024 bytes."));
+        }
+        if item_size_max > 1024 * 1024 * 1024 {
+            return Err(usage("Cannot set item size limit higher than a gigabyte."));
+        }
+        let memory_limit = (a.memory_limit as usize).saturating_mul(1024 * 1024);
+        if item_size_max > memory_limit / 2 {
+            return Err(usage(
+                "Cannot set item size limit higher than 1/2 of memory max.",
+            ));
+        }
+        if a.growth_factor <= 1.0 || !a.growth_factor.is_finite() {
+            return Err(bad("Factor must be greater than 1"));
+        }
+        if a.min_size == 0 {
+            return Err(bad("Chunk size must be greater than 0"));
+        }
+        if a.conn_limit == 0 {
+            return Err(bad("Number of connections must be greater than 0"));
+        }
+        if a.reqs_per_event == 0 {
+            return Err(bad("Number of requests per event must be greater than 0"));
+        }
+        let threads = match a.threads {
+            Some(0) => return Err(bad("Number of threads must be greater than 0")),
+            Some(t) => t as usize,
+            None => std::thread::available_parallelism().map_or(4, |n| n.get()),
+        };
+        let protocol = match a.protocol.as_str() {
+            "auto" => Protocol::Auto,
+            "ascii" => Protocol::Ascii,
+            "binary" => Protocol::Binary,
+            other => {
+                return Err(usage(format!(
+                    "Invalid value for binding protocol: {other}\n -- should be one of auto, binary, or ascii"
+                )))
+            }
+        };
+        let protocol = if a.sasl {
+            if protocol == Protocol::Ascii {
+                return Err(usage(
+                    "ERROR: You cannot allow the ASCII protocol while using SASL.",
+                ));
+            }
+            Protocol::Binary
+        } else if a.auth_file.is_some() {
+            if protocol == Protocol::Binary {
+                return Err(usage(
+                    "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.",
+                ));
+            }
+            Protocol::Ascii
+        } else {
+            protocol
+        };
+        let cluster = ClusterSettings {
+            nodes: if a.cluster_nodes.is_empty() {
+                None
+            } else {
+                Some(
+                    crate::cluster::NodeList::parse_args(&a.cluster_nodes)
+                        .map_err(|e| usage(format!("--cluster-nodes: {}", e.detail())))?,
+                )
+            },
+            file: a.cluster_file.clone(),
+            state_dir: a.state_dir.clone(),
+            health_check: None,
+            admin_listen: match &a.admin_listen {
+                None => None,
+                Some(s) => Some(s.parse().map_err(|_| {
+                    usage(format!(
+                        "--admin-listen: expected HOST:PORT (an IP address), got {s}"
+                    ))
+                })?),
+            },
+        };
+        let cluster = ClusterSettings {
+            health_check: match a.cluster_health_check {
+                None => None,
+                Some(s) if s.is_finite() && (0.05..=86400.0).contains(&s) => {
+                    Some(std::time::Duration::from_secs_f64(s))
+                }
+                Some(s) => {
+                    return Err(usage(format!(
+                        "--cluster-health-check: {s} is not a number of seconds in 0.05..=86400"
+                    )))
+                }
+            },
+            ..cluster
+        };
+        if cluster.nodes.is_some() && cluster.file.is_some() {
+            return Err(usage("--cluster-nodes and --cluster-file are exclusive"));
+        }
+        let unix_mask = u32::from_str_radix(&a.unix_mask, 8)
+            .map_err(|_| usage(format!("Invalid value for -a: {}", a.unix_mask)))?;
+        let default_port = match a.port {
+            p if p > 0 => Some(p as u16),
+            -1 => Some(0),
+            _ => None,
+        };
+        let listen = parse_listen(&a.listen, default_port)?;
+        let mut ext = Extended::default();
+        parse_extended(&a.extended, &mut ext)?;
+        Ok(Config {
+            port: a.port,
+            udp_port: a.udp_port,
+            unix_socket: a.unix_socket,
+            unix_mask,
+            inter: (!a.listen.is_empty()).then(|| a.listen.join(",")),
+            listen,
+            daemon: a.daemon,
+            coredumps: a.coredumps,
+            user: a.user,
+            memory_limit,
+            evictions: !a.disable_evictions,
+            large_pages: a.large_pages,
+            maxconns: a.conn_limit as usize,
+            lock_memory: a.lock_memory,
+            verbose: a.verbose,
+            pidfile: a.pidfile,
+            growth_factor: a.growth_factor,
+            min_size: a.min_size as usize,
+            threads,
+            reqs_per_event: a.reqs_per_event as usize,
+            cas_enabled: !a.disable_cas,
+            backlog: a.backlog,
+            protocol,
+            item_size_max,
+            sasl: a.sasl,
+            flush_enabled: !a.disable_flush_all,
+            dump_enabled: !a.disable_dumping,
+            watch_enabled: !a.disable_watch,
+            shutdown_enabled: a.enable_shutdown,
+            prefix_delimiter: a.prefix_delimiter,
+            credentials_file: a.auth_file.clone().or(a.sasl_pwdb.clone()).or_else(|| {
+                a.sasl
+                    .then(|| std::env::var_os("MEMCACHED_SASL_PWDB").map(PathBuf::from))
+                    .flatten()
+            }),
+            auth_file: a.auth_file,
+            ext,
+            cluster,
+        })
+    }
+
+    /// Page size: 1 MB, or `-I` when larger.
+    pub fn page_size(&self) -> usize {
+        self.item_size_max.max(1024 * 1024)
+    }
+
+    /// The store's construction parameters.
+    pub fn store_config(&self) -> crate::store::StoreConfig {
+        crate::store::StoreConfig {
+            memory_limit: self.memory_limit,
+            item_size_max: self.item_size_max,
+            page_size: self.page_size(),
+            min_size: self.min_size,
+            growth_factor: self.growth_factor,
+            evictions: self.evictions,
+            large_pages: self.large_pages,
+            hot_lru_pct: self.ext.hot_lru_pct,
+            warm_lru_pct: self.ext.warm_lru_pct,
+            slab_automove: if self.ext.slab_reassign {
+                self.ext.slab_automove
+            } else {
+                0
+            },
+            shards: self.ext.shards,
+            threads: self.threads,
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Unit tests of the command line and config file rules.
+
+use super::*;
+
+fn cfg(args: &[&str]) -> Result<Config, ConfigError> {
+    let mut v = vec!["ferrocache"];
+    v.extend_from_slice(args);
+    Config::from_args(v)
+}
+
+#[test]
+fn defaults_match_memcached() {
+    let c = cfg(&[]).unwrap();
+    assert_eq!(c.port, 11211);
+    assert_eq!(c.memory_limit, 64 << 20);
+    assert_eq!(c.maxconns, 1024);
+    assert_eq!(c.item_size_max, 1 << 20);
+    assert_eq!(c.protocol, Protocol::Auto);
+    assert!(c.evictions);
+}
+
+#[test]
+fn short_and_long_options() {
+    let c = cfg(&[
+        "-p",
+        "1234",
+        "-m",
+        "128",
+        "-c",
+        "10",
+        "-t",
+        "3",
+        "-I",
+        "2m",
+        "-M",
+        "-vv",
+        "-o",
+        "slab_reassign,slab_automove=2,idle_timeout=5",
+        "--listen=127.0.0.1,::1",
+        "-l",
+        "localhost:99",
+    ])
+    .unwrap();
+    assert_eq!(c.port, 1234);
+    assert_eq!(c.memory_limit, 128 << 20);
+    assert_eq!(c.threads, 3);
+    assert_eq!(c.item_size_max, 2 << 20);
+    assert!(!c.evictions);
+    assert_eq!(c.verbose, 2);
+    assert_eq!(c.ext.slab_automove, 2);
+    assert_eq!(c.ext.idle_timeout, 5);
+    assert_eq!(c.listen.len(), 3);
+    assert_eq!(
+        c.listen[2],
+        ListenAddr {
+            host: "localhost".into(),
+            port: Some(99)
+        }
+    );
+    assert_eq!(c.listen[1].host, "::1");
+}
+
+#[test]
+fn errors_name_the_option() {
+    let e = cfg(&["-o", "bogus"]).unwrap_err();
+    assert_eq!(e.code, EX_USAGE);
+    assert!(e.msg.contains("bogus"));
+    assert_eq!(cfg(&["-B", "foo"]).unwrap_err().code, EX_USAGE);
+    assert!(cfg(&["-I", "512"]).unwrap_err().msg.contains("1024"));
+    assert!(cfg(&["-t", "0"]).is_err());
+    assert!(cfg(&["-m", "notanumber"]).is_err());
+    assert!(cfg(&["-U", "11211"]).unwrap_err().msg.contains("UDP"));
+    assert!(cfg(&["-S", "-B", "ascii"]).is_err());
+}
+
+#[test]
+fn config_file_format() {
+    let args = config_file_args("# comment\n-d\nlogfile /var/log/memcached.log\n-m 64\n-p 11211 # port\n-u memcache\n\n-l 127.0.0.1\n");
+    assert_eq!(
+        args,
+        vec![
+            "-d",
+            "-m",
+            "64",
+            "-p",
+            "11211",
+            "-u",
+            "memcache",
+            "-l",
+            "127.0.0.1"
+        ]
+    );
+}
+
+#[test]
+fn sizes() {
+    assert_eq!(parse_size("1m"), Some(1 << 20));
+    assert_eq!(parse_size("512k"), Some(512 << 10));
+    assert_eq!(parse_size("2048"), Some(2048));
+    assert_eq!(parse_size("x"), None);
+}
