@@ -6,7 +6,7 @@ CARGO ?= cargo
 SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 PY_DEBIAN := /usr/bin/python3
 
-.PHONY: all build release run test test-deps lint fmt bench bench-quick bench-micro doc clean install
+.PHONY: all build release run test test-deps check lint fmt bench bench-quick bench-micro doc clean install
 
 all: build
 
@@ -50,6 +50,14 @@ test-deps:
 test: test-deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
+
+# Everything that needs no network and no apt: formatting, clippy, the unit tests, the tidy
+# checks (tests/architecture.rs), the parser property tests and the integration tests that run
+# ferrocache alone (no memcached oracle, no client libraries).
+CHECK_TESTS := architecture cli text concurrency memory text_props binary_props bench_tool
+check: lint
+	$(CARGO) build --workspace --bins
+	$(CARGO) test --workspace --lib --bins $(addprefix --test ,$(CHECK_TESTS))
 
 lint:
 	$(CARGO) fmt --all -- --check
