@@ -5,8 +5,11 @@
 //! Does not: frame packets (see `protocol::binary`) or check passwords (see `auth`).
 
 use super::{count_lookup, flush_all, stats, store_counted, Action, Ctx, Session};
+use std::sync::atomic::Ordering;
+
 use crate::auth::{self, Attempt, Reply};
-use crate::protocol::ascii;
+use crate::protocol::admin;
+use crate::protocol::ascii::{self, Stats};
 use crate::protocol::binary::{
     op, status, unquiet, write_error, write_header, write_response, Check, Frame,
 };
@@ -363,47 +366,36 @@ fn stat_packets(text_out: &[u8], opcode: u8, opaque: u32, out: &mut Vec<u8>) {
     }
 }
 
-fn stat(sub: &[u8], opcode: u8, opaque: u32, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+fn stat(key: &[u8], opcode: u8, opaque: u32, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let mut t = Vec::new();
-    let end = |out: &mut Vec<u8>| write_response(out, opcode, status::OK, opaque, 0, &[], &[], &[]);
-    // memcached matches these by prefix and the rest by whole name.
-    if sub.is_empty() {
-        stats::general(ctx, &mut t);
-    } else if sub.starts_with(b"reset") {
-        stats::reset(ctx);
-    } else if sub.starts_with(b"settings") {
-        stats::settings(ctx, &mut t);
-    } else if let Some(rest) = sub.strip_prefix(b"detail") {
-        let rt = &ctx.shared.runtime;
-        if rest.starts_with(b" dump") {
+    let rt = &ctx.shared.runtime;
+    match admin::binary_stats(key) {
+        Stats::General => stats::general(ctx, &mut t),
+        Stats::Reset => stats::reset(ctx),
+        Stats::Settings => stats::settings(ctx, &mut t),
+        Stats::DetailDump => {
             let mut dump = Vec::new();
             rt.prefixes.lock().dump(&mut dump);
             write_response(out, opcode, status::OK, opaque, 0, &[], b"detailed", &dump);
-        } else if rest.starts_with(b" on") {
-            rt.detail_enabled
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        } else if rest.starts_with(b" off") {
-            rt.detail_enabled
-                .store(false, std::sync::atomic::Ordering::Relaxed);
-        } else {
+        }
+        Stats::DetailOn => rt.detail_enabled.store(true, Ordering::Relaxed),
+        Stats::DetailOff => rt.detail_enabled.store(false, Ordering::Relaxed),
+        Stats::Items => stats::items(ctx, &mut t),
+        Stats::Slabs => stats::slabs(ctx, &mut t),
+        Stats::Sizes => stats::sizes(ctx, &mut t),
+        Stats::SizesEnable => stats::sizes_toggle(ctx, true, &mut t),
+        Stats::SizesDisable => stats::sizes_toggle(ctx, false, &mut t),
+        Stats::DetailUsage
+        | Stats::Cachedump(_)
+        | Stats::Conns
+        | Stats::Cluster
+        | Stats::Unknown(_) => {
             write_error(out, opcode, status::KEY_ENOENT, opaque);
             return;
         }
-    } else {
-        match sub {
-            b"items" => stats::items(ctx, &mut t),
-            b"slabs" => stats::slabs(ctx, &mut t),
-            b"sizes" => stats::sizes(ctx, &mut t),
-            b"sizes_enable" => stats::sizes_toggle(ctx, true, &mut t),
-            b"sizes_disable" => stats::sizes_toggle(ctx, false, &mut t),
-            _ => {
-                write_error(out, opcode, status::KEY_ENOENT, opaque);
-                return;
-            }
-        }
     }
     stat_packets(&t, opcode, opaque, out);
-    end(out);
+    write_response(out, opcode, status::OK, opaque, 0, &[], &[], &[]);
 }
 
 fn sasl(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Vec<u8>) -> Action {

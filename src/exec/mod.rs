@@ -5,6 +5,7 @@
 //! place that knows both the protocol and the store.
 //! Does not: touch sockets or threads (the server owns those).
 
+pub mod admin;
 pub mod binary;
 pub mod cluster;
 pub mod meta;

@@ -5,13 +5,14 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{cluster, count_lookup, flush_all, meta, stats, store_counted, Action, Ctx, Session};
+use super::{
+    admin, cluster, count_lookup, flush_all, meta, stats, store_counted, Action, Ctx, Session,
+};
 use crate::protocol::ascii::{
-    self, Command, GetKind, StoreCmd, BAD_CHUNK, BAD_FORMAT, ERROR, NON_NUMERIC, OUT_OF_MEMORY,
-    TOO_LARGE,
+    self, Command, GetKind, StoreCmd, BAD_CHUNK, BAD_FORMAT, NON_NUMERIC, OUT_OF_MEMORY, TOO_LARGE,
 };
 use crate::protocol::text::AuthLine;
-use crate::state::{Shared, Shutdown};
+use crate::state::Shutdown;
 use crate::stats::{bump, PrefixOp};
 use crate::store::{ArithOutcome, DeleteOutcome, StoreError, StoreMode, StoreOutcome};
 
@@ -179,50 +180,27 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Continue
         }
         Command::MemLimit { mb, noreply } => {
-            let reply = match mb {
-                None => ERROR,
-                Some(m) if m < 8 => "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
-                Some(m) if m > 1_000_000_000 => {
-                    "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
-                }
-                Some(m) => {
-                    sh.store.set_memory_limit(m as usize * 1024 * 1024);
-                    "OK"
-                }
-            };
-            line(out, reply, noreply);
+            line(out, admin::mem_limit(mb, ctx), noreply);
             Action::Continue
         }
-        Command::Stats { tokens } => {
-            stats::stats(&tokens, ctx, out);
+        Command::Stats(group) => {
+            stats::stats(group, ctx, out);
             Action::Continue
         }
         Command::SlabsReassign { src, dst } => {
-            ascii::write_line(out, slabs_reassign(sh, src, dst, ctx.now()));
+            ascii::write_line(out, admin::slabs_reassign(src, dst, ctx));
             Action::Continue
         }
         Command::SlabsAutomove { level, noreply } => {
-            if level > 2 {
-                line(out, ERROR, noreply);
-            } else {
-                // Without slab reassignment the store never moves pages (memcached still says OK).
-                if sh.config.ext.slab_reassign {
-                    sh.store
-                        .shared()
-                        .automove
-                        .store(level as u8, Ordering::Relaxed);
-                }
-                line(out, "OK", noreply);
-            }
+            line(out, admin::slabs_automove(level, ctx), noreply);
             Action::Continue
         }
-        Command::LruCrawler { tokens } => {
-            stats::lru_crawler(&tokens, ctx, out);
+        Command::LruCrawler(c) => {
+            admin::lru_crawler(c, ctx, out);
             Action::Continue
         }
-        Command::Lru { tokens, noreply } => {
-            let reply = stats::lru(&tokens, ctx);
-            line(out, reply, noreply);
+        Command::Lru { cmd, noreply } => {
+            line(out, admin::lru(cmd, ctx), noreply);
             Action::Continue
         }
         Command::Watch => {
@@ -345,48 +323,5 @@ pub fn store(
         Ok(StoreOutcome::NotFound) => "NOT_FOUND",
         Err(StoreError::TooLarge) => TOO_LARGE,
         Err(StoreError::OutOfMemory) => OUT_OF_MEMORY,
-    }
-}
-
-fn slabs_reassign(sh: &Shared, src: i32, dst: i32, now: u32) -> &'static str {
-    if !sh.config.ext.slab_reassign {
-        return "CLIENT_ERROR slab reassignment disabled";
-    }
-    if src == dst {
-        return "SAME src and dst class are identical";
-    }
-    let n = sh.store.classes().len() as i32;
-    // memcached's `slabclass[c].slabs >= 2`, per class id (1-based), summed over shards.
-    let pages = sh.store.class_stats(now);
-    let has_spare = |class_id: i32| {
-        pages
-            .get((class_id - 1) as usize)
-            .is_some_and(|s| s.total_pages >= 2)
-    };
-    // memcached: `-1` picks any class with a spare page (none found reads as a bad class);
-    // class 0 is the global page pool, a valid source or destination.
-    let src = if src == -1 {
-        match (1..=n).find(|&c| c != dst && has_spare(c)) {
-            Some(c) => c,
-            None => return "BADCLASS invalid src or dst class id",
-        }
-    } else {
-        src
-    };
-    if src < 0 || src > n || dst < 0 || dst > n {
-        return "BADCLASS invalid src or dst class id";
-    }
-    // ferrocache keeps no page pool: class 0 never has a spare page to give, and a page cannot
-    // be parked in it either.
-    if src == 0 || dst == 0 || !has_spare(src) {
-        return "NOSPARE source class has no spare pages";
-    }
-    if sh
-        .store
-        .reassign((src - 1) as usize, (dst - 1) as usize, now)
-    {
-        "OK"
-    } else {
-        "NOSPARE source class has no spare pages"
     }
 }
