@@ -12,6 +12,9 @@ pub mod meta;
 pub mod stats;
 pub mod text;
 
+#[cfg(test)]
+mod tests;
+
 use std::sync::atomic::Ordering;
 
 use crate::state::{Shared, Shutdown};
