@@ -59,13 +59,10 @@ fn push(key: &[u8], data: &[u8], ctx: &Ctx<'_>) -> Result<(), (u16, String)> {
 }
 
 /// `config set <key> <flags> <bytes>` with its data.
-pub fn config_set(key: &[u8], data: &[u8], noreply: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    let line = match push(key, data, ctx) {
-        Ok(()) => "STORED".to_string(),
-        Err((_, msg)) => msg,
-    };
-    if !noreply {
-        ascii::write_line(out, &line);
+pub fn config_set(key: &[u8], data: &[u8], r: ascii::Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    match push(key, data, ctx) {
+        Ok(()) => r.line(out, "STORED"),
+        Err((_, msg)) => r.line(out, &msg),
     }
 }
 

@@ -9,18 +9,13 @@ use super::{
     admin, cluster, count_lookup, flush_all, meta, stats, store_counted, Action, Ctx, Session,
 };
 use crate::protocol::ascii::{
-    self, Command, GetKind, StoreCmd, BAD_CHUNK, BAD_FORMAT, NON_NUMERIC, OUT_OF_MEMORY, TOO_LARGE,
+    self, Command, GetKind, Reply, StoreCmd, BAD_CHUNK, BAD_FORMAT, NON_NUMERIC, OUT_OF_MEMORY,
+    TOO_LARGE,
 };
 use crate::protocol::text::AuthLine;
 use crate::state::Shutdown;
 use crate::stats::{bump, PrefixOp};
 use crate::store::{ArithOutcome, DeleteOutcome, StoreError, StoreMode, StoreOutcome};
-
-fn line(out: &mut Vec<u8>, s: &str, noreply: bool) {
-    if !noreply {
-        ascii::write_line(out, s);
-    }
-}
 
 /// Executes one text command, appending its reply to `out`.
 pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
@@ -32,7 +27,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Continue
         }
         Command::ConfigSet { key, data, noreply } => {
-            cluster::config_set(key, data, noreply, ctx, out);
+            cluster::config_set(key, data, Reply { noreply }, ctx, out);
             Action::Continue
         }
         Command::Get {
@@ -61,16 +56,16 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                 StoreCmd::Cas => StoreMode::Cas(cas),
             };
             if cluster::read_only(key, ctx) {
-                line(out, cluster::READ_ONLY, noreply);
+                Reply { noreply }.line(out, cluster::READ_ONLY);
                 return Action::Continue;
             }
             stats::record_prefix(ctx, key, PrefixOp::Set);
             let reply = store(mode, key, flags, exptime, data, ctx);
-            line(out, reply, noreply);
+            Reply { noreply }.line(out, reply);
             Action::Continue
         }
         Command::Delete { key, noreply } if cluster::read_only(key, ctx) => {
-            line(out, cluster::READ_ONLY, noreply);
+            Reply { noreply }.line(out, cluster::READ_ONLY);
             Action::Continue
         }
         Command::Delete { key, noreply } => {
@@ -87,7 +82,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                     "NOT_FOUND"
                 }
             };
-            line(out, reply, noreply);
+            Reply { noreply }.line(out, reply);
             Action::Continue
         }
         Command::Arith {
@@ -101,10 +96,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             match r {
                 Ok(ArithOutcome::Value(v, _)) => {
                     bump(if incr { &st.incr_hits } else { &st.decr_hits });
-                    if !noreply {
-                        let mut b = itoa::Buffer::new();
-                        ascii::write_line(out, b.format(v));
-                    }
+                    Reply { noreply }.number(out, v);
                 }
                 Ok(ArithOutcome::NotFound) | Ok(ArithOutcome::Exists) => {
                     bump(if incr {
@@ -112,10 +104,10 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                     } else {
                         &st.decr_misses
                     });
-                    line(out, "NOT_FOUND", noreply);
+                    Reply { noreply }.line(out, "NOT_FOUND");
                 }
-                Ok(ArithOutcome::NonNumeric) => line(out, NON_NUMERIC, noreply),
-                Err(_) => line(out, "SERVER_ERROR out of memory", noreply),
+                Ok(ArithOutcome::NonNumeric) => Reply { noreply }.line(out, NON_NUMERIC),
+                Err(_) => Reply { noreply }.line(out, "SERVER_ERROR out of memory"),
             }
             Action::Continue
         }
@@ -128,25 +120,24 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             let exp = ctx.exptime(exptime);
             let miss = sh.store.lock(h).touch(key, h, exp, ctx.now()).err();
             count_lookup(st, true, miss);
-            line(
+            Reply { noreply }.line(
                 out,
                 if miss.is_none() {
                     "TOUCHED"
                 } else {
                     "NOT_FOUND"
                 },
-                noreply,
             );
             Action::Continue
         }
         Command::FlushAll { delay, noreply } => {
             bump(&st.cmd_flush);
             if !sh.config.flush_enabled {
-                line(out, "CLIENT_ERROR flush_all not allowed", noreply);
+                Reply { noreply }.line(out, "CLIENT_ERROR flush_all not allowed");
                 return Action::Continue;
             }
             flush_all(sh, i64::from(delay), ctx.now());
-            line(out, "OK", noreply);
+            Reply { noreply }.line(out, "OK");
             Action::Continue
         }
         Command::Version => {
@@ -156,7 +147,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         }
         Command::Verbosity { level, noreply } => {
             sh.runtime.verbosity.store(level.min(2), Ordering::Relaxed);
-            line(out, "OK", noreply);
+            Reply { noreply }.line(out, "OK");
             Action::Continue
         }
         Command::Quit => Action::Close,
@@ -180,7 +171,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Continue
         }
         Command::MemLimit { mb, noreply } => {
-            line(out, admin::mem_limit(mb, ctx), noreply);
+            Reply { noreply }.line(out, admin::mem_limit(mb, ctx));
             Action::Continue
         }
         Command::Stats(group) => {
@@ -192,7 +183,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Continue
         }
         Command::SlabsAutomove { level, noreply } => {
-            line(out, admin::slabs_automove(level, ctx), noreply);
+            Reply { noreply }.line(out, admin::slabs_automove(level, ctx));
             Action::Continue
         }
         Command::LruCrawler(c) => {
@@ -200,7 +191,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Continue
         }
         Command::Lru { cmd, noreply } => {
-            line(out, admin::lru(cmd, ctx), noreply);
+            Reply { noreply }.line(out, admin::lru(cmd, ctx));
             Action::Continue
         }
         Command::Watch => {
@@ -219,11 +210,11 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         Command::BadDataChunk { noreply } => {
             // memcached counts the set once its data is read, before checking the `\r\n`.
             bump(&st.cmd_set);
-            line(out, BAD_CHUNK, noreply);
+            Reply { noreply }.line(out, BAD_CHUNK);
             Action::Continue
         }
         Command::Reply { msg, noreply } => {
-            line(out, msg, noreply);
+            Reply { noreply }.line(out, msg);
             Action::Continue
         }
         Command::Swallow {
@@ -241,7 +232,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             if too_large {
                 bump(&st.store_too_large);
             }
-            line(out, msg, noreply);
+            Reply { noreply }.line(out, msg);
             Action::Swallow(skip)
         }
     }

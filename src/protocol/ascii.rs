@@ -387,6 +387,29 @@ pub fn write_value(out: &mut Vec<u8>, key: &[u8], flags: u32, data: &[u8], cas: 
     out.extend_from_slice(b"\r\n");
 }
 
+/// The reply writer of one ASCII request that may carry `noreply`: such a request writes
+/// nothing, its errors included (memcached's rule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub noreply: bool,
+}
+
+impl Reply {
+    /// Appends `line` and its `\r\n` unless the request was `noreply`.
+    pub fn line(self, out: &mut Vec<u8>, line: &str) {
+        if !self.noreply {
+            write_line(out, line);
+        }
+    }
+    /// Appends a number line unless the request was `noreply`.
+    pub fn number(self, out: &mut Vec<u8>, n: u64) {
+        if !self.noreply {
+            let mut b = itoa::Buffer::new();
+            write_line(out, b.format(n));
+        }
+    }
+}
+
 /// Appends a reply line with its `\r\n`.
 pub fn write_line(out: &mut Vec<u8>, line: &str) {
     out.extend_from_slice(line.as_bytes());
