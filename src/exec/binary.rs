@@ -5,11 +5,12 @@
 //! Does not: frame packets (see `protocol::binary`) or check passwords (see `auth`).
 
 use super::{count_lookup, flush_all, stats, store_counted, Action, Ctx, Session};
-use crate::auth::{self, Attempt, Reply};
-use crate::protocol::ascii;
-use crate::protocol::binary::{
-    op, status, unquiet, write_error, write_header, write_response, Check, Frame,
-};
+use std::sync::atomic::Ordering;
+
+use crate::auth::{self, Attempt};
+use crate::protocol::admin;
+use crate::protocol::ascii::{self, Stats};
+use crate::protocol::binary::{op, status, unquiet, Check, Frame, Reply};
 use crate::stats::{bump, PrefixOp};
 use crate::store::{
     ArithOp, ArithOutcome, DeleteOutcome, Recency, StoreError, StoreMode, StoreOutcome,
@@ -30,14 +31,15 @@ fn be_u64(b: &[u8], at: usize) -> u64 {
 /// Executes one binary request, appending its reply (if any) to `out`.
 pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Vec<u8>) -> Action {
     let h = &f.header;
-    let (opcode, opaque) = (h.opcode, h.opaque);
-    let err = |out: &mut Vec<u8>, s: u16| write_error(out, opcode, s, opaque);
+    let opcode = h.opcode;
+    let r = Reply::to(h);
+    let err = |out: &mut Vec<u8>, s: u16| r.error(out, s);
     if f.check == Check::BadLengths {
         err(out, status::UNKNOWN_COMMAND);
         return Action::Close;
     }
     let sh = ctx.shared;
-    let (base, quiet) = unquiet(opcode);
+    let base = unquiet(opcode).0;
     if sh.config.sasl
         && !session.authenticated
         && !matches!(
@@ -71,22 +73,18 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
             | op::DECREMENT
     ) && super::cluster::read_only(f.key, ctx)
     {
-        write_error(out, opcode, status::NOT_STORED, opaque);
+        err(out, status::NOT_STORED);
         return Action::Continue;
     }
     let st = ctx.stats;
-    let ok = |out: &mut Vec<u8>, cas: u64, value: &[u8]| {
-        if !quiet {
-            write_response(out, opcode, status::OK, opaque, cas, &[], &[], value);
-        }
-    };
+    let ok = |out: &mut Vec<u8>, cas: u64, value: &[u8]| r.ok(out, cas, value);
     match base {
         op::GET | op::GETK | op::TOUCH | op::GAT | op::GATK => {
-            get(f, base, quiet, ctx, out);
+            get(f, base, r, ctx, out);
             Action::Continue
         }
         op::SET | op::ADD | op::REPLACE | op::APPEND | op::PREPEND => {
-            update(f, base, quiet, ctx, out);
+            update(f, base, r, ctx, out);
             Action::Continue
         }
         op::DELETE => {
@@ -106,7 +104,7 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
             Action::Continue
         }
         op::INCREMENT | op::DECREMENT => {
-            arith(f, base == op::INCREMENT, quiet, ctx, out);
+            arith(f, base == op::INCREMENT, r, ctx, out);
             Action::Continue
         }
         op::QUIT => {
@@ -137,7 +135,7 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
             Action::Continue
         }
         op::STAT => {
-            stat(f.key, opcode, opaque, ctx, out);
+            stat(f.key, r, ctx, out);
             Action::Continue
         }
         op::SASL_LIST_MECHS => {
@@ -148,13 +146,13 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
             }
             Action::Continue
         }
-        op::SASL_AUTH | op::SASL_STEP => sasl(f, ctx, session, out),
+        op::SASL_AUTH | op::SASL_STEP => sasl(f, r, ctx, session, out),
         op::CONFIG_GET if sh.cluster.enabled() => {
-            super::cluster::binary_get(f, ctx, out);
+            super::cluster::binary_get(f, r, ctx, out);
             Action::Continue
         }
         op::CONFIG_SET if sh.cluster.enabled() => {
-            super::cluster::binary_set(f, quiet, ctx, out);
+            super::cluster::binary_set(f, r, ctx, out);
             Action::Continue
         }
         // Auto Discovery opcodes are unknown unless discovery is configured.
@@ -165,72 +163,42 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
     }
 }
 
-fn get(f: &Frame<'_>, base: u8, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+fn get(f: &Frame<'_>, base: u8, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     let st = ctx.stats;
-    let h = &f.header;
     let touch = matches!(base, op::TOUCH | op::GAT | op::GATK);
     let with_key = matches!(base, op::GETK | op::GATK);
     let now = ctx.now();
     let hash = sh.store.hash(f.key);
     let mut shard = sh.store.lock(hash);
-    let r = if touch {
+    let res = if touch {
         let exp = ctx.exptime_wide(i64::from(be_u32(f.extras, 0)));
         shard.touch(f.key, hash, exp, now)
     } else {
         shard.get(f.key, hash, now, Recency::Bump)
     };
-    let hit = r.is_ok();
-    match r {
+    let hit = res.is_ok();
+    match res {
         Ok(v) => {
             let cas = ctx.visible_cas(v.cas);
             let value = if base == op::TOUCH { &[][..] } else { v.value };
             let key = if with_key { f.key } else { &[][..] };
-            let body = 4 + key.len() + value.len();
-            write_header(
-                out,
-                h.opcode,
-                status::OK,
-                4,
-                key.len() as u16,
-                body as u32,
-                h.opaque,
-                cas,
-            );
-            out.extend_from_slice(&v.flags.to_be_bytes());
-            out.extend_from_slice(key);
-            out.extend_from_slice(value);
+            r.hit(out, cas, v.flags, key, value);
             drop(shard);
             count_lookup(st, touch, None);
         }
         Err(m) => {
             drop(shard);
             count_lookup(st, touch, Some(m));
-            if !quiet {
-                if with_key {
-                    write_response(
-                        out,
-                        h.opcode,
-                        status::KEY_ENOENT,
-                        h.opaque,
-                        0,
-                        &[],
-                        f.key,
-                        &[],
-                    );
-                } else {
-                    write_error(out, h.opcode, status::KEY_ENOENT, h.opaque);
-                }
-            }
+            r.miss(out, with_key.then_some(f.key));
         }
     }
     stats::record_prefix(ctx, f.key, PrefixOp::Get { hit });
 }
 
-fn update(f: &Frame<'_>, base: u8, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+fn update(f: &Frame<'_>, base: u8, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     let h = &f.header;
-    let (opcode, opaque) = (h.opcode, h.opaque);
     stats::record_prefix(ctx, f.key, PrefixOp::Set);
     if f.check == Check::TooLarge {
         // memcached drops the old value of a SET it cannot store rather than serve stale data.
@@ -238,7 +206,7 @@ fn update(f: &Frame<'_>, base: u8, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>
             let hash = sh.store.hash(f.key);
             sh.store.lock(hash).delete(f.key, hash, 0, ctx.now());
         }
-        write_error(out, opcode, status::E2BIG, opaque);
+        r.error(out, status::E2BIG);
         return;
     }
     let appending = matches!(base, op::APPEND | op::PREPEND);
@@ -259,48 +227,35 @@ fn update(f: &Frame<'_>, base: u8, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>
         op::PREPEND => StoreMode::Prepend(h.cas),
         _ => StoreMode::Set,
     };
-    let r = store_counted(mode, f.key, flags, exptime, f.value, ctx);
-    match r {
-        Ok(StoreOutcome::Stored(cas)) => {
-            if !quiet {
-                let cas = ctx.visible_cas(cas);
-                write_response(out, opcode, status::OK, opaque, cas, &[], &[], &[]);
-            }
-        }
-        Ok(StoreOutcome::Exists) => write_error(out, opcode, status::KEY_EEXISTS, opaque),
-        Ok(StoreOutcome::NotFound) => write_error(out, opcode, status::KEY_ENOENT, opaque),
+    let res = store_counted(mode, f.key, flags, exptime, f.value, ctx);
+    match res {
+        Ok(StoreOutcome::Stored(cas)) => r.ok(out, ctx.visible_cas(cas), &[]),
+        Ok(StoreOutcome::Exists) => r.error(out, status::KEY_EEXISTS),
+        Ok(StoreOutcome::NotFound) => r.error(out, status::KEY_ENOENT),
         Ok(StoreOutcome::NotStored) | Err(StoreError::TooLarge) => {
             let s = match mode {
                 StoreMode::Add => status::KEY_EEXISTS,
                 StoreMode::Replace => status::KEY_ENOENT,
-                _ if r.is_err() && base != op::APPEND && base != op::PREPEND => status::E2BIG,
+                _ if res.is_err() && base != op::APPEND && base != op::PREPEND => status::E2BIG,
                 _ => status::NOT_STORED,
             };
-            write_error(out, opcode, s, opaque);
+            r.error(out, s);
         }
-        Err(StoreError::OutOfMemory) => write_response(
-            out,
-            opcode,
-            status::ENOMEM,
-            opaque,
-            0,
-            &[],
-            &[],
-            b"Out of memory allocating item",
-        ),
+        Err(StoreError::OutOfMemory) => {
+            r.always(out, status::ENOMEM, &[], b"Out of memory allocating item")
+        }
     }
 }
 
-fn arith(f: &Frame<'_>, incr: bool, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+fn arith(f: &Frame<'_>, incr: bool, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     let st = ctx.stats;
     let h = &f.header;
-    let (opcode, opaque) = (h.opcode, h.opaque);
     let delta = be_u64(f.extras, 0);
     let initial = be_u64(f.extras, 8);
     let exptime = be_u32(f.extras, 16);
     let hash = sh.store.hash(f.key);
-    let r = sh.store.lock(hash).arith(
+    let res = sh.store.lock(hash).arith(
         f.key,
         hash,
         if incr { ArithOp::Incr } else { ArithOp::Decr },
@@ -308,24 +263,9 @@ fn arith(f: &Frame<'_>, incr: bool, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8
         h.cas,
         ctx.now(),
     );
-    let value = |out: &mut Vec<u8>, v: u64, cas: u64| {
-        if !quiet {
-            write_response(
-                out,
-                opcode,
-                status::OK,
-                opaque,
-                cas,
-                &[],
-                &[],
-                &v.to_be_bytes(),
-            );
-        }
-    };
-    let oom = |out: &mut Vec<u8>, msg: &[u8]| {
-        write_response(out, opcode, status::ENOMEM, opaque, 0, &[], &[], msg)
-    };
-    match r {
+    let value = |out: &mut Vec<u8>, v: u64, cas: u64| r.ok(out, cas, &v.to_be_bytes());
+    let oom = |out: &mut Vec<u8>, msg: &[u8]| r.always(out, status::ENOMEM, &[], msg);
+    match res {
         Ok(ArithOutcome::Value(v, cas)) => {
             bump(if incr { &st.incr_hits } else { &st.decr_hits });
             value(out, v, ctx.visible_cas(cas));
@@ -336,7 +276,7 @@ fn arith(f: &Frame<'_>, incr: bool, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8
             let exp = ctx.exptime_wide(i64::from(exptime));
             match store_counted(StoreMode::Add, f.key, 0, exp, digits, ctx) {
                 Ok(StoreOutcome::Stored(cas)) => value(out, initial, ctx.visible_cas(cas)),
-                Ok(_) => write_error(out, opcode, status::NOT_STORED, opaque),
+                Ok(_) => r.error(out, status::NOT_STORED),
                 Err(_) => oom(out, b"Out of memory allocating new item"),
             }
         }
@@ -346,16 +286,16 @@ fn arith(f: &Frame<'_>, incr: bool, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8
             } else {
                 &st.decr_misses
             });
-            write_error(out, opcode, status::KEY_ENOENT, opaque);
+            r.error(out, status::KEY_ENOENT);
         }
-        Ok(ArithOutcome::Exists) => write_error(out, opcode, status::KEY_EEXISTS, opaque),
-        Ok(ArithOutcome::NonNumeric) => write_error(out, opcode, status::DELTA_BADVAL, opaque),
+        Ok(ArithOutcome::Exists) => r.error(out, status::KEY_EEXISTS),
+        Ok(ArithOutcome::NonNumeric) => r.error(out, status::DELTA_BADVAL),
         Err(_) => oom(out, b"Out of memory incrementing value"),
     }
 }
 
 /// Re-encodes text `STAT <name> <value>\r\n` lines as binary stat packets.
-fn stat_packets(text_out: &[u8], opcode: u8, opaque: u32, out: &mut Vec<u8>) {
+fn stat_packets(text_out: &[u8], r: Reply, out: &mut Vec<u8>) {
     for line in text_out.split(|&b| b == b'\n') {
         let line = line.strip_suffix(b"\r").unwrap_or(line);
         let Some(rest) = line.strip_prefix(b"STAT ") else {
@@ -365,74 +305,71 @@ fn stat_packets(text_out: &[u8], opcode: u8, opaque: u32, out: &mut Vec<u8>) {
             Some(i) => (&rest[..i], &rest[i + 1..]),
             None => (rest, &[][..]),
         };
-        write_response(out, opcode, status::OK, opaque, 0, &[], name, value);
+        r.always(out, status::OK, name, value);
     }
 }
 
-fn stat(sub: &[u8], opcode: u8, opaque: u32, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+fn stat(key: &[u8], r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let mut t = Vec::new();
-    let end = |out: &mut Vec<u8>| write_response(out, opcode, status::OK, opaque, 0, &[], &[], &[]);
-    // memcached matches these by prefix and the rest by whole name.
-    if sub.is_empty() {
-        stats::general(ctx, &mut t);
-    } else if sub.starts_with(b"reset") {
-        stats::reset(ctx);
-    } else if sub.starts_with(b"settings") {
-        stats::settings(ctx, &mut t);
-    } else if let Some(rest) = sub.strip_prefix(b"detail") {
-        let rt = &ctx.shared.runtime;
-        if rest.starts_with(b" dump") {
+    let rt = &ctx.shared.runtime;
+    match admin::binary_stats(key) {
+        Stats::General => stats::general(ctx, &mut t),
+        Stats::Reset => stats::reset(ctx),
+        Stats::Settings => stats::settings(ctx, &mut t),
+        Stats::DetailDump => {
             let mut dump = Vec::new();
             rt.prefixes.lock().dump(&mut dump);
-            write_response(out, opcode, status::OK, opaque, 0, &[], b"detailed", &dump);
-        } else if rest.starts_with(b" on") {
-            rt.detail_enabled
-                .store(true, std::sync::atomic::Ordering::Relaxed);
-        } else if rest.starts_with(b" off") {
-            rt.detail_enabled
-                .store(false, std::sync::atomic::Ordering::Relaxed);
-        } else {
-            write_error(out, opcode, status::KEY_ENOENT, opaque);
+            r.always(out, status::OK, b"detailed", &dump);
+        }
+        Stats::DetailOn => rt.detail_enabled.store(true, Ordering::Relaxed),
+        Stats::DetailOff => rt.detail_enabled.store(false, Ordering::Relaxed),
+        Stats::Items => stats::items(ctx, &mut t),
+        Stats::Slabs => stats::slabs(ctx, &mut t),
+        Stats::Sizes => stats::sizes(ctx, &mut t),
+        Stats::SizesEnable => stats::sizes_toggle(ctx, true, &mut t),
+        Stats::SizesDisable => stats::sizes_toggle(ctx, false, &mut t),
+        Stats::DetailUsage
+        | Stats::Cachedump(_)
+        | Stats::Conns
+        | Stats::Cluster
+        | Stats::Unknown(_) => {
+            r.error(out, status::KEY_ENOENT);
             return;
         }
-    } else {
-        match sub {
-            b"items" => stats::items(ctx, &mut t),
-            b"slabs" => stats::slabs(ctx, &mut t),
-            b"sizes" => stats::sizes(ctx, &mut t),
-            b"sizes_enable" => stats::sizes_toggle(ctx, true, &mut t),
-            b"sizes_disable" => stats::sizes_toggle(ctx, false, &mut t),
-            _ => {
-                write_error(out, opcode, status::KEY_ENOENT, opaque);
-                return;
-            }
-        }
     }
-    stat_packets(&t, opcode, opaque, out);
-    end(out);
+    stat_packets(&t, r, out);
+    r.always(out, status::OK, &[], &[]);
 }
 
-fn sasl(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Vec<u8>) -> Action {
-    let h = &f.header;
-    let (opcode, opaque) = (h.opcode, h.opaque);
+fn sasl(
+    f: &Frame<'_>,
+    r: Reply,
+    ctx: &Ctx<'_>,
+    session: &mut Session,
+    out: &mut Vec<u8>,
+) -> Action {
+    let opcode = f.header.opcode;
     if !ctx.shared.config.sasl {
-        write_error(out, opcode, status::UNKNOWN_COMMAND, opaque);
+        r.error(out, status::UNKNOWN_COMMAND);
         return Action::Continue;
     }
     if f.check == Check::TooLarge {
-        write_error(out, opcode, status::EINVAL, opaque);
+        r.error(out, status::EINVAL);
         return Action::Close;
     }
     if f.key.len() > crate::protocol::binary::MAX_SASL_MECH_LEN {
-        write_error(out, opcode, status::EINVAL, opaque);
+        r.error(out, status::EINVAL);
         return Action::Continue;
     }
-    let reply = Reply::Binary { opcode, opaque };
+    let reply = auth::Reply::Binary {
+        opcode,
+        opaque: r.opaque,
+    };
     let plain = f.key.eq_ignore_ascii_case(b"PLAIN");
     // PLAIN with no initial response: ask for it (empty challenge), it comes in a STEP.
     if opcode == op::SASL_AUTH && plain && f.value.is_empty() {
         session.sasl_step_expected = true;
-        write_response(out, opcode, status::AUTH_CONTINUE, opaque, 0, &[], &[], &[]);
+        r.always(out, status::AUTH_CONTINUE, &[], &[]);
         return Action::Flush;
     }
     let expected = std::mem::take(&mut session.sasl_step_expected);
@@ -458,7 +395,7 @@ fn sasl(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Vec<u8>) 
 /// Answers an authentication attempt once its credentials are checked (either protocol).
 pub fn finish_auth(
     ok: bool,
-    reply: Reply,
+    reply: auth::Reply,
     ctx: &Ctx<'_>,
     session: &mut Session,
     out: &mut Vec<u8>,
@@ -469,21 +406,20 @@ pub fn finish_auth(
     if !ok {
         bump(&st.auth_errors);
     }
-    match (reply, ok) {
-        (Reply::Binary { opcode, opaque }, true) => write_response(
-            out,
-            opcode,
-            status::OK,
-            opaque,
-            0,
-            &[],
-            &[],
-            b"Authenticated",
-        ),
-        (Reply::Binary { opcode, opaque }, false) => {
-            write_error(out, opcode, status::AUTH_ERROR, opaque)
+    match reply {
+        auth::Reply::Binary { opcode, opaque } => {
+            let r = Reply {
+                opcode,
+                opaque,
+                quiet: false,
+            };
+            if ok {
+                r.always(out, status::OK, &[], b"Authenticated");
+            } else {
+                r.error(out, status::AUTH_ERROR);
+            }
         }
-        (Reply::Ascii, true) => ascii::write_line(out, "STORED"),
-        (Reply::Ascii, false) => ascii::write_line(out, "CLIENT_ERROR authentication failure"),
+        auth::Reply::Ascii if ok => ascii::write_line(out, "STORED"),
+        auth::Reply::Ascii => ascii::write_line(out, "CLIENT_ERROR authentication failure"),
     }
 }

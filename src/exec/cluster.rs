@@ -7,7 +7,7 @@ use super::Ctx;
 use crate::cluster::state::UpdateError;
 use crate::cluster::{CONFIG_KEY, LEGACY_KEY};
 use crate::protocol::ascii;
-use crate::protocol::binary::{status, write_error, write_header, write_response, Frame};
+use crate::protocol::binary::{status, write_header, Check, Frame, Reply, ResHeader};
 
 /// Reply to a push from a connection that is not on the admin endpoint.
 pub const NOT_ADMIN: &str = "CLIENT_ERROR config set is accepted only on the admin endpoint";
@@ -59,13 +59,10 @@ fn push(key: &[u8], data: &[u8], ctx: &Ctx<'_>) -> Result<(), (u16, String)> {
 }
 
 /// `config set <key> <flags> <bytes>` with its data.
-pub fn config_set(key: &[u8], data: &[u8], noreply: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    let line = match push(key, data, ctx) {
-        Ok(()) => "STORED".to_string(),
-        Err((_, msg)) => msg,
-    };
-    if !noreply {
-        ascii::write_line(out, &line);
+pub fn config_set(key: &[u8], data: &[u8], r: ascii::Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    match push(key, data, ctx) {
+        Ok(()) => r.line(out, "STORED"),
+        Err((_, msg)) => r.line(out, &msg),
     }
 }
 
@@ -85,32 +82,31 @@ pub fn legacy_value(key: &[u8], with_cas: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>
 }
 
 /// Binary CONFIG_GET (0x60): like a Get — 4 bytes of flags, no key, the payload.
-pub fn binary_get(f: &Frame<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    let h = &f.header;
-    let cur = ctx.shared.cluster.current();
-    match cur {
+pub fn binary_get(f: &Frame<'_>, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    match ctx.shared.cluster.current() {
         Some(c) if f.key == CONFIG_KEY.as_bytes() => {
             let body = c.binary_body_len();
-            write_header(out, h.opcode, status::OK, 4, 0, body as u32, h.opaque, 0);
+            let h = ResHeader {
+                opcode: r.opcode,
+                status: status::OK,
+                opaque: r.opaque,
+                cas: 0,
+            };
+            write_header(out, h, 4, 0, body as u32);
             c.write_binary_body(out);
         }
-        _ => write_error(out, h.opcode, status::KEY_ENOENT, h.opaque),
+        _ => r.error(out, status::KEY_ENOENT),
     }
 }
 
 /// Binary CONFIG_SET (0x64): the value is the payload.
-pub fn binary_set(f: &Frame<'_>, quiet: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    let h = &f.header;
-    if f.check == crate::protocol::binary::Check::TooLarge {
-        write_error(out, h.opcode, status::E2BIG, h.opaque);
+pub fn binary_set(f: &Frame<'_>, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    if f.check == Check::TooLarge {
+        r.error(out, status::E2BIG);
         return;
     }
     match push(f.key, f.value, ctx) {
-        Ok(()) => {
-            if !quiet {
-                write_response(out, h.opcode, status::OK, h.opaque, 0, &[], &[], &[]);
-            }
-        }
-        Err((st, msg)) => write_response(out, h.opcode, st, h.opaque, 0, &[], &[], msg.as_bytes()),
+        Ok(()) => r.ok(out, 0, &[]),
+        Err((st, msg)) => r.always(out, st, &[], msg.as_bytes()),
     }
 }

@@ -5,11 +5,15 @@
 //! place that knows both the protocol and the store.
 //! Does not: touch sockets or threads (the server owns those).
 
+pub mod admin;
 pub mod binary;
 pub mod cluster;
 pub mod meta;
 pub mod stats;
 pub mod text;
+
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::Ordering;
 

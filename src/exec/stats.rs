@@ -1,14 +1,13 @@
 //! Owns: the `stats` family of replies (general, settings, items, slabs, sizes, conns, reset,
-//! detail, cachedump) in memcached 1.6.18's order and names, and the LRU admin commands
-//! (`lru_crawler`, `lru`).
+//! detail, cachedump, cluster) in memcached 1.6.18's order and names, and prefix counting for
+//! `stats detail`.
 //! Does not: count anything itself (see `stats` and the store's class counters).
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use super::Ctx;
-use crate::num::{strtol32, strtoul32};
-use crate::protocol::ascii::{self, write_stat, Tokens, BAD_FORMAT, ERROR};
+use crate::protocol::ascii::{self, write_stat, Cachedump, Stats, ERROR};
 use crate::stats::{Counters, PrefixOp};
 
 /// Sums every worker's counters.
@@ -35,65 +34,62 @@ fn rusage() -> (String, String) {
     }
 }
 
-/// `stats ...` dispatch.
-pub fn stats(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+/// `stats <group>`.
+pub fn stats(group: Stats<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
-    if t.ntokens() == 2 {
-        general(ctx, out);
-        out.extend_from_slice(b"END\r\n");
-        return;
-    }
-    match t.get(1) {
-        b"reset" => {
+    let end = |out: &mut Vec<u8>| out.extend_from_slice(b"END\r\n");
+    match group {
+        Stats::General => {
+            general(ctx, out);
+            end(out);
+        }
+        Stats::Reset => {
             reset(ctx);
             ascii::write_line(out, "RESET");
         }
-        b"detail" => match t.get(2) {
-            b"on" => {
-                sh.runtime.detail_enabled.store(true, Ordering::Relaxed);
-                ascii::write_line(out, "OK");
-            }
-            b"off" => {
-                sh.runtime.detail_enabled.store(false, Ordering::Relaxed);
-                ascii::write_line(out, "OK");
-            }
-            b"dump" => sh.runtime.prefixes.lock().dump(out),
-            _ => ascii::write_line(out, "CLIENT_ERROR usage: stats detail on|off|dump"),
-        },
-        b"settings" => {
+        Stats::DetailOn | Stats::DetailOff => {
+            let on = group == Stats::DetailOn;
+            sh.runtime.detail_enabled.store(on, Ordering::Relaxed);
+            ascii::write_line(out, "OK");
+        }
+        Stats::DetailDump => sh.runtime.prefixes.lock().dump(out),
+        Stats::DetailUsage => {
+            ascii::write_line(out, "CLIENT_ERROR usage: stats detail on|off|dump")
+        }
+        Stats::Settings => {
             settings(ctx, out);
-            out.extend_from_slice(b"END\r\n");
+            end(out);
         }
-        b"cachedump" => cachedump(t, ctx, out),
-        b"conns" => {
+        Stats::Cachedump(args) => cachedump(args, ctx, out),
+        Stats::Conns => {
             conns(ctx, out);
-            out.extend_from_slice(b"END\r\n");
+            end(out);
         }
-        b"items" => {
+        Stats::Items => {
             items(ctx, out);
-            out.extend_from_slice(b"END\r\n");
+            end(out);
         }
-        b"slabs" => {
+        Stats::Slabs => {
             slabs(ctx, out);
-            out.extend_from_slice(b"END\r\n");
+            end(out);
         }
-        b"sizes" => {
+        Stats::Sizes => {
             sizes(ctx, out);
-            out.extend_from_slice(b"END\r\n");
+            end(out);
         }
-        // memcached answers these two without an `END` line.
-        b"cluster" if sh.cluster.enabled() => {
+        Stats::Cluster if sh.cluster.enabled() => {
             for (k, v) in sh.cluster.stats() {
                 write_stat(out, k, v);
             }
             for (k, v) in sh.cluster.health_stats() {
                 write_stat(out, &k, v);
             }
-            out.extend_from_slice(b"END\r\n");
+            end(out);
         }
-        b"sizes_enable" => sizes_toggle(ctx, true, out),
-        b"sizes_disable" => sizes_toggle(ctx, false, out),
-        _ => ascii::write_line(out, ERROR),
+        // memcached answers these two without an `END` line.
+        Stats::SizesEnable => sizes_toggle(ctx, true, out),
+        Stats::SizesDisable => sizes_toggle(ctx, false, out),
+        Stats::Cluster | Stats::Unknown(_) => ascii::write_line(out, ERROR),
     }
 }
 
@@ -560,24 +556,19 @@ pub fn conns(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     }
 }
 
-fn cachedump(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+fn cachedump(args: Result<Cachedump, &'static str>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     if !sh.config.dump_enabled {
         ascii::write_line(out, "CLIENT_ERROR stats cachedump not allowed");
         return;
     }
-    if t.ntokens() < 5 {
-        ascii::write_line(out, "CLIENT_ERROR bad command line");
-        return;
-    }
-    let (Some(id), Some(limit)) = (strtoul32(t.get(2)), strtoul32(t.get(3))) else {
-        ascii::write_line(out, BAD_FORMAT);
-        return;
+    let Cachedump { class: id, limit } = match args {
+        Ok(a) => a,
+        Err(msg) => {
+            ascii::write_line(out, msg);
+            return;
+        }
     };
-    if id >= 64 {
-        ascii::write_line(out, "CLIENT_ERROR Illegal slab id");
-        return;
-    }
     let mut n = 0u32;
     let started = sh.clock.started_unix;
     sh.store.for_each_item(sh.clock.now(), |v| {
@@ -594,168 +585,4 @@ fn cachedump(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         }
     });
     out.extend_from_slice(b"END\r\n");
-}
-
-fn uri_encode(out: &mut Vec<u8>, key: &[u8]) {
-    for &b in key {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-}
-
-/// `lru_crawler <crawl|metadump|tocrawl|sleep|enable|disable> ...`.
-pub fn lru_crawler(t: &Tokens<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    let sh = ctx.shared;
-    let rt = &sh.runtime;
-    let nt = t.ntokens();
-    let enabled = rt.lru_crawler.load(Ordering::Relaxed);
-    let classes_ok = |arg: &[u8]| {
-        arg == b"all"
-            || arg.split(|&b| b == b',').all(|c| {
-                strtoul32(c).is_some_and(|id| id >= 1 && (id as usize) <= sh.store.classes().len())
-            })
-    };
-    match (nt, t.get(1)) {
-        (4, b"crawl") => {
-            if !enabled {
-                ascii::write_line(out, "CLIENT_ERROR lru crawler disabled");
-            } else if !classes_ok(t.get(2)) {
-                ascii::write_line(out, "BADCLASS invalid class id");
-            } else {
-                rt.crawl_requested.store(true, Ordering::Relaxed);
-                ascii::write_line(out, "OK");
-            }
-        }
-        (4, b"metadump") => {
-            if !enabled {
-                ascii::write_line(out, "CLIENT_ERROR lru crawler disabled");
-            } else if !sh.config.dump_enabled {
-                ascii::write_line(out, "ERROR metadump not allowed");
-            } else if !out.is_empty() {
-                // memcached hands the connection to its crawler, which needs no replies of
-                // earlier pipelined commands still waiting to be written.
-                ascii::write_line(out, "ERROR cannot pipeline other commands before metadump");
-            } else if t.get(2) != b"hash" && !classes_ok(t.get(2)) {
-                ascii::write_line(out, "BADCLASS invalid class id");
-            } else {
-                let now = sh.clock.now();
-                let started = sh.clock.started_unix;
-                sh.store.for_each_item(now, |v| {
-                    out.extend_from_slice(b"key=");
-                    uri_encode(out, v.key);
-                    let exp = if v.exptime == 0 {
-                        -1
-                    } else {
-                        started + i64::from(v.exptime)
-                    };
-                    let _ = writeln!(
-                        out,
-                        " exp={exp} la={} cas={} fetch={} cls={} size={}",
-                        started + i64::from(v.atime),
-                        ctx.visible_cas(v.cas),
-                        if v.bits & crate::store::item::FETCHED != 0 {
-                            "yes"
-                        } else {
-                            "no"
-                        },
-                        v.class + 1,
-                        v.total
-                    );
-                });
-                ascii::write_line(out, "END");
-            }
-        }
-        (4, b"tocrawl") => match strtoul32(t.get(2)) {
-            Some(n) => {
-                rt.lru_crawler_tocrawl.store(n, Ordering::Relaxed);
-                ascii::write_line(out, "OK");
-            }
-            None => ascii::write_line(out, BAD_FORMAT),
-        },
-        (4, b"sleep") => match strtoul32(t.get(2)) {
-            Some(n) if n > 1_000_000 => {
-                ascii::write_line(out, "CLIENT_ERROR sleep must be one second or less")
-            }
-            Some(n) => {
-                rt.lru_crawler_sleep.store(n, Ordering::Relaxed);
-                ascii::write_line(out, "OK");
-            }
-            None => ascii::write_line(out, BAD_FORMAT),
-        },
-        (3, b"enable") => {
-            rt.lru_crawler.store(true, Ordering::Relaxed);
-            ascii::write_line(out, "OK");
-        }
-        (3, b"disable") => {
-            rt.lru_crawler.store(false, Ordering::Relaxed);
-            ascii::write_line(out, "OK");
-        }
-        _ => ascii::write_line(out, ERROR),
-    }
-}
-
-/// `lru tune|mode|temp_ttl ...`: returns the reply line.
-pub fn lru(t: &Tokens<'_>, ctx: &Ctx<'_>) -> &'static str {
-    let sh = ctx.shared;
-    let rt = &sh.runtime;
-    let nt = t.ntokens();
-    let maintainer = sh.config.ext.lru_maintainer;
-    match t.get(1) {
-        b"tune" if nt >= 7 => {
-            let parse_f = |b: &[u8]| {
-                std::str::from_utf8(b)
-                    .ok()
-                    .and_then(|s| s.parse::<f64>().ok())
-            };
-            match (
-                strtoul32(t.get(2)),
-                strtoul32(t.get(3)),
-                parse_f(t.get(4)),
-                parse_f(t.get(5)),
-            ) {
-                (Some(hot), Some(warm), Some(hf), Some(wf)) => {
-                    if u64::from(hot) + u64::from(warm) > 80 {
-                        "ERROR hot and warm pcts must not exceed 80"
-                    } else if hf <= 0.0 || wf <= 0.0 {
-                        "ERROR hot/warm age factors must be greater than 0"
-                    } else {
-                        let ss = sh.store.shared();
-                        ss.hot_lru_pct.store(hot, Ordering::Relaxed);
-                        ss.warm_lru_pct.store(warm, Ordering::Relaxed);
-                        *rt.hot_max_factor.lock() = hf;
-                        *rt.warm_max_factor.lock() = wf;
-                        "OK"
-                    }
-                }
-                _ => ERROR,
-            }
-        }
-        b"mode" if nt >= 4 && maintainer => match t.get(2) {
-            b"flat" => {
-                rt.lru_segmented.store(false, Ordering::Relaxed);
-                "OK"
-            }
-            b"segmented" => {
-                rt.lru_segmented.store(true, Ordering::Relaxed);
-                "OK"
-            }
-            _ => ERROR,
-        },
-        b"temp_ttl" if nt >= 4 && maintainer => match strtol32(t.get(2)) {
-            Some(ttl) if ttl < 0 => {
-                rt.temp_lru.store(false, Ordering::Relaxed);
-                "OK"
-            }
-            Some(ttl) => {
-                rt.temp_lru.store(true, Ordering::Relaxed);
-                rt.temporary_ttl.store(ttl as u32, Ordering::Relaxed);
-                "OK"
-            }
-            None => ERROR,
-        },
-        _ => ERROR,
-    }
 }

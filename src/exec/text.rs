@@ -5,23 +5,19 @@
 
 use std::sync::atomic::Ordering;
 
-use super::{cluster, count_lookup, flush_all, meta, stats, store_counted, Action, Ctx, Session};
+use super::{
+    admin, cluster, count_lookup, flush_all, meta, stats, store_counted, Action, Ctx, Session,
+};
 use crate::protocol::ascii::{
-    self, Command, GetKind, StoreCmd, BAD_CHUNK, BAD_FORMAT, ERROR, NON_NUMERIC, OUT_OF_MEMORY,
+    self, Command, GetKind, Reply, StoreCmd, BAD_CHUNK, BAD_FORMAT, NON_NUMERIC, OUT_OF_MEMORY,
     TOO_LARGE,
 };
 use crate::protocol::text::AuthLine;
-use crate::state::{Shared, Shutdown};
+use crate::state::Shutdown;
 use crate::stats::{bump, PrefixOp};
 use crate::store::{
     ArithOp, ArithOutcome, DeleteOutcome, Recency, StoreError, StoreMode, StoreOutcome,
 };
-
-fn line(out: &mut Vec<u8>, s: &str, noreply: bool) {
-    if !noreply {
-        ascii::write_line(out, s);
-    }
-}
 
 /// Executes one text command, appending its reply to `out`.
 pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
@@ -33,7 +29,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Continue
         }
         Command::ConfigSet { key, data, noreply } => {
-            cluster::config_set(key, data, noreply, ctx, out);
+            cluster::config_set(key, data, Reply { noreply }, ctx, out);
             Action::Continue
         }
         Command::Get {
@@ -62,16 +58,16 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                 StoreCmd::Cas => StoreMode::Cas(cas),
             };
             if cluster::read_only(key, ctx) {
-                line(out, cluster::READ_ONLY, noreply);
+                Reply { noreply }.line(out, cluster::READ_ONLY);
                 return Action::Continue;
             }
             stats::record_prefix(ctx, key, PrefixOp::Set);
             let reply = store(mode, key, flags, exptime, data, ctx);
-            line(out, reply, noreply);
+            Reply { noreply }.line(out, reply);
             Action::Continue
         }
         Command::Delete { key, noreply } if cluster::read_only(key, ctx) => {
-            line(out, cluster::READ_ONLY, noreply);
+            Reply { noreply }.line(out, cluster::READ_ONLY);
             Action::Continue
         }
         Command::Delete { key, noreply } => {
@@ -88,7 +84,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                     "NOT_FOUND"
                 }
             };
-            line(out, reply, noreply);
+            Reply { noreply }.line(out, reply);
             Action::Continue
         }
         Command::Arith {
@@ -109,10 +105,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             match r {
                 Ok(ArithOutcome::Value(v, _)) => {
                     bump(if incr { &st.incr_hits } else { &st.decr_hits });
-                    if !noreply {
-                        let mut b = itoa::Buffer::new();
-                        ascii::write_line(out, b.format(v));
-                    }
+                    Reply { noreply }.number(out, v);
                 }
                 Ok(ArithOutcome::NotFound) | Ok(ArithOutcome::Exists) => {
                     bump(if incr {
@@ -120,10 +113,10 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                     } else {
                         &st.decr_misses
                     });
-                    line(out, "NOT_FOUND", noreply);
+                    Reply { noreply }.line(out, "NOT_FOUND");
                 }
-                Ok(ArithOutcome::NonNumeric) => line(out, NON_NUMERIC, noreply),
-                Err(_) => line(out, "SERVER_ERROR out of memory", noreply),
+                Ok(ArithOutcome::NonNumeric) => Reply { noreply }.line(out, NON_NUMERIC),
+                Err(_) => Reply { noreply }.line(out, "SERVER_ERROR out of memory"),
             }
             Action::Continue
         }
@@ -136,25 +129,24 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             let exp = ctx.exptime(exptime);
             let miss = sh.store.lock(h).touch(key, h, exp, ctx.now()).err();
             count_lookup(st, true, miss);
-            line(
+            Reply { noreply }.line(
                 out,
                 if miss.is_none() {
                     "TOUCHED"
                 } else {
                     "NOT_FOUND"
                 },
-                noreply,
             );
             Action::Continue
         }
         Command::FlushAll { delay, noreply } => {
             bump(&st.cmd_flush);
             if !sh.config.flush_enabled {
-                line(out, "CLIENT_ERROR flush_all not allowed", noreply);
+                Reply { noreply }.line(out, "CLIENT_ERROR flush_all not allowed");
                 return Action::Continue;
             }
             flush_all(sh, i64::from(delay), ctx.now());
-            line(out, "OK", noreply);
+            Reply { noreply }.line(out, "OK");
             Action::Continue
         }
         Command::Version => {
@@ -164,7 +156,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         }
         Command::Verbosity { level, noreply } => {
             sh.runtime.verbosity.store(level.min(2), Ordering::Relaxed);
-            line(out, "OK", noreply);
+            Reply { noreply }.line(out, "OK");
             Action::Continue
         }
         Command::Quit => Action::Close,
@@ -188,50 +180,27 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Continue
         }
         Command::MemLimit { mb, noreply } => {
-            let reply = match mb {
-                None => ERROR,
-                Some(m) if m < 8 => "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m",
-                Some(m) if m > 1_000_000_000 => {
-                    "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
-                }
-                Some(m) => {
-                    sh.store.set_memory_limit(m as usize * 1024 * 1024);
-                    "OK"
-                }
-            };
-            line(out, reply, noreply);
+            Reply { noreply }.line(out, admin::mem_limit(mb, ctx));
             Action::Continue
         }
-        Command::Stats { tokens } => {
-            stats::stats(&tokens, ctx, out);
+        Command::Stats(group) => {
+            stats::stats(group, ctx, out);
             Action::Continue
         }
         Command::SlabsReassign { src, dst } => {
-            ascii::write_line(out, slabs_reassign(sh, src, dst, ctx.now()));
+            ascii::write_line(out, admin::slabs_reassign(src, dst, ctx));
             Action::Continue
         }
         Command::SlabsAutomove { level, noreply } => {
-            if level > 2 {
-                line(out, ERROR, noreply);
-            } else {
-                // Without slab reassignment the store never moves pages (memcached still says OK).
-                if sh.config.ext.slab_reassign {
-                    sh.store
-                        .shared()
-                        .automove
-                        .store(level as u8, Ordering::Relaxed);
-                }
-                line(out, "OK", noreply);
-            }
+            Reply { noreply }.line(out, admin::slabs_automove(level, ctx));
             Action::Continue
         }
-        Command::LruCrawler { tokens } => {
-            stats::lru_crawler(&tokens, ctx, out);
+        Command::LruCrawler(c) => {
+            admin::lru_crawler(c, ctx, out);
             Action::Continue
         }
-        Command::Lru { tokens, noreply } => {
-            let reply = stats::lru(&tokens, ctx);
-            line(out, reply, noreply);
+        Command::Lru { cmd, noreply } => {
+            Reply { noreply }.line(out, admin::lru(cmd, ctx));
             Action::Continue
         }
         Command::Watch => {
@@ -250,11 +219,11 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         Command::BadDataChunk { noreply } => {
             // memcached counts the set once its data is read, before checking the `\r\n`.
             bump(&st.cmd_set);
-            line(out, BAD_CHUNK, noreply);
+            Reply { noreply }.line(out, BAD_CHUNK);
             Action::Continue
         }
         Command::Reply { msg, noreply } => {
-            line(out, msg, noreply);
+            Reply { noreply }.line(out, msg);
             Action::Continue
         }
         Command::Swallow {
@@ -272,7 +241,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             if too_large {
                 bump(&st.store_too_large);
             }
-            line(out, msg, noreply);
+            Reply { noreply }.line(out, msg);
             Action::Swallow(skip)
         }
     }
@@ -354,48 +323,5 @@ pub fn store(
         Ok(StoreOutcome::NotFound) => "NOT_FOUND",
         Err(StoreError::TooLarge) => TOO_LARGE,
         Err(StoreError::OutOfMemory) => OUT_OF_MEMORY,
-    }
-}
-
-fn slabs_reassign(sh: &Shared, src: i32, dst: i32, now: u32) -> &'static str {
-    if !sh.config.ext.slab_reassign {
-        return "CLIENT_ERROR slab reassignment disabled";
-    }
-    if src == dst {
-        return "SAME src and dst class are identical";
-    }
-    let n = sh.store.classes().len() as i32;
-    // memcached's `slabclass[c].slabs >= 2`, per class id (1-based), summed over shards.
-    let pages = sh.store.class_stats(now);
-    let has_spare = |class_id: i32| {
-        pages
-            .get((class_id - 1) as usize)
-            .is_some_and(|s| s.total_pages >= 2)
-    };
-    // memcached: `-1` picks any class with a spare page (none found reads as a bad class);
-    // class 0 is the global page pool, a valid source or destination.
-    let src = if src == -1 {
-        match (1..=n).find(|&c| c != dst && has_spare(c)) {
-            Some(c) => c,
-            None => return "BADCLASS invalid src or dst class id",
-        }
-    } else {
-        src
-    };
-    if src < 0 || src > n || dst < 0 || dst > n {
-        return "BADCLASS invalid src or dst class id";
-    }
-    // ferrocache keeps no page pool: class 0 never has a spare page to give, and a page cannot
-    // be parked in it either.
-    if src == 0 || dst == 0 || !has_spare(src) {
-        return "NOSPARE source class has no spare pages";
-    }
-    if sh
-        .store
-        .reassign((src - 1) as usize, (dst - 1) as usize, now)
-    {
-        "OK"
-    } else {
-        "NOSPARE source class has no spare pages"
     }
 }

@@ -5,6 +5,7 @@
 //! Does not: recognise any command word.
 
 use super::{Limits, ParseError};
+use crate::num::strtoul32;
 
 /// memcached's `MAX_TOKENS`: at most 23 words are split off a line, the rest stays together.
 pub const MAX_TOKENS: usize = 24;
@@ -87,6 +88,9 @@ pub enum StoreCmd {
 }
 
 /// A parsed text command. Keys and data borrow from the input buffer.
+// `Meta` carries its tokenized line (as before, when the admin variants did too); boxing it would
+// allocate per request.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy)]
 pub enum Command<'a> {
     /// `config get <key>` (Auto Discovery).
@@ -144,28 +148,28 @@ pub enum Command<'a> {
     },
     /// `shutdown` with an argument other than `graceful`.
     ShutdownBadMode,
+    /// `cache_memlimit <mb> [noreply]`.
     MemLimit {
-        mb: Option<u32>,
+        mb: u32,
         noreply: bool,
     },
-    /// `stats [sub args...]`.
-    Stats {
-        tokens: Tokens<'a>,
-    },
+    /// `stats [group ...]` (also binary STAT, by its key).
+    Stats(Stats<'a>),
+    /// `slabs reassign <src> <dst>`.
     SlabsReassign {
         src: i32,
         dst: i32,
     },
+    /// `slabs automove <level> [noreply]`.
     SlabsAutomove {
         level: u32,
         noreply: bool,
     },
-    /// `lru_crawler ...` and `lru ...`: admin commands with their words.
-    LruCrawler {
-        tokens: Tokens<'a>,
-    },
+    /// `lru_crawler <sub> ...`.
+    LruCrawler(LruCrawler<'a>),
+    /// `lru tune|mode|temp_ttl ...`.
     Lru {
-        tokens: Tokens<'a>,
+        cmd: Lru,
         noreply: bool,
     },
     Watch,
@@ -194,6 +198,85 @@ pub enum Command<'a> {
         /// For `set`: the key whose old value must go (memcached never leaves stale data).
         unlink: Option<&'a [u8]>,
     },
+}
+
+/// A `stats` group (parsed in `admin`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stats<'a> {
+    /// `stats` alone.
+    General,
+    Reset,
+    DetailOn,
+    DetailOff,
+    DetailDump,
+    /// `stats detail` with another word: the usage line (binary: not found).
+    DetailUsage,
+    Settings,
+    /// `stats cachedump <class> <limit>`, or the error line for bad arguments (given only once
+    /// dumps are allowed).
+    Cachedump(Result<Cachedump, &'static str>),
+    Conns,
+    Items,
+    Slabs,
+    Sizes,
+    SizesEnable,
+    SizesDisable,
+    /// `stats cluster` (a group only while Auto Discovery is on).
+    Cluster,
+    /// Any other group: `ERROR` (binary: not found).
+    Unknown(&'a [u8]),
+}
+
+/// `stats cachedump` arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cachedump {
+    /// Class id (1-based, below 64).
+    pub class: u32,
+    /// Most items to list; 0 lists all.
+    pub limit: u32,
+}
+
+/// A list of class ids as `lru_crawler` takes it: `all` or comma-separated ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClassIds<'a>(pub &'a [u8]);
+
+impl ClassIds<'_> {
+    /// The list is `all`, or every id in it names one of `classes` classes (ids are 1-based).
+    pub fn within(&self, classes: usize) -> bool {
+        self.0 == b"all"
+            || self
+                .0
+                .split(|&b| b == b',')
+                .all(|c| strtoul32(c).is_some_and(|id| id >= 1 && (id as usize) <= classes))
+    }
+}
+
+/// `lru_crawler` subcommands that reach the executor (argument errors are `Command::Reply`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LruCrawler<'a> {
+    Crawl(ClassIds<'a>),
+    /// `metadump <ids|all|hash>`; `hash` is `None`.
+    Metadump(Option<ClassIds<'a>>),
+    Tocrawl(u32),
+    /// Microseconds between crawl steps (at most one second).
+    Sleep(u32),
+    Enable,
+    Disable,
+}
+
+/// `lru` subcommands (argument errors are `Command::Reply`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Lru {
+    Tune {
+        hot_pct: u32,
+        warm_pct: u32,
+        hot_factor: f64,
+        warm_factor: f64,
+    },
+    /// `mode flat|segmented` (only with the LRU maintainer).
+    Mode { segmented: bool },
+    /// `temp_ttl <ttl>` (only with the LRU maintainer); a negative ttl turns the temp LRU off.
+    TempTtl(i32),
 }
 
 pub const ERROR: &str = "ERROR";
@@ -302,6 +385,29 @@ pub fn write_value(out: &mut Vec<u8>, key: &[u8], flags: u32, data: &[u8], cas: 
     out.extend_from_slice(b"\r\n");
     out.extend_from_slice(data);
     out.extend_from_slice(b"\r\n");
+}
+
+/// The reply writer of one ASCII request that may carry `noreply`: such a request writes
+/// nothing, its errors included (memcached's rule).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub noreply: bool,
+}
+
+impl Reply {
+    /// Appends `line` and its `\r\n` unless the request was `noreply`.
+    pub fn line(self, out: &mut Vec<u8>, line: &str) {
+        if !self.noreply {
+            write_line(out, line);
+        }
+    }
+    /// Appends a number line unless the request was `noreply`.
+    pub fn number(self, out: &mut Vec<u8>, n: u64) {
+        if !self.noreply {
+            let mut b = itoa::Buffer::new();
+            write_line(out, b.format(n));
+        }
+    }
 }
 
 /// Appends a reply line with its `\r\n`.

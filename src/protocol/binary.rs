@@ -297,52 +297,33 @@ pub fn parse<'a>(input: &'a [u8], lim: &Limits) -> Result<Parsed<Frame<'a>>, Par
     Ok(Parsed::Complete(frame(Check::Ok, value, 0), head + vlen))
 }
 
-/// Appends a response header.
-#[allow(clippy::too_many_arguments)]
-pub fn write_header(
-    out: &mut Vec<u8>,
-    opcode: u8,
-    status: u16,
-    extlen: u8,
-    keylen: u16,
-    bodylen: u32,
-    opaque: u32,
-    cas: u64,
-) {
+/// The fields of a response header a reply chooses (magic, data type and lengths follow).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ResHeader {
+    pub opcode: u8,
+    pub status: u16,
+    pub opaque: u32,
+    pub cas: u64,
+}
+
+/// Appends a response header for a body of `bodylen` bytes starting with `extlen` bytes of
+/// extras and `keylen` bytes of key.
+pub fn write_header(out: &mut Vec<u8>, h: ResHeader, extlen: u8, keylen: u16, bodylen: u32) {
     out.push(RES_MAGIC);
-    out.push(opcode);
+    out.push(h.opcode);
     out.extend_from_slice(&keylen.to_be_bytes());
     out.push(extlen);
     out.push(0);
-    out.extend_from_slice(&status.to_be_bytes());
+    out.extend_from_slice(&h.status.to_be_bytes());
     out.extend_from_slice(&bodylen.to_be_bytes());
-    out.extend_from_slice(&opaque.to_be_bytes());
-    out.extend_from_slice(&cas.to_be_bytes());
+    out.extend_from_slice(&h.opaque.to_be_bytes());
+    out.extend_from_slice(&h.cas.to_be_bytes());
 }
 
 /// Appends a complete response packet.
-#[allow(clippy::too_many_arguments)]
-pub fn write_response(
-    out: &mut Vec<u8>,
-    opcode: u8,
-    status: u16,
-    opaque: u32,
-    cas: u64,
-    extras: &[u8],
-    key: &[u8],
-    value: &[u8],
-) {
+pub fn write_response(out: &mut Vec<u8>, h: ResHeader, extras: &[u8], key: &[u8], value: &[u8]) {
     let body = extras.len() + key.len() + value.len();
-    write_header(
-        out,
-        opcode,
-        status,
-        extras.len() as u8,
-        key.len() as u16,
-        body as u32,
-        opaque,
-        cas,
-    );
+    write_header(out, h, extras.len() as u8, key.len() as u16, body as u32);
     out.extend_from_slice(extras);
     out.extend_from_slice(key);
     out.extend_from_slice(value);
@@ -350,16 +331,79 @@ pub fn write_response(
 
 /// Appends an error packet with memcached's text for `status`.
 pub fn write_error(out: &mut Vec<u8>, opcode: u8, status: u16, opaque: u32) {
-    write_response(
-        out,
+    let h = ResHeader {
         opcode,
         status,
         opaque,
-        0,
-        &[],
-        &[],
-        status::text(status).as_bytes(),
-    );
+        cas: 0,
+    };
+    write_response(out, h, &[], &[], status::text(status).as_bytes());
+}
+
+/// The reply writer of one request: answers with its opcode and opaque, and owns quiet mode —
+/// a quiet opcode (`GETQ`, `SETQ`, ...) hides successes and get misses, never errors or get hits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Reply {
+    pub opcode: u8,
+    pub opaque: u32,
+    pub quiet: bool,
+}
+
+impl Reply {
+    /// The writer for the request with this header.
+    pub fn to(h: &Header) -> Reply {
+        Reply {
+            opcode: h.opcode,
+            opaque: h.opaque,
+            quiet: unquiet(h.opcode).1,
+        }
+    }
+    fn head(&self, status: u16, cas: u64) -> ResHeader {
+        ResHeader {
+            opcode: self.opcode,
+            status,
+            opaque: self.opaque,
+            cas,
+        }
+    }
+    /// A success carrying `value` (may be empty): hidden when quiet.
+    pub fn ok(&self, out: &mut Vec<u8>, cas: u64, value: &[u8]) {
+        if !self.quiet {
+            write_response(out, self.head(status::OK, cas), &[], &[], value);
+        }
+    }
+    /// An error status with memcached's text for it: always written.
+    pub fn error(&self, out: &mut Vec<u8>, status: u16) {
+        write_error(out, self.opcode, status, self.opaque);
+    }
+    /// A packet written whatever the mode (errors with their own text, SASL answers, stats).
+    pub fn always(&self, out: &mut Vec<u8>, status: u16, key: &[u8], value: &[u8]) {
+        write_response(out, self.head(status, 0), &[], key, value);
+    }
+    /// A get hit: 4 bytes of flags, the key when asked for, the value; always written.
+    pub fn hit(&self, out: &mut Vec<u8>, cas: u64, flags: u32, key: &[u8], value: &[u8]) {
+        let body = 4 + key.len() + value.len();
+        write_header(
+            out,
+            self.head(status::OK, cas),
+            4,
+            key.len() as u16,
+            body as u32,
+        );
+        out.extend_from_slice(&flags.to_be_bytes());
+        out.extend_from_slice(key);
+        out.extend_from_slice(value);
+    }
+    /// A get miss (with the key for GETK/GATK, else memcached's text): hidden when quiet.
+    pub fn miss(&self, out: &mut Vec<u8>, key: Option<&[u8]>) {
+        if self.quiet {
+            return;
+        }
+        match key {
+            Some(k) => write_response(out, self.head(status::KEY_ENOENT, 0), &[], k, &[]),
+            None => self.error(out, status::KEY_ENOENT),
+        }
+    }
 }
 
 /// Builds a request packet (tests, the load generator, the cluster push client).
@@ -504,7 +548,13 @@ mod tests {
     #[test]
     fn response_round_trip() {
         let mut out = Vec::new();
-        write_response(&mut out, op::GETK, 0, 9, 42, &[0, 0, 0, 1], b"k", b"v");
+        let h = ResHeader {
+            opcode: op::GETK,
+            status: 0,
+            opaque: 9,
+            cas: 42,
+        };
+        write_response(&mut out, h, &[0, 0, 0, 1], b"k", b"v");
         let (r, used) = parse_response(&out).unwrap();
         assert_eq!(used, out.len());
         assert_eq!((r.opcode, r.status, r.opaque, r.cas), (op::GETK, 0, 9, 42));

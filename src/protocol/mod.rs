@@ -1,9 +1,10 @@
 //! Owns: the wire formats — parsing requests out of a byte buffer: the shared result types, the
 //! limits, protocol detection, and the ASCII dispatcher (`parse_ascii`, the one place that routes
-//! a line to `text` or `meta`). Pure: no sockets, no store, no threads; never panics on any input.
+//! a line to `text`, `meta` or `admin`). Pure: no sockets, no store, no threads; never panics on any input.
 //! Does not: execute requests (see `exec`) or own buffers (see `server`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod admin;
 pub mod ascii;
 pub mod binary;
 pub mod meta;
@@ -106,6 +107,9 @@ pub fn parse_ascii<'a>(buf: &'a [u8], lim: &Limits) -> Result<Parsed<Command<'a>
     match t.get(0) {
         w if t.ntokens() < 2 || w.len() < 2 => Ok(Parsed::Complete(reply(ERROR, false), used)),
         [b'm', _] => meta::parse_line(buf, used, t, lim),
-        _ => text::parse_command(buf, used, line, t, lim),
+        _ => match admin::parse(&t) {
+            Some(c) => Ok(Parsed::Complete(c, used)),
+            None => text::parse_command(buf, used, line, t, lim),
+        },
     }
 }

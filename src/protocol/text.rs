@@ -152,37 +152,11 @@ pub fn parse_command<'a>(
             if nt != 3 && nt != 4 {
                 return done(reply(ERROR, false));
             }
-            done(Command::MemLimit {
-                mb: strtoul32(t.get(1)),
-                noreply: t.noreply(),
-            })
-        }
-        b"stats" => done(Command::Stats { tokens: t }),
-        b"slabs" => {
-            if nt == 5 && t.get(1) == b"reassign" {
-                match (strtol32(t.get(2)), strtol32(t.get(3))) {
-                    (Some(src), Some(dst)) => done(Command::SlabsReassign { src, dst }),
-                    _ => done(reply(BAD_FORMAT, false)),
-                }
-            } else if nt >= 4 && t.get(1) == b"automove" {
-                let noreply = t.noreply();
-                match strtoul32(t.get(2)) {
-                    Some(level) => done(Command::SlabsAutomove { level, noreply }),
-                    None => done(reply(BAD_FORMAT, noreply)),
-                }
-            } else {
-                done(reply(ERROR, false))
+            let noreply = t.noreply();
+            match strtoul32(t.get(1)) {
+                Some(mb) => done(Command::MemLimit { mb, noreply }),
+                None => done(reply(ERROR, noreply)),
             }
-        }
-        b"lru_crawler" => done(Command::LruCrawler { tokens: t }),
-        b"lru" => {
-            if nt < 3 {
-                return done(reply(ERROR, false));
-            }
-            done(Command::Lru {
-                tokens: t,
-                noreply: t.noreply(),
-            })
         }
         b"watch" => done(Command::Watch),
         _ => {

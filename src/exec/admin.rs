@@ -1,0 +1,211 @@
+//! Owns: the admin commands' semantics — `cache_memlimit`, `slabs reassign|automove`,
+//! `lru_crawler ...` (including `metadump`) and `lru ...` applied to the store and the runtime
+//! settings, with memcached 1.6.18's reply lines.
+//! Does not: parse their words (see `protocol::admin`) or answer `stats` (see `stats`).
+
+use std::io::Write;
+use std::sync::atomic::Ordering;
+
+use super::Ctx;
+use crate::protocol::ascii::{self, ClassIds, Lru, LruCrawler, ERROR};
+
+/// `cache_memlimit <mb>`: the reply line.
+pub fn mem_limit(mb: u32, ctx: &Ctx<'_>) -> &'static str {
+    if mb < 8 {
+        "MEMLIMIT_TOO_SMALL cannot set maxbytes to less than 8m"
+    } else if mb > 1_000_000_000 {
+        "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
+    } else {
+        ctx.shared.store.set_memory_limit(mb as usize * 1024 * 1024);
+        "OK"
+    }
+}
+
+/// `slabs automove <level>`: the reply line.
+pub fn slabs_automove(level: u32, ctx: &Ctx<'_>) -> &'static str {
+    let sh = ctx.shared;
+    if level > 2 {
+        return ERROR;
+    }
+    // Without slab reassignment the store never moves pages (memcached still says OK).
+    if sh.config.ext.slab_reassign {
+        sh.store
+            .shared()
+            .automove
+            .store(level as u8, Ordering::Relaxed);
+    }
+    "OK"
+}
+
+/// `slabs reassign <src> <dst>`: the reply line.
+pub fn slabs_reassign(src: i32, dst: i32, ctx: &Ctx<'_>) -> &'static str {
+    let sh = ctx.shared;
+    let now = ctx.now();
+    if !sh.config.ext.slab_reassign {
+        return "CLIENT_ERROR slab reassignment disabled";
+    }
+    if src == dst {
+        return "SAME src and dst class are identical";
+    }
+    let n = sh.store.classes().len() as i32;
+    // memcached's `slabclass[c].slabs >= 2`, per class id (1-based), summed over shards.
+    let pages = sh.store.class_stats(now);
+    let has_spare = |class_id: i32| {
+        pages
+            .get((class_id - 1) as usize)
+            .is_some_and(|s| s.total_pages >= 2)
+    };
+    // memcached: `-1` picks any class with a spare page (none found reads as a bad class);
+    // class 0 is the global page pool, a valid source or destination.
+    let src = if src == -1 {
+        match (1..=n).find(|&c| c != dst && has_spare(c)) {
+            Some(c) => c,
+            None => return "BADCLASS invalid src or dst class id",
+        }
+    } else {
+        src
+    };
+    if src < 0 || src > n || dst < 0 || dst > n {
+        return "BADCLASS invalid src or dst class id";
+    }
+    // ferrocache keeps no page pool: class 0 never has a spare page to give, and a page cannot
+    // be parked in it either.
+    if src == 0 || dst == 0 || !has_spare(src) {
+        return "NOSPARE source class has no spare pages";
+    }
+    if sh
+        .store
+        .reassign((src - 1) as usize, (dst - 1) as usize, now)
+    {
+        "OK"
+    } else {
+        "NOSPARE source class has no spare pages"
+    }
+}
+
+fn uri_encode(out: &mut Vec<u8>, key: &[u8]) {
+    for &b in key {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b);
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// `lru_crawler <crawl|metadump|tocrawl|sleep|enable|disable> ...`.
+pub fn lru_crawler(c: LruCrawler<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let rt = &sh.runtime;
+    let enabled = rt.lru_crawler.load(Ordering::Relaxed);
+    let classes_ok = |ids: ClassIds<'_>| ids.within(sh.store.classes().len());
+    match c {
+        LruCrawler::Crawl(ids) => {
+            if !enabled {
+                ascii::write_line(out, "CLIENT_ERROR lru crawler disabled");
+            } else if !classes_ok(ids) {
+                ascii::write_line(out, "BADCLASS invalid class id");
+            } else {
+                rt.crawl_requested.store(true, Ordering::Relaxed);
+                ascii::write_line(out, "OK");
+            }
+        }
+        LruCrawler::Metadump(ids) => {
+            if !enabled {
+                ascii::write_line(out, "CLIENT_ERROR lru crawler disabled");
+            } else if !sh.config.dump_enabled {
+                ascii::write_line(out, "ERROR metadump not allowed");
+            } else if !out.is_empty() {
+                // memcached hands the connection to its crawler, which needs no replies of
+                // earlier pipelined commands still waiting to be written.
+                ascii::write_line(out, "ERROR cannot pipeline other commands before metadump");
+            } else if ids.is_some_and(|ids| !classes_ok(ids)) {
+                ascii::write_line(out, "BADCLASS invalid class id");
+            } else {
+                metadump(ctx, out);
+            }
+        }
+        LruCrawler::Tocrawl(n) => {
+            rt.lru_crawler_tocrawl.store(n, Ordering::Relaxed);
+            ascii::write_line(out, "OK");
+        }
+        LruCrawler::Sleep(n) => {
+            rt.lru_crawler_sleep.store(n, Ordering::Relaxed);
+            ascii::write_line(out, "OK");
+        }
+        LruCrawler::Enable => {
+            rt.lru_crawler.store(true, Ordering::Relaxed);
+            ascii::write_line(out, "OK");
+        }
+        LruCrawler::Disable => {
+            rt.lru_crawler.store(false, Ordering::Relaxed);
+            ascii::write_line(out, "OK");
+        }
+    }
+}
+
+/// Every live item's metadata, one line each, then `END`.
+fn metadump(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let sh = ctx.shared;
+    let now = sh.clock.now();
+    let started = sh.clock.started_unix;
+    sh.store.for_each_item(now, |v| {
+        out.extend_from_slice(b"key=");
+        uri_encode(out, v.key);
+        let exp = if v.exptime == 0 {
+            -1
+        } else {
+            started + i64::from(v.exptime)
+        };
+        let _ = writeln!(
+            out,
+            " exp={exp} la={} cas={} fetch={} cls={} size={}",
+            started + i64::from(v.atime),
+            ctx.visible_cas(v.cas),
+            if v.bits & crate::store::item::FETCHED != 0 {
+                "yes"
+            } else {
+                "no"
+            },
+            v.class + 1,
+            v.total
+        );
+    });
+    ascii::write_line(out, "END");
+}
+
+/// `lru tune|mode|temp_ttl ...`: the reply line.
+pub fn lru(cmd: Lru, ctx: &Ctx<'_>) -> &'static str {
+    let sh = ctx.shared;
+    let rt = &sh.runtime;
+    let maintainer = sh.config.ext.lru_maintainer;
+    match cmd {
+        Lru::Tune {
+            hot_pct,
+            warm_pct,
+            hot_factor,
+            warm_factor,
+        } => {
+            let ss = sh.store.shared();
+            ss.hot_lru_pct.store(hot_pct, Ordering::Relaxed);
+            ss.warm_lru_pct.store(warm_pct, Ordering::Relaxed);
+            *rt.hot_max_factor.lock() = hot_factor;
+            *rt.warm_max_factor.lock() = warm_factor;
+            "OK"
+        }
+        Lru::Mode { .. } | Lru::TempTtl(_) if !maintainer => ERROR,
+        Lru::Mode { segmented } => {
+            rt.lru_segmented.store(segmented, Ordering::Relaxed);
+            "OK"
+        }
+        Lru::TempTtl(ttl) if ttl < 0 => {
+            rt.temp_lru.store(false, Ordering::Relaxed);
+            "OK"
+        }
+        Lru::TempTtl(ttl) => {
+            rt.temp_lru.store(true, Ordering::Relaxed);
+            rt.temporary_ttl.store(ttl as u32, Ordering::Relaxed);
+            "OK"
+        }
+    }
+}
