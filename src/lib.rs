@@ -7,6 +7,7 @@
 #![warn(rust_2018_idioms, missing_debug_implementations)]
 
 pub mod auth;
+pub mod cli;
 pub mod cluster;
 pub mod config;
 pub mod exec;

@@ -104,3 +104,45 @@ fn large_pages_flag_serves_and_stays_within_memory() {
     // Item memory is bounded by -m (plus a page per shard) whatever the page source.
     assert!(srv.rss_kib() < 64 * 1024, "rss {} KiB", srv.rss_kib());
 }
+
+/// `help` prints the usage (daemon options and subcommands) and exits 0 without starting a
+/// daemon; `help SUBCOMMAND` and `SUBCOMMAND --help` print that subcommand's usage.
+#[test]
+fn help_subcommand_prints_usage() {
+    let h = run(&["help"]);
+    assert_eq!(h.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&h.stdout);
+    assert!(text.contains("--memory-limit"), "{text}");
+    for cmd in ["ring", "passwd", "cluster"] {
+        assert!(text.contains(cmd), "{cmd} listed: {text}");
+    }
+    let ring = run(&["help", "ring"]);
+    assert_eq!(ring.status.code(), Some(0));
+    let ring_text = String::from_utf8_lossy(&ring.stdout);
+    assert!(
+        ring_text.starts_with("usage: ferrocache ring --nodes"),
+        "{ring_text}"
+    );
+    let ring2 = run(&["ring", "--help"]);
+    assert_eq!(ring2.status.code(), Some(0));
+    assert_eq!(ring2.stdout, ring.stdout);
+    let passwd = run(&["help", "passwd"]);
+    assert_eq!(passwd.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&passwd.stdout).contains("USER"));
+    let push = run(&["cluster", "push", "--help"]);
+    assert_eq!(push.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&push.stdout).contains("--nodes"));
+}
+
+/// Words that are neither options nor subcommands are usage errors, not a daemon start; so is
+/// mixing daemon options with a subcommand.
+#[test]
+fn stray_words_are_usage_errors() {
+    let o = run(&["-u", "root", "no-such-command"]);
+    assert_eq!(o.status.code(), Some(64));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("no-such-command"));
+    let mixed = run(&["-p", "0", "ring", "--nodes", "a"]);
+    assert_eq!(mixed.status.code(), Some(64));
+    let ring = run(&["ring", "--bogus"]);
+    assert_eq!(ring.status.code(), Some(2));
+}

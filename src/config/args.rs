@@ -113,8 +113,6 @@ pub struct Args {
     /// ASCII authentication file (user:password lines).
     #[arg(short = 'Y', long = "auth-file")]
     pub auth_file: Option<PathBuf>,
-    /// The credentials file in use: `-Y`, else `--sasl-pwdb`, else `$MEMCACHED_SASL_PWDB` (with `-S`).
-    pub credentials_file: Option<PathBuf>,
     /// Credentials file for SASL (-S); defaults to $MEMCACHED_SASL_PWDB. `-Y FILE` serves both.
     #[arg(long = "sasl-pwdb")]
     pub sasl_pwdb: Option<PathBuf>,

@@ -169,6 +169,12 @@ impl Config {
             msg: e.to_string(),
             code: if e.use_stderr() { EX_USAGE } else { 0 },
         })?;
+        Config::from_command_line(first, &argv)
+    }
+
+    /// Completes arguments already parsed from `argv`: with `--config-file`, parses again with
+    /// the file's options first (so the command line wins); then validates.
+    pub fn from_command_line(first: Args, argv: &[String]) -> Result<Config, ConfigError> {
         let args = match &first.config_file {
             Some(path) => {
                 let text = std::fs::read_to_string(path)

@@ -6,6 +6,8 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::state::{Shared, Shutdown};
@@ -69,8 +71,22 @@ fn probe(addr: SocketAddr) -> bool {
     }
 }
 
+/// Starts the thread when `--cluster-health-check` is given and a cluster is configured.
+pub fn start(sh: &Arc<Shared>) -> std::io::Result<Option<JoinHandle<()>>> {
+    match sh.config.cluster.health_check {
+        Some(every) if sh.cluster.enabled() => {
+            let s = sh.clone();
+            std::thread::Builder::new()
+                .name("cluster-health".into())
+                .spawn(move || run(&s, every))
+                .map(Some)
+        }
+        _ => Ok(None),
+    }
+}
+
 /// Runs until shutdown, probing each member once per `interval`.
-pub fn run(sh: &Shared, interval: Duration) {
+fn run(sh: &Shared, interval: Duration) {
     while sh.shutdown_requested() == Shutdown::None {
         let started = Instant::now();
         let members: Vec<(String, Option<SocketAddr>)> = sh

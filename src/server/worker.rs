@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::Receiver;
+use crossbeam_channel::{Receiver, Sender};
 use log::{debug, warn};
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -42,153 +42,263 @@ pub struct AuthLink {
 /// Runs the worker loop until shutdown.
 pub fn run(
     index: usize,
-    mut poll: Poll,
+    poll: Poll,
     rx: Receiver<NewConn>,
     sh: Arc<Shared>,
     link: AuthLink,
 ) -> io::Result<()> {
-    let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
-    let mut next_serial: u64 = 0;
-    let mut limiter = FailureLimiter::default();
+    let mut w = Worker::new(index, poll, rx, sh, link);
     let mut events = Events::with_capacity(1024);
-    let mut conns: slab::Slab<Conn> = slab::Slab::new();
-    let limits = Limits {
-        item_size_max: sh.config.item_size_max,
-        config_commands: sh.cluster.enabled(),
-        item_header_max: crate::store::item::max_header_size,
-        ..Limits::default()
-    };
-    // Room for the largest request any parser accepts (an item, a long get line, a pushed
-    // cluster config), plus slack for the line around it.
-    let max_buf = (sh.config.item_size_max + 64 * 1024).max(limits.max_get_line + 64 * 1024);
-    let mut pending: Vec<usize> = Vec::new();
-    // Connections to drive this round; kept across rounds so the loop does not allocate.
-    let mut ready: Vec<usize> = Vec::new();
-    let mut stopping_since: Option<Instant> = None;
-    let idle = sh.config.ext.idle_timeout;
-    let mut last_idle_check = sh.clock.now();
     loop {
-        let timeout = if !pending.is_empty() {
-            Some(Duration::ZERO)
-        } else if stopping_since.is_some() {
-            Some(Duration::from_millis(50))
-        } else if idle > 0 {
-            Some(Duration::from_secs(1))
-        } else {
-            None
-        };
-        if let Err(e) = poll.poll(&mut events, timeout) {
+        if let Err(e) = w.poll.poll(&mut events, w.timeout()) {
             if e.kind() != io::ErrorKind::Interrupted {
                 return Err(e);
             }
         }
-        ready.clear();
-        ready.append(&mut pending);
+        w.collect(&events);
+        w.drive_ready();
+        if w.sh.shutdown_requested() != Shutdown::None && w.drain() {
+            return Ok(());
+        }
+        w.kick_idle();
+    }
+}
+
+/// One worker's state: its poll, its connections, and what links it to the acceptor and the
+/// verification pool.
+struct Worker {
+    index: usize,
+    poll: Poll,
+    rx: Receiver<NewConn>,
+    sh: Arc<Shared>,
+    link: AuthLink,
+    /// Verification results come back here (the pool wakes the worker after sending one).
+    done_tx: Sender<Done>,
+    done_rx: Receiver<Done>,
+    next_serial: u64,
+    limiter: FailureLimiter,
+    conns: slab::Slab<Conn>,
+    limits: Limits,
+    max_buf: usize,
+    /// Connections to drive again without waiting for an event (`Next::Yield`, refused checks).
+    pending: Vec<usize>,
+    /// Connections to drive this round; kept across rounds so the loop does not allocate.
+    ready: Vec<usize>,
+    stopping_since: Option<Instant>,
+    /// `-o idle_timeout` in seconds (0: off).
+    idle: u32,
+    last_idle_check: u32,
+}
+
+impl Worker {
+    fn new(
+        index: usize,
+        poll: Poll,
+        rx: Receiver<NewConn>,
+        sh: Arc<Shared>,
+        link: AuthLink,
+    ) -> Self {
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
+        let limits = Limits {
+            item_size_max: sh.config.item_size_max,
+            config_commands: sh.cluster.enabled(),
+            item_header_max: crate::store::item::max_header_size,
+            ..Limits::default()
+        };
+        // Room for the largest request any parser accepts (an item, a long get line, a pushed
+        // cluster config), plus slack for the line around it.
+        let max_buf = (sh.config.item_size_max + 64 * 1024).max(limits.max_get_line + 64 * 1024);
+        let idle = sh.config.ext.idle_timeout;
+        let last_idle_check = sh.clock.now();
+        Worker {
+            index,
+            poll,
+            rx,
+            sh,
+            link,
+            done_tx,
+            done_rx,
+            next_serial: 0,
+            limiter: FailureLimiter::default(),
+            conns: slab::Slab::new(),
+            limits,
+            max_buf,
+            pending: Vec::new(),
+            ready: Vec::new(),
+            stopping_since: None,
+            idle,
+            last_idle_check,
+        }
+    }
+
+    /// How long the next poll may wait.
+    fn timeout(&self) -> Option<Duration> {
+        if !self.pending.is_empty() {
+            Some(Duration::ZERO)
+        } else if self.stopping_since.is_some() {
+            Some(Duration::from_millis(50))
+        } else if self.idle > 0 {
+            Some(Duration::from_secs(1))
+        } else {
+            None
+        }
+    }
+
+    /// Gathers this round's connections: the pending ones, those with readiness, new ones from
+    /// the acceptor, and those whose credential check came back.
+    fn collect(&mut self, events: &Events) {
+        self.ready.clear();
+        self.ready.append(&mut self.pending);
         for ev in events.iter() {
             if ev.token() == WAKE {
-                while let Ok(nc) = rx.try_recv() {
-                    next_serial += 1;
-                    accept(&mut poll, &mut conns, nc, &sh, &mut ready, next_serial);
-                }
-                while let Ok(d) = done_rx.try_recv() {
-                    if let Some(c) = conns
-                        .get_mut(d.conn_key)
-                        .filter(|c| c.serial == d.conn_serial)
-                    {
-                        if !d.ok {
-                            if let Some(ip) = c.peer_ip {
-                                limiter.failed(ip, sh.clock.now() as u64);
-                            }
-                        }
-                        c.auth_done(d.ok, d.reply, &sh, index);
-                        ready.push(d.conn_key);
-                    }
-                }
+                self.on_wake();
                 continue;
             }
             if ev.is_read_closed() || ev.is_error() {
-                if let Some(c) = conns.get_mut(ev.token().0) {
+                if let Some(c) = self.conns.get_mut(ev.token().0) {
                     c.peer_closing = true;
                 }
             }
-            ready.push(ev.token().0);
+            self.ready.push(ev.token().0);
         }
-        ready.sort_unstable();
-        ready.dedup();
-        for &key in &ready {
-            let Some(conn) = conns.get_mut(key) else {
-                continue;
-            };
-            let mut next = conn.drive(&sh, index, &limits, max_buf);
-            if next == Next::Verify {
-                next = Next::Read;
-                if let Some(attempt) = conn.take_attempt() {
-                    let reply = attempt.reply;
-                    let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                    let now = sh.clock.now() as u64;
-                    let allowed = conn.peer_ip.is_none_or(|ip| limiter.allow(ip, now));
-                    let queued = match sh.credentials().filter(|_| allowed) {
-                        Some(creds) => link.verifier.submit(Job {
-                            creds,
-                            attempt,
-                            conn_key: key,
-                            conn_serial: conn.serial,
-                            cancel: cancel.clone(),
-                            done: done_tx.clone(),
-                            waker: link.waker.clone(),
-                        }),
-                        None => false,
-                    };
-                    if queued {
-                        conn.verify_cancel = Some(cancel);
-                    } else {
-                        // Saturated pool or a peer failing too often: refuse rather than queue.
-                        if let Some(ip) = conn.peer_ip {
-                            limiter.failed(ip, now);
-                        }
-                        conn.auth_refused(reply, &sh, index);
-                        pending.push(key);
+        self.ready.sort_unstable();
+        self.ready.dedup();
+    }
+
+    fn on_wake(&mut self) {
+        while let Ok(nc) = self.rx.try_recv() {
+            self.next_serial += 1;
+            accept(
+                &mut self.poll,
+                &mut self.conns,
+                nc,
+                &self.sh,
+                &mut self.ready,
+                self.next_serial,
+            );
+        }
+        while let Ok(d) = self.done_rx.try_recv() {
+            if let Some(c) = self
+                .conns
+                .get_mut(d.conn_key)
+                .filter(|c| c.serial == d.conn_serial)
+            {
+                if !d.ok {
+                    if let Some(ip) = c.peer_ip {
+                        self.limiter.failed(ip, self.sh.clock.now() as u64);
                     }
                 }
-            }
-            settle(&mut poll, &mut conns, key, next, &sh, &mut pending);
-        }
-        if sh.shutdown_requested() != Shutdown::None {
-            let since = *stopping_since.get_or_insert_with(|| {
-                for (_, c) in conns.iter_mut() {
-                    c.close_after_write();
-                }
-                Instant::now()
-            });
-            // Finish what was requested, then go; give slow readers a bounded grace period.
-            let keys: Vec<usize> = conns.iter().map(|(k, _)| k).collect();
-            for key in keys {
-                let st = &sh.thread_stats[index];
-                let done = conns
-                    .get_mut(key)
-                    .is_none_or(|c| c.flush(st).is_err() || !c.has_output());
-                if done || since.elapsed() > Duration::from_secs(2) {
-                    close(&mut poll, &mut conns, key, &sh);
-                }
-            }
-            if conns.is_empty() {
-                return Ok(());
+                c.auth_done(d.ok, d.reply, &self.sh, self.index);
+                self.ready.push(d.conn_key);
             }
         }
-        if idle > 0 {
-            let now = sh.clock.now();
-            if now != last_idle_check {
-                last_idle_check = now;
-                let stale: Vec<usize> = conns
-                    .iter()
-                    .filter(|(_, c)| now.saturating_sub(c.last_active) > idle)
-                    .map(|(k, _)| k)
-                    .collect();
-                for key in stale {
-                    stats::bump(&sh.thread_stats[index].idle_kicks);
-                    close(&mut poll, &mut conns, key, &sh);
-                }
+    }
+
+    /// Drives every connection gathered this round and settles its poll interest.
+    fn drive_ready(&mut self) {
+        let ready = std::mem::take(&mut self.ready);
+        for &key in &ready {
+            let Some(conn) = self.conns.get_mut(key) else {
+                continue;
+            };
+            let mut next = conn.drive(&self.sh, self.index, &self.limits, self.max_buf);
+            if next == Next::Verify {
+                next = Next::Read;
+                self.submit_check(key);
             }
+            settle(
+                &mut self.poll,
+                &mut self.conns,
+                key,
+                next,
+                &self.sh,
+                &mut self.pending,
+            );
+        }
+        self.ready = ready;
+    }
+
+    /// Queues the connection's credentials on the verification pool, or refuses them at once
+    /// when the pool is saturated or the peer has failed too often.
+    fn submit_check(&mut self, key: usize) {
+        let sh = &self.sh;
+        let Some(conn) = self.conns.get_mut(key) else {
+            return;
+        };
+        let Some(attempt) = conn.take_attempt() else {
+            return;
+        };
+        let reply = attempt.reply;
+        let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let now = sh.clock.now() as u64;
+        let allowed = conn.peer_ip.is_none_or(|ip| self.limiter.allow(ip, now));
+        let queued = match sh.credentials().filter(|_| allowed) {
+            Some(creds) => self.link.verifier.submit(Job {
+                creds,
+                attempt,
+                conn_key: key,
+                conn_serial: conn.serial,
+                cancel: cancel.clone(),
+                done: self.done_tx.clone(),
+                waker: self.link.waker.clone(),
+            }),
+            None => false,
+        };
+        if queued {
+            conn.verify_cancel = Some(cancel);
+        } else {
+            // Saturated pool or a peer failing too often: refuse rather than queue.
+            if let Some(ip) = conn.peer_ip {
+                self.limiter.failed(ip, now);
+            }
+            conn.auth_refused(reply, sh, self.index);
+            self.pending.push(key);
+        }
+    }
+
+    /// Shutdown: every connection finishes what was requested, then closes; slow readers get a
+    /// bounded grace period. True once no connection is left.
+    fn drain(&mut self) -> bool {
+        let conns = &mut self.conns;
+        let since = *self.stopping_since.get_or_insert_with(|| {
+            for (_, c) in conns.iter_mut() {
+                c.close_after_write();
+            }
+            Instant::now()
+        });
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            let st = &self.sh.thread_stats[self.index];
+            let done = self
+                .conns
+                .get_mut(key)
+                .is_none_or(|c| c.flush(st).is_err() || !c.has_output());
+            if done || since.elapsed() > Duration::from_secs(2) {
+                close(&mut self.poll, &mut self.conns, key, &self.sh);
+            }
+        }
+        self.conns.is_empty()
+    }
+
+    /// `-o idle_timeout`: closes connections idle for longer, checked once a second.
+    fn kick_idle(&mut self) {
+        if self.idle == 0 {
+            return;
+        }
+        let now = self.sh.clock.now();
+        if now == self.last_idle_check {
+            return;
+        }
+        self.last_idle_check = now;
+        let stale: Vec<usize> = self
+            .conns
+            .iter()
+            .filter(|(_, c)| now.saturating_sub(c.last_active) > self.idle)
+            .map(|(k, _)| k)
+            .collect();
+        for key in stale {
+            stats::bump(&self.sh.thread_stats[self.index].idle_kicks);
+            close(&mut self.poll, &mut self.conns, key, &self.sh);
         }
     }
 }

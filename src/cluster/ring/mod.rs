@@ -421,10 +421,10 @@ pub struct RingArgs {
     pub remove: Vec<Node>,
     pub sample: Option<usize>,
     pub keys: Vec<String>,
-    pub help: bool,
 }
 
-fn parse_node_list_arg(list: &str, out: &mut Vec<Node>) -> Result<(), String> {
+/// Appends the nodes of one `--nodes`/`--add`/`--remove` value (comma or space separated).
+pub fn parse_node_list_arg(list: &str, out: &mut Vec<Node>) -> Result<(), String> {
     for spec in list
         .split(|c: char| c == ',' || c.is_ascii_whitespace())
         .filter(|s| !s.is_empty())
@@ -432,55 +432,6 @@ fn parse_node_list_arg(list: &str, out: &mut Vec<Node>) -> Result<(), String> {
         out.push(Node::parse(spec).map_err(|e| format!("node '{spec}': {e}"))?);
     }
     Ok(())
-}
-
-/// Parses the arguments that follow `ring` on the command line. `--opt VALUE` and `--opt=VALUE` both work;
-/// `--` ends options.
-pub fn parse_ring_args<S: AsRef<str>>(args: &[S]) -> Result<RingArgs, String> {
-    let mut out = RingArgs::default();
-    let mut it = args.iter().map(|s| s.as_ref());
-    let mut only_keys = false;
-    while let Some(arg) = it.next() {
-        if only_keys || !arg.starts_with("--") && arg != "-h" {
-            out.keys.push(arg.to_string());
-            continue;
-        }
-        if arg == "--" {
-            only_keys = true;
-            continue;
-        }
-        if arg == "-h" || arg == "--help" {
-            out.help = true;
-            continue;
-        }
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) => (n, Some(v)),
-            None => (arg, None),
-        };
-        let mut value = || -> Result<&str, String> {
-            match inline {
-                Some(v) => Ok(v),
-                None => it.next().ok_or_else(|| format!("{name} needs a value")),
-            }
-        };
-        match name {
-            "--nodes" | "--node" => parse_node_list_arg(value()?, &mut out.nodes)?,
-            "--add" => parse_node_list_arg(value()?, &mut out.add)?,
-            "--remove" => parse_node_list_arg(value()?, &mut out.remove)?,
-            "--sample" => {
-                let v = value()?;
-                let n: usize = v
-                    .parse()
-                    .map_err(|_| format!("--sample: bad count '{v}'"))?;
-                if n > MAX_SAMPLE_KEYS {
-                    return Err(format!("--sample: at most {MAX_SAMPLE_KEYS}"));
-                }
-                out.sample = Some(n);
-            }
-            _ => return Err(format!("unknown option {name}")),
-        }
-    }
-    Ok(out)
 }
 
 fn write_ring_summary(out: &mut String, label: &str, ring: &Ring) {
@@ -522,9 +473,6 @@ fn placement(ring: &Ring, key: &[u8]) -> String {
 /// moved 1 of 8 keys (12.50%)
 /// ```
 pub fn render_ring(args: &RingArgs) -> Result<String, String> {
-    if args.help {
-        return Ok(RING_USAGE.to_string());
-    }
     if args.nodes.is_empty() {
         return Err(format!("--nodes is required\n{RING_USAGE}"));
     }
@@ -591,12 +539,6 @@ pub fn render_ring(args: &RingArgs) -> Result<String, String> {
         count.percent()
     );
     Ok(out)
-}
-
-/// The whole `ferrocache ring ARGS...` subcommand: parse, then render. `Ok` goes to stdout (exit 0),
-/// `Err` to stderr (exit 2).
-pub fn ring_command<S: AsRef<str>>(args: &[S]) -> Result<String, String> {
-    render_ring(&parse_ring_args(args)?)
 }
 
 #[cfg(test)]

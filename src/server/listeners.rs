@@ -1,0 +1,217 @@
+//! Owns: the listening sockets — binding the TCP (`-l`, `-p`), UNIX (`-s`, `-a`) and admin
+//! (`--cluster-admin-listen`) listeners, their names as `stats conns` and the logs show them, and
+//! accepting one connection from a listener as a `Stream`.
+//! Does not: run the accept loop, limit connections or hand them to workers (see `acceptor`).
+//!
+//! A new kind of listener (TLS, a socket inherited from systemd, a metrics endpoint) is a new
+//! `Socket` variant or `Role`, and a new binding step in `bind_all`.
+
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::PermissionsExt;
+
+use mio::net::{TcpListener, UnixListener};
+
+use super::fail;
+use super::stream::Stream;
+use crate::config::{Config, ConfigError};
+
+/// What connections accepted on a listener may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Cache clients.
+    Clients,
+    /// The cluster admin endpoint: clients that may also push cluster configs.
+    Admin,
+}
+
+/// The listening socket itself.
+#[derive(Debug)]
+pub enum Socket {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// One bound listener.
+#[derive(Debug)]
+pub struct Listener {
+    pub socket: Socket,
+    /// `tcp:ADDR`, `tcp6:ADDR` or `unix:PATH`.
+    pub name: String,
+    pub role: Role,
+}
+
+/// A connection just accepted.
+#[derive(Debug)]
+pub struct Accepted {
+    pub stream: Stream,
+    /// The peer as `stats conns` shows it (`tcp:IP:PORT`; a UNIX peer shows the listener's name).
+    pub addr: String,
+}
+
+impl Listener {
+    /// Accepts one connection (non-blocking: `WouldBlock` when none is waiting). TCP connections
+    /// get `TCP_NODELAY`.
+    pub fn accept(&self) -> io::Result<Accepted> {
+        match &self.socket {
+            Socket::Tcp(t) => {
+                let (s, a) = t.accept()?;
+                let _ = s.set_nodelay(true);
+                Ok(Accepted {
+                    stream: Stream::Tcp(s),
+                    addr: tcp_name(a),
+                })
+            }
+            Socket::Unix(u) => {
+                let (s, _) = u.accept()?;
+                Ok(Accepted {
+                    stream: Stream::Unix(s),
+                    addr: self.name.clone(),
+                })
+            }
+        }
+    }
+
+    /// The bound TCP address of a client listener (for the port file).
+    pub fn tcp_client_addr(&self) -> Option<SocketAddr> {
+        match (&self.socket, self.role) {
+            (Socket::Tcp(t), Role::Clients) => t.local_addr().ok(),
+            _ => None,
+        }
+    }
+
+    /// The source to register with the acceptor's poll.
+    pub fn source(&mut self) -> &mut dyn mio::event::Source {
+        match &mut self.socket {
+            Socket::Tcp(t) => t,
+            Socket::Unix(u) => u,
+        }
+    }
+}
+
+impl AsRawFd for Listener {
+    fn as_raw_fd(&self) -> RawFd {
+        match &self.socket {
+            Socket::Tcp(t) => t.as_raw_fd(),
+            Socket::Unix(u) => u.as_raw_fd(),
+        }
+    }
+}
+
+fn tcp_name(a: SocketAddr) -> String {
+    match a {
+        SocketAddr::V4(a) => format!("tcp:{a}"),
+        SocketAddr::V6(a) => format!("tcp6:{a}"),
+    }
+}
+
+/// Binds every listener the configuration asks for: the client listeners (a UNIX socket, or the
+/// TCP addresses), then the admin endpoint.
+pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>, ConfigError> {
+    let mut out = match &cfg.unix_socket {
+        Some(path) => vec![bind_unix(path, cfg.unix_mask)?],
+        None => bind_clients_tcp(cfg)?,
+    };
+    if let Some(addr) = cfg.cluster.admin_listen {
+        out.push(bind_admin(addr, cfg.backlog)?);
+    }
+    Ok(out)
+}
+
+fn bind_unix(path: &std::path::Path, mask: u32) -> Result<Listener, ConfigError> {
+    let _ = std::fs::remove_file(path);
+    let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| {
+        fail(
+            format!(
+                "failed to listen on UNIX socket \"{}\": {e}",
+                path.display()
+            ),
+            71,
+        )
+    })?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mask & 0o777)).map_err(|e| {
+        fail(
+            format!("cannot set permissions of {}: {e}", path.display()),
+            71,
+        )
+    })?;
+    l.set_nonblocking(true)
+        .map_err(|e| fail(e.to_string(), 71))?;
+    Ok(Listener {
+        socket: Socket::Unix(UnixListener::from_std(l)),
+        name: format!("unix:{}", path.display()),
+        role: Role::Clients,
+    })
+}
+
+/// The `-l` addresses (default 127.0.0.1) on `-p`; none with `-p 0`.
+fn bind_clients_tcp(cfg: &Config) -> Result<Vec<Listener>, ConfigError> {
+    let mut out = Vec::new();
+    if cfg.port == 0 {
+        return Ok(out);
+    }
+    let port = if cfg.port < 0 { 0 } else { cfg.port as u16 };
+    let targets: Vec<(String, u16)> = if cfg.listen.is_empty() {
+        vec![("127.0.0.1".to_string(), port)]
+    } else {
+        cfg.listen
+            .iter()
+            .map(|l| (l.host.clone(), l.port.unwrap_or(port)))
+            .collect()
+    };
+    for (host, port) in targets {
+        let host = if host == "*" {
+            "0.0.0.0".to_string()
+        } else {
+            host
+        };
+        let addrs: Vec<SocketAddr> = (host.as_str(), port)
+            .to_socket_addrs()
+            .map_err(|e| fail(format!("getaddrinfo(): {host}: {e}"), 71))?
+            .collect();
+        if addrs.is_empty() {
+            return Err(fail(format!("failed to listen on {host}:{port}"), 71));
+        }
+        for addr in addrs {
+            let l = bind_tcp(addr, cfg.backlog)
+                .map_err(|e| fail(format!("failed to listen on TCP port {port}: {e}"), 71))?;
+            let local = l.local_addr().map_err(|e| fail(e.to_string(), 71))?;
+            out.push(Listener {
+                socket: Socket::Tcp(l),
+                name: tcp_name(local),
+                role: Role::Clients,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn bind_admin(addr: SocketAddr, backlog: i32) -> Result<Listener, ConfigError> {
+    let l = bind_tcp(addr, backlog).map_err(|e| {
+        fail(
+            format!("failed to listen on admin endpoint {addr}: {e}"),
+            71,
+        )
+    })?;
+    let local = l.local_addr().map_err(|e| fail(e.to_string(), 71))?;
+    Ok(Listener {
+        socket: Socket::Tcp(l),
+        // Named `tcp:` for either family, as it always was.
+        name: format!("tcp:{local}"),
+        role: Role::Admin,
+    })
+}
+
+fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    s.set_reuse_address(true)?;
+    if addr.is_ipv6() {
+        s.set_only_v6(true)?;
+    }
+    s.bind(&addr.into())?;
+    s.listen(backlog)?;
+    s.set_nonblocking(true)?;
+    Ok(TcpListener::from_std(s.into()))
+}

@@ -1,0 +1,78 @@
+//! Owns: the worker pool — starting the `-t` worker threads, handing each new connection to the
+//! next worker round-robin (a channel plus the worker's waker), and waking and joining them at
+//! shutdown.
+//! Does not: run a worker's event loop (see `worker`).
+
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use log::error;
+use mio::Waker;
+
+use super::verify::Verifier;
+use super::worker::{self, AuthLink, NewConn};
+use crate::state::Shared;
+
+/// The running workers.
+#[allow(missing_debug_implementations)]
+pub struct Workers {
+    handles: Vec<JoinHandle<()>>,
+    senders: Vec<(Sender<NewConn>, Arc<Waker>)>,
+    next: usize,
+}
+
+impl Workers {
+    /// Starts `sh.config.threads` workers, each handing slow credential checks to `verifier`.
+    pub fn start(sh: &Arc<Shared>, verifier: &Verifier) -> io::Result<Workers> {
+        let mut handles = Vec::new();
+        let mut senders = Vec::new();
+        for i in 0..sh.config.threads {
+            let (wpoll, wwaker) = worker::new_poll()?;
+            let (tx, rx) = crossbeam_channel::unbounded();
+            let s = sh.clone();
+            let link = AuthLink {
+                verifier: verifier.clone(),
+                waker: wwaker.clone(),
+            };
+            let h = std::thread::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(move || {
+                    if let Err(e) = worker::run(i, wpoll, rx, s, link) {
+                        error!("worker {i} failed: {e}");
+                    }
+                })?;
+            handles.push(h);
+            senders.push((tx, wwaker));
+        }
+        Ok(Workers {
+            handles,
+            senders,
+            next: 0,
+        })
+    }
+
+    /// Gives the connection to the next worker. False when that worker is gone.
+    pub fn hand_off(&mut self, nc: NewConn) -> bool {
+        let (tx, waker) = &self.senders[self.next % self.senders.len()];
+        self.next += 1;
+        if tx.send(nc).is_ok() {
+            let _ = waker.wake();
+            true
+        } else {
+            false
+        }
+    }
+
+    /// After shutdown was requested: wakes every worker so it sees the request, and waits until
+    /// each has finished its connections.
+    pub fn join(self) {
+        for (_, w) in &self.senders {
+            let _ = w.wake();
+        }
+        for h in self.handles {
+            let _ = h.join();
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! Owns: what the daemon does on a signal — SIGTERM/SIGINT stop now, SIGUSR1 stops gracefully,
+//! SIGHUP reloads the credentials file and the cluster file.
+//! Does not: wait for signals (the acceptor's poll does).
+
+use log::{error, info};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1};
+use signal_hook_mio::v1_0::Signals;
+
+use crate::state::{Shared, Shutdown};
+
+/// The signals the daemon answers, as a source for the acceptor's poll.
+pub fn register() -> std::io::Result<Signals> {
+    Signals::new([SIGTERM, SIGINT, SIGUSR1, SIGHUP])
+}
+
+/// Acts on one received signal.
+pub fn handle(sig: i32, sh: &Shared) {
+    match sig {
+        SIGTERM | SIGINT => {
+            info!("signal {sig}: exiting");
+            sh.request_shutdown(Shutdown::Now);
+        }
+        SIGUSR1 => {
+            info!("SIGUSR1: gracefully stopping");
+            sh.request_shutdown(Shutdown::Graceful);
+        }
+        SIGHUP => reload(sh),
+        _ => {}
+    }
+}
+
+/// SIGHUP: re-reads the credentials file and the cluster file; one that does not load leaves the
+/// old one in force.
+fn reload(sh: &Shared) {
+    if sh.cluster.enabled() {
+        match sh.cluster.reload() {
+            Ok(v) => info!("SIGHUP: cluster config version {v:?}"),
+            Err(e) => error!("SIGHUP: keeping the previous cluster config: {e}"),
+        }
+    }
+    if sh.config.credentials_file.is_some() {
+        match sh.reload_credentials() {
+            Ok(n) => info!("SIGHUP: reloaded {n} credential(s)"),
+            Err(e) => error!("SIGHUP: keeping the previous credentials: {e}"),
+        }
+    } else {
+        info!("SIGHUP: nothing to reload");
+    }
+}
