@@ -16,7 +16,9 @@ pub fn mem_limit(mb: u32, ctx: &Ctx<'_>) -> &'static str {
     } else if mb > 1_000_000_000 {
         "MEMLIMIT_ADJUST_FAILED input value is megabytes not bytes"
     } else {
-        ctx.shared.store.set_memory_limit(mb as usize * 1024 * 1024);
+        ctx.shared
+            .store()
+            .set_memory_limit(mb as usize * 1024 * 1024);
         "OK"
     }
 }
@@ -28,8 +30,8 @@ pub fn slabs_automove(level: u32, ctx: &Ctx<'_>) -> &'static str {
         return ERROR;
     }
     // Without slab reassignment the store never moves pages (memcached still says OK).
-    if sh.config.ext.slab_reassign {
-        sh.store
+    if sh.config().ext.slab_reassign {
+        sh.store()
             .shared()
             .automove
             .store(level as u8, Ordering::Relaxed);
@@ -41,15 +43,15 @@ pub fn slabs_automove(level: u32, ctx: &Ctx<'_>) -> &'static str {
 pub fn slabs_reassign(src: i32, dst: i32, ctx: &Ctx<'_>) -> &'static str {
     let sh = ctx.shared;
     let now = ctx.now();
-    if !sh.config.ext.slab_reassign {
+    if !sh.config().ext.slab_reassign {
         return "CLIENT_ERROR slab reassignment disabled";
     }
     if src == dst {
         return "SAME src and dst class are identical";
     }
-    let n = sh.store.classes().len() as i32;
+    let n = sh.store().classes().len() as i32;
     // memcached's `slabclass[c].slabs >= 2`, per class id (1-based), summed over shards.
-    let pages = sh.store.class_stats(now);
+    let pages = sh.store().class_stats(now);
     let has_spare = |class_id: i32| {
         pages
             .get((class_id - 1) as usize)
@@ -74,7 +76,7 @@ pub fn slabs_reassign(src: i32, dst: i32, ctx: &Ctx<'_>) -> &'static str {
         return "NOSPARE source class has no spare pages";
     }
     if sh
-        .store
+        .store()
         .reassign((src - 1) as usize, (dst - 1) as usize, now)
     {
         "OK"
@@ -96,9 +98,9 @@ fn uri_encode(out: &mut Vec<u8>, key: &[u8]) {
 /// `lru_crawler <crawl|metadump|tocrawl|sleep|enable|disable> ...`.
 pub fn lru_crawler(c: LruCrawler<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
-    let rt = &sh.runtime;
-    let enabled = rt.lru_crawler.load(Ordering::Relaxed);
-    let classes_ok = |ids: ClassIds<'_>| ids.within(sh.store.classes().len());
+    let rt = sh.settings();
+    let enabled = rt.lru_crawler();
+    let classes_ok = |ids: ClassIds<'_>| ids.within(sh.store().classes().len());
     match c {
         LruCrawler::Crawl(ids) => {
             if !enabled {
@@ -106,14 +108,14 @@ pub fn lru_crawler(c: LruCrawler<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             } else if !classes_ok(ids) {
                 ascii::write_line(out, "BADCLASS invalid class id");
             } else {
-                rt.crawl_requested.store(true, Ordering::Relaxed);
+                rt.request_crawl();
                 ascii::write_line(out, "OK");
             }
         }
         LruCrawler::Metadump(ids) => {
             if !enabled {
                 ascii::write_line(out, "CLIENT_ERROR lru crawler disabled");
-            } else if !sh.config.dump_enabled {
+            } else if !sh.config().dump_enabled {
                 ascii::write_line(out, "ERROR metadump not allowed");
             } else if !out.is_empty() {
                 // memcached hands the connection to its crawler, which needs no replies of
@@ -126,19 +128,19 @@ pub fn lru_crawler(c: LruCrawler<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             }
         }
         LruCrawler::Tocrawl(n) => {
-            rt.lru_crawler_tocrawl.store(n, Ordering::Relaxed);
+            rt.display().set_lru_crawler_tocrawl(n);
             ascii::write_line(out, "OK");
         }
         LruCrawler::Sleep(n) => {
-            rt.lru_crawler_sleep.store(n, Ordering::Relaxed);
+            rt.display().set_lru_crawler_sleep(n);
             ascii::write_line(out, "OK");
         }
         LruCrawler::Enable => {
-            rt.lru_crawler.store(true, Ordering::Relaxed);
+            rt.set_lru_crawler(true);
             ascii::write_line(out, "OK");
         }
         LruCrawler::Disable => {
-            rt.lru_crawler.store(false, Ordering::Relaxed);
+            rt.set_lru_crawler(false);
             ascii::write_line(out, "OK");
         }
     }
@@ -147,9 +149,9 @@ pub fn lru_crawler(c: LruCrawler<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 /// Every live item's metadata, one line each, then `END`.
 fn metadump(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
-    let now = sh.clock.now();
-    let started = sh.clock.started_unix;
-    sh.store.for_each_item(now, |v| {
+    let now = sh.clock().now();
+    let started = sh.clock().started_unix;
+    sh.store().for_each_item(now, |v| {
         out.extend_from_slice(b"key=");
         uri_encode(out, v.key);
         let exp = if v.exptime == 0 {
@@ -177,8 +179,8 @@ fn metadump(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 /// `lru tune|mode|temp_ttl ...`: the reply line.
 pub fn lru(cmd: Lru, ctx: &Ctx<'_>) -> &'static str {
     let sh = ctx.shared;
-    let rt = &sh.runtime;
-    let maintainer = sh.config.ext.lru_maintainer;
+    let shown = sh.settings().display();
+    let maintainer = sh.config().ext.lru_maintainer;
     match cmd {
         Lru::Tune {
             hot_pct,
@@ -186,25 +188,19 @@ pub fn lru(cmd: Lru, ctx: &Ctx<'_>) -> &'static str {
             hot_factor,
             warm_factor,
         } => {
-            let ss = sh.store.shared();
+            let ss = sh.store().shared();
             ss.hot_lru_pct.store(hot_pct, Ordering::Relaxed);
             ss.warm_lru_pct.store(warm_pct, Ordering::Relaxed);
-            *rt.hot_max_factor.lock() = hot_factor;
-            *rt.warm_max_factor.lock() = warm_factor;
+            shown.set_max_factors(hot_factor, warm_factor);
             "OK"
         }
         Lru::Mode { .. } | Lru::TempTtl(_) if !maintainer => ERROR,
         Lru::Mode { segmented } => {
-            rt.lru_segmented.store(segmented, Ordering::Relaxed);
-            "OK"
-        }
-        Lru::TempTtl(ttl) if ttl < 0 => {
-            rt.temp_lru.store(false, Ordering::Relaxed);
+            shown.set_lru_segmented(segmented);
             "OK"
         }
         Lru::TempTtl(ttl) => {
-            rt.temp_lru.store(true, Ordering::Relaxed);
-            rt.temporary_ttl.store(ttl as u32, Ordering::Relaxed);
+            shown.set_temp_ttl(u32::try_from(ttl).ok());
             "OK"
         }
     }

@@ -5,7 +5,6 @@
 //! Does not: frame packets (see `protocol::binary`) or check passwords (see `auth`).
 
 use super::{count_lookup, flush_all, stats, store_counted, Action, Ctx, Session};
-use std::sync::atomic::Ordering;
 
 use crate::auth::{self, Attempt};
 use crate::protocol::admin;
@@ -40,7 +39,7 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
     }
     let sh = ctx.shared;
     let base = unquiet(opcode).0;
-    if sh.config.sasl
+    if sh.config().sasl
         && !session.authenticated
         && !matches!(
             opcode,
@@ -89,8 +88,8 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
         }
         op::DELETE => {
             stats::record_prefix(ctx, f.key, PrefixOp::Delete);
-            let hash = sh.store.hash(f.key);
-            match sh.store.lock(hash).delete(f.key, hash, h.cas, ctx.now()) {
+            let hash = sh.store().hash(f.key);
+            match sh.store().lock(hash).delete(f.key, hash, h.cas, ctx.now()) {
                 DeleteOutcome::Deleted => {
                     bump(&st.delete_hits);
                     ok(out, 0, &[]);
@@ -112,7 +111,7 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
             Action::Close
         }
         op::FLUSH => {
-            if !sh.config.flush_enabled {
+            if !sh.config().flush_enabled {
                 err(out, status::AUTH_ERROR);
                 return Action::Continue;
             }
@@ -139,7 +138,7 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
             Action::Continue
         }
         op::SASL_LIST_MECHS => {
-            if !sh.config.sasl {
+            if !sh.config().sasl {
                 err(out, status::UNKNOWN_COMMAND);
             } else {
                 ok(out, 0, MECHANISMS.as_bytes());
@@ -147,11 +146,11 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
             Action::Continue
         }
         op::SASL_AUTH | op::SASL_STEP => sasl(f, r, ctx, session, out),
-        op::CONFIG_GET if sh.cluster.enabled() => {
+        op::CONFIG_GET if sh.cluster().enabled() => {
             super::cluster::binary_get(f, r, ctx, out);
             Action::Continue
         }
-        op::CONFIG_SET if sh.cluster.enabled() => {
+        op::CONFIG_SET if sh.cluster().enabled() => {
             super::cluster::binary_set(f, r, ctx, out);
             Action::Continue
         }
@@ -169,8 +168,8 @@ fn get(f: &Frame<'_>, base: u8, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let touch = matches!(base, op::TOUCH | op::GAT | op::GATK);
     let with_key = matches!(base, op::GETK | op::GATK);
     let now = ctx.now();
-    let hash = sh.store.hash(f.key);
-    let mut shard = sh.store.lock(hash);
+    let hash = sh.store().hash(f.key);
+    let mut shard = sh.store().lock(hash);
     let res = if touch {
         let exp = ctx.exptime_wide(i64::from(be_u32(f.extras, 0)));
         shard.touch(f.key, hash, exp, now)
@@ -203,8 +202,8 @@ fn update(f: &Frame<'_>, base: u8, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     if f.check == Check::TooLarge {
         // memcached drops the old value of a SET it cannot store rather than serve stale data.
         if base == op::SET {
-            let hash = sh.store.hash(f.key);
-            sh.store.lock(hash).delete(f.key, hash, 0, ctx.now());
+            let hash = sh.store().hash(f.key);
+            sh.store().lock(hash).delete(f.key, hash, 0, ctx.now());
         }
         r.error(out, status::E2BIG);
         return;
@@ -254,8 +253,8 @@ fn arith(f: &Frame<'_>, incr: bool, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) 
     let delta = be_u64(f.extras, 0);
     let initial = be_u64(f.extras, 8);
     let exptime = be_u32(f.extras, 16);
-    let hash = sh.store.hash(f.key);
-    let res = sh.store.lock(hash).arith(
+    let hash = sh.store().hash(f.key);
+    let res = sh.store().lock(hash).arith(
         f.key,
         hash,
         if incr { ArithOp::Incr } else { ArithOp::Decr },
@@ -311,18 +310,18 @@ fn stat_packets(text_out: &[u8], r: Reply, out: &mut Vec<u8>) {
 
 fn stat(key: &[u8], r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let mut t = Vec::new();
-    let rt = &ctx.shared.runtime;
+    let rt = ctx.shared.settings();
     match admin::binary_stats(key) {
         Stats::General => stats::general(ctx, &mut t),
         Stats::Reset => stats::reset(ctx),
         Stats::Settings => stats::settings(ctx, &mut t),
         Stats::DetailDump => {
             let mut dump = Vec::new();
-            rt.prefixes.lock().dump(&mut dump);
+            rt.prefixes().dump(&mut dump);
             r.always(out, status::OK, b"detailed", &dump);
         }
-        Stats::DetailOn => rt.detail_enabled.store(true, Ordering::Relaxed),
-        Stats::DetailOff => rt.detail_enabled.store(false, Ordering::Relaxed),
+        Stats::DetailOn => rt.set_detail(true),
+        Stats::DetailOff => rt.set_detail(false),
         Stats::Items => stats::items(ctx, &mut t),
         Stats::Slabs => stats::slabs(ctx, &mut t),
         Stats::Sizes => stats::sizes(ctx, &mut t),
@@ -349,7 +348,7 @@ fn sasl(
     out: &mut Vec<u8>,
 ) -> Action {
     let opcode = f.header.opcode;
-    if !ctx.shared.config.sasl {
+    if !ctx.shared.config().sasl {
         r.error(out, status::UNKNOWN_COMMAND);
         return Action::Continue;
     }

@@ -17,7 +17,7 @@ pub const READ_ONLY: &str = "CLIENT_ERROR AmazonElastiCache:cluster is read-only
 
 /// The legacy discovery key is served, not stored: writes to it are refused while discovery is on.
 pub fn read_only(key: &[u8], ctx: &Ctx<'_>) -> bool {
-    key == LEGACY_KEY.as_bytes() && ctx.shared.cluster.enabled()
+    key == LEGACY_KEY.as_bytes() && ctx.shared.cluster().enabled()
 }
 
 /// `config get <key>`.
@@ -26,7 +26,7 @@ pub fn config_get(key: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         ascii::write_line(out, "CLIENT_ERROR unknown config key");
         return;
     }
-    match ctx.shared.cluster.current() {
+    match ctx.shared.cluster().current() {
         Some(c) => c.write_config_reply(out),
         None => out.extend_from_slice(b"END\r\n"),
     }
@@ -42,7 +42,7 @@ fn push(key: &[u8], data: &[u8], ctx: &Ctx<'_>) -> Result<(), (u16, String)> {
             "CLIENT_ERROR unknown config key".to_string(),
         ));
     }
-    match ctx.shared.cluster.push(data) {
+    match ctx.shared.cluster().push(data) {
         Ok(_) => Ok(()),
         Err(UpdateError::Rejected(e)) => {
             log::warn!("cluster push refused: {}", e.detail());
@@ -69,10 +69,10 @@ pub fn config_set(key: &[u8], data: &[u8], r: ascii::Reply, ctx: &Ctx<'_>, out: 
 /// Serves the legacy discovery key inside a `get`/`gets`; false when it is not that key or
 /// discovery is off (the key is then an ordinary one).
 pub fn legacy_value(key: &[u8], with_cas: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> bool {
-    if key != LEGACY_KEY.as_bytes() || !ctx.shared.cluster.enabled() {
+    if key != LEGACY_KEY.as_bytes() || !ctx.shared.cluster().enabled() {
         return false;
     }
-    match ctx.shared.cluster.current() {
+    match ctx.shared.cluster().current() {
         Some(c) => {
             c.write_legacy_value(out, with_cas.then_some(c.version()));
             true
@@ -83,7 +83,7 @@ pub fn legacy_value(key: &[u8], with_cas: bool, ctx: &Ctx<'_>, out: &mut Vec<u8>
 
 /// Binary CONFIG_GET (0x60): like a Get — 4 bytes of flags, no key, the payload.
 pub fn binary_get(f: &Frame<'_>, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    match ctx.shared.cluster.current() {
+    match ctx.shared.cluster().current() {
         Some(c) if f.key == CONFIG_KEY.as_bytes() => {
             let body = c.binary_body_len();
             let h = ResHeader {

@@ -98,8 +98,8 @@ fn mget(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let f = &req.flags;
     let key = req.key();
     let now = ctx.now();
-    let h = sh.store.hash(key);
-    let mut shard = sh.store.lock(h);
+    let h = sh.store().hash(key);
+    let mut shard = sh.store().lock(h);
     let mut miss = None;
     let mut created = false;
     match shard.peek(key, h, now) {
@@ -253,8 +253,8 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         }
     }
     let mut exptime = ctx.exptime(f.ttl.unwrap_or(0));
-    let h = sh.store.hash(key);
-    let mut shard = sh.store.lock(h);
+    let h = sh.store().hash(key);
+    let mut shard = sh.store().lock(h);
     // Checks memcached makes before storing that the plain store modes do not express.
     let mut keep_bits = 0;
     // `I` with an older CAS: store anyway, keep the TTL, mark stale (invalidation).
@@ -347,8 +347,8 @@ fn mdelete(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let f = &req.flags;
     let key = req.key();
     let now = ctx.now();
-    let h = sh.store.hash(key);
-    let mut shard = sh.store.lock(h);
+    let h = sh.store().hash(key);
+    let mut shard = sh.store().lock(h);
     let found = shard.peek(key, h, now).map(|v| ctx.visible_cas(v.cas));
     let code: &[u8] = match found {
         Err(_) => {
@@ -390,8 +390,8 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let key = req.key();
     let now = ctx.now();
     let incr = !matches!(f.mode, Some(b'D' | b'-'));
-    let h = sh.store.hash(key);
-    let mut shard = sh.store.lock(h);
+    let h = sh.store().hash(key);
+    let mut shard = sh.store().lock(h);
     let cas = f.cas.unwrap_or(0);
     let res = match shard.arith(
         key,
@@ -526,8 +526,8 @@ fn mdebug(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     let key = req.key();
     let now = ctx.now();
-    let h = sh.store.hash(key);
-    let mut shard = sh.store.lock(h);
+    let h = sh.store().hash(key);
+    let mut shard = sh.store().lock(h);
     match shard.peek(key, h, now) {
         Ok(v) => {
             out.extend_from_slice(b"ME ");

@@ -15,8 +15,6 @@ pub mod text;
 #[cfg(test)]
 mod tests;
 
-use std::sync::atomic::Ordering;
-
 use crate::state::{Shared, Shutdown};
 use crate::stats::{bump, ThreadStats};
 use crate::store::exptime::realtime;
@@ -72,19 +70,19 @@ impl<'a> Ctx<'a> {
     pub fn new(shared: &'a Shared, conn: ConnRef) -> Ctx<'a> {
         Ctx {
             shared,
-            stats: &shared.thread_stats[conn.worker % shared.thread_stats.len()],
+            stats: &shared.thread_stats()[conn.worker % shared.thread_stats().len()],
             conn,
         }
     }
     fn now(&self) -> u32 {
-        self.shared.clock.now()
+        self.shared.clock().now()
     }
     fn exptime(&self, e: i32) -> u32 {
         self.exptime_wide(i64::from(e))
     }
     /// The CAS a client sees: the item's, or 0 when CAS is disabled (`-C`).
     pub fn visible_cas(&self, cas: u64) -> u64 {
-        if self.shared.config.cas_enabled {
+        if self.shared.config().cas_enabled {
             cas
         } else {
             0
@@ -92,7 +90,7 @@ impl<'a> Ctx<'a> {
     }
     /// memcached's `realtime()`: relative seconds, or an absolute unix time past 30 days.
     fn exptime_wide(&self, e: i64) -> u32 {
-        realtime(e, self.now(), self.shared.clock.started_unix)
+        realtime(e, self.now(), self.shared.clock().started_unix)
     }
 }
 
@@ -131,14 +129,14 @@ fn count_lookup(stats: &ThreadStats, touch: bool, miss: Option<Miss>) {
 /// now, a later one is applied by the maintainer when due.
 pub fn flush_all(sh: &Shared, delay: i64, now: u32) {
     if delay > 0 {
-        let at = realtime(delay, now, sh.clock.started_unix).saturating_sub(1);
+        let at = realtime(delay, now, sh.clock().started_unix).saturating_sub(1);
         if at > now {
-            sh.pending_flush.store(at, Ordering::Relaxed);
+            sh.schedule_flush(Some(at));
             return;
         }
     }
-    sh.pending_flush.store(0, Ordering::Relaxed);
-    sh.store.flush();
+    sh.schedule_flush(None);
+    sh.store().flush();
 }
 
 /// Stores a value (`exptime` already server-relative) and counts it as memcached does.
@@ -152,8 +150,8 @@ pub fn store_counted(
 ) -> Result<StoreOutcome, StoreError> {
     let sh = ctx.shared;
     let st = ctx.stats;
-    let h = sh.store.hash(key);
-    let r = sh.store.lock(h).store(
+    let h = sh.store().hash(key);
+    let r = sh.store().lock(h).store(
         StoreRequest {
             mode,
             key,

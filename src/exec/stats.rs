@@ -13,7 +13,7 @@ use crate::stats::{Counters, PrefixOp};
 /// Sums every worker's counters.
 pub fn totals(ctx: &Ctx<'_>) -> Counters {
     let mut c = Counters::default();
-    for t in ctx.shared.thread_stats.iter() {
+    for t in ctx.shared.thread_stats().iter() {
         c.add(&t.snapshot());
     }
     c
@@ -49,10 +49,10 @@ pub fn stats(group: Stats<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         }
         Stats::DetailOn | Stats::DetailOff => {
             let on = group == Stats::DetailOn;
-            sh.runtime.detail_enabled.store(on, Ordering::Relaxed);
+            sh.settings().set_detail(on);
             ascii::write_line(out, "OK");
         }
-        Stats::DetailDump => sh.runtime.prefixes.lock().dump(out),
+        Stats::DetailDump => sh.settings().prefixes().dump(out),
         Stats::DetailUsage => {
             ascii::write_line(out, "CLIENT_ERROR usage: stats detail on|off|dump")
         }
@@ -77,11 +77,11 @@ pub fn stats(group: Stats<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             sizes(ctx, out);
             end(out);
         }
-        Stats::Cluster if sh.cluster.enabled() => {
-            for (k, v) in sh.cluster.stats() {
+        Stats::Cluster if sh.cluster().enabled() => {
+            for (k, v) in sh.cluster().stats() {
                 write_stat(out, k, v);
             }
-            for (k, v) in sh.cluster.health_stats() {
+            for (k, v) in sh.cluster().health_stats() {
                 write_stat(out, &k, v);
             }
             end(out);
@@ -96,22 +96,21 @@ pub fn stats(group: Stats<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 /// `stats reset`: zeroes the resettable counters.
 pub fn reset(ctx: &Ctx<'_>) {
     let sh = ctx.shared;
-    for ts in sh.thread_stats.iter() {
+    for ts in sh.thread_stats().iter() {
         ts.reset();
     }
-    sh.total_connections.store(0, Ordering::Relaxed);
-    sh.runtime.prefixes.lock().clear();
-    sh.rejected_connections.store(0, Ordering::Relaxed);
+    sh.conns().reset();
+    sh.settings().prefixes().clear();
 }
 
 /// `stats sizes_enable` / `stats sizes_disable` (memcached answers without an `END` line).
 pub fn sizes_toggle(ctx: &Ctx<'_>, enable: bool, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     if !enable {
-        sh.runtime.sizes_enabled.store(false, Ordering::Relaxed);
+        sh.settings().set_sizes_enabled(false);
         write_stat(out, "sizes_status", "disabled");
-    } else if sh.config.cas_enabled {
-        sh.runtime.sizes_enabled.store(true, Ordering::Relaxed);
+    } else if sh.config().cas_enabled {
+        sh.settings().set_sizes_enabled(true);
         write_stat(out, "sizes_status", "enabled");
     } else {
         write_stat(out, "sizes_status", "error");
@@ -121,11 +120,11 @@ pub fn sizes_toggle(ctx: &Ctx<'_>, enable: bool, out: &mut Vec<u8>) {
 
 /// Size tracking is on: `-o track_sizes` at start or `stats sizes_enable` since.
 fn sizes_enabled(ctx: &Ctx<'_>) -> bool {
-    ctx.shared.config.ext.track_sizes || ctx.shared.runtime.sizes_enabled.load(Ordering::Relaxed)
+    ctx.shared.config().ext.track_sizes || ctx.shared.settings().sizes_enabled()
 }
 
 pub fn detail_enabled(ctx: &Ctx<'_>) -> bool {
-    ctx.shared.runtime.detail_enabled.load(Ordering::Relaxed)
+    ctx.shared.settings().detail_enabled()
 }
 
 /// Counts a request for `stats detail dump` (only while `stats detail on`).
@@ -135,33 +134,29 @@ pub fn record_prefix(ctx: &Ctx<'_>, key: &[u8], op: PrefixOp) {
     }
     let delimiter = ctx
         .shared
-        .config
+        .config()
         .prefix_delimiter
         .as_bytes()
         .first()
         .copied()
         .unwrap_or(b':');
-    ctx.shared
-        .runtime
-        .prefixes
-        .lock()
-        .record(key, delimiter, op);
+    ctx.shared.settings().prefixes().record(key, delimiter, op);
 }
 
 /// The general `stats` group, memcached 1.6.18's fields in its order, plus `ferrocache_version`.
 pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     let c = totals(ctx);
-    let store = sh.store.counters();
-    let classes = sh.store.class_stats(sh.clock.now());
+    let store = sh.store().counters();
+    let classes = sh.store().class_stats(sh.clock().now());
     let sum = |f: fn(&crate::store::ClassStats) -> u64| classes.iter().map(f).sum::<u64>();
     let (ru, rs) = rusage();
-    let now_unix = sh.clock.to_unix(sh.clock.now());
+    let now_unix = sh.clock().to_unix(sh.clock().now());
     let uptime = sh
-        .clock
+        .clock()
         .now()
         .saturating_sub(crate::store::exptime::CLOCK_START);
-    let curr = sh.curr_connections.load(Ordering::Relaxed);
+    let curr = sh.conns().current();
     let s = |out: &mut Vec<u8>, k: &str, v: &dyn std::fmt::Display| write_stat(out, k, v);
     s(out, "pid", &std::process::id());
     s(out, "uptime", &uptime);
@@ -171,19 +166,11 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "pointer_size", &(usize::BITS));
     s(out, "rusage_user", &ru);
     s(out, "rusage_system", &rs);
-    s(out, "max_connections", &sh.config.maxconns);
+    s(out, "max_connections", &sh.config().maxconns);
     s(out, "curr_connections", &curr);
-    s(
-        out,
-        "total_connections",
-        &sh.total_connections.load(Ordering::Relaxed),
-    );
-    if sh.config.ext.maxconns_fast {
-        s(
-            out,
-            "rejected_connections",
-            &sh.rejected_connections.load(Ordering::Relaxed),
-        );
+    s(out, "total_connections", &sh.conns().total());
+    if sh.config().ext.maxconns_fast {
+        s(out, "rejected_connections", &sh.conns().rejected());
     }
     s(out, "connection_structures", &(curr + 1));
     s(out, "response_obj_oom", &0);
@@ -218,29 +205,21 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "store_no_memory", &c.store_no_memory);
     s(out, "auth_cmds", &c.auth_cmds);
     s(out, "auth_errors", &c.auth_errors);
-    if sh.config.ext.idle_timeout > 0 {
+    if sh.config().ext.idle_timeout > 0 {
         s(out, "idle_kicks", &c.idle_kicks);
     }
     s(out, "bytes_read", &c.bytes_read);
     s(out, "bytes_written", &c.bytes_written);
-    s(out, "limit_maxbytes", &sh.store.memory_limit());
-    s(
-        out,
-        "accepting_conns",
-        &u8::from(sh.accepting.load(Ordering::Relaxed)),
-    );
-    s(
-        out,
-        "listen_disabled_num",
-        &sh.listen_disabled_num.load(Ordering::Relaxed),
-    );
+    s(out, "limit_maxbytes", &sh.store().memory_limit());
+    s(out, "accepting_conns", &u8::from(sh.conns().accepting()));
+    s(out, "listen_disabled_num", &sh.conns().listen_disabled());
     s(out, "time_in_listen_disabled_us", &0);
-    s(out, "threads", &sh.config.threads);
+    s(out, "threads", &sh.config().threads);
     s(out, "conn_yields", &c.conn_yields);
     s(out, "hash_power_level", &16);
     s(out, "hash_bytes", &524288);
     s(out, "hash_is_expanding", &0);
-    if sh.config.ext.slab_reassign {
+    if sh.config().ext.slab_reassign {
         s(out, "slab_reassign_rescues", &store.slab_reassign_rescues);
         s(out, "slab_reassign_chunk_rescues", &0);
         s(
@@ -254,11 +233,11 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         s(out, "slab_reassign_running", &0);
         s(out, "slabs_moved", &store.slabs_moved);
     }
-    if sh.config.ext.lru_crawler {
+    if sh.config().ext.lru_crawler {
         s(out, "lru_crawler_running", &0);
         s(out, "lru_crawler_starts", &store.crawler_runs);
     }
-    if sh.config.ext.lru_maintainer {
+    if sh.config().ext.lru_maintainer {
         s(out, "lru_maintainer_juggles", &store.lru_maintainer_juggles);
     }
     s(out, "malloc_fails", &0);
@@ -291,11 +270,11 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "direct_reclaims", &sum(|c| c.direct_reclaims));
     s(out, "lru_bumps_dropped", &0);
     s(out, "ferrocache_version", &env!("CARGO_PKG_VERSION"));
-    s(out, "ferrocache_shards", &sh.store.shard_count());
+    s(out, "ferrocache_shards", &sh.store().shard_count());
     s(
         out,
         "ferrocache_pages_used",
-        &sh.store.shared().budget.used(),
+        &sh.store().shared().budget.used(),
     );
 }
 
@@ -310,15 +289,18 @@ fn yes_no(b: bool) -> &'static str {
 /// `stats settings`, memcached 1.6.18's fields (build-specific ext_/ssl_ ones omitted).
 pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
-    let c = &sh.config;
-    let rt = &sh.runtime;
+    let c = sh.config();
+    let rt = sh.settings();
+    let shown = rt.display();
+    let (hot_factor, warm_factor) = shown.max_factors();
+    let (temp_lru, temporary_ttl) = shown.temp_lru();
     let s = |out: &mut Vec<u8>, k: &str, v: &dyn std::fmt::Display| write_stat(out, k, v);
-    s(out, "maxbytes", &sh.store.memory_limit());
+    s(out, "maxbytes", &sh.store().memory_limit());
     s(out, "maxconns", &c.maxconns);
     s(out, "tcpport", &c.port.max(0));
     s(out, "udpport", &c.udp_port);
     s(out, "inter", &c.inter.as_deref().unwrap_or("NULL"));
-    s(out, "verbosity", &rt.verbosity.load(Ordering::Relaxed));
+    s(out, "verbosity", &rt.verbosity());
     s(out, "oldest", &0);
     s(out, "evictions", &if c.evictions { "on" } else { "off" });
     s(
@@ -355,7 +337,7 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     // memcached keeps the configured level even when slab reassignment is off (the store
     // then never moves pages, so it holds 0).
     let automove = if c.ext.slab_reassign {
-        sh.store.shared().automove.load(Ordering::Relaxed)
+        sh.store().shared().automove.load(Ordering::Relaxed)
     } else {
         c.ext.slab_automove
     };
@@ -363,65 +345,33 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(
         out,
         "slab_automove_ratio",
-        &format!("{:.2}", *rt.slab_automove_ratio.lock()),
+        &format!("{:.2}", c.ext.slab_automove_ratio),
     );
     s(out, "slab_automove_window", &c.ext.slab_automove_window);
     s(out, "slab_chunk_max", &(c.page_size() / 2));
-    s(
-        out,
-        "lru_crawler",
-        &yes_no(rt.lru_crawler.load(Ordering::Relaxed)),
-    );
-    s(
-        out,
-        "lru_crawler_sleep",
-        &rt.lru_crawler_sleep.load(Ordering::Relaxed),
-    );
-    s(
-        out,
-        "lru_crawler_tocrawl",
-        &rt.lru_crawler_tocrawl.load(Ordering::Relaxed),
-    );
+    s(out, "lru_crawler", &yes_no(rt.lru_crawler()));
+    s(out, "lru_crawler_sleep", &shown.lru_crawler_sleep());
+    s(out, "lru_crawler_tocrawl", &shown.lru_crawler_tocrawl());
     s(out, "tail_repair_time", &c.ext.tail_repair_time);
     s(out, "flush_enabled", &yes_no(c.flush_enabled));
     s(out, "dump_enabled", &yes_no(c.dump_enabled));
     s(out, "hash_algorithm", &c.ext.hash_algorithm);
     s(out, "lru_maintainer_thread", &yes_no(c.ext.lru_maintainer));
-    s(
-        out,
-        "lru_segmented",
-        &yes_no(rt.lru_segmented.load(Ordering::Relaxed)),
-    );
+    s(out, "lru_segmented", &yes_no(shown.lru_segmented()));
     s(
         out,
         "hot_lru_pct",
-        &sh.store.shared().hot_lru_pct.load(Ordering::Relaxed),
+        &sh.store().shared().hot_lru_pct.load(Ordering::Relaxed),
     );
     s(
         out,
         "warm_lru_pct",
-        &sh.store.shared().warm_lru_pct.load(Ordering::Relaxed),
+        &sh.store().shared().warm_lru_pct.load(Ordering::Relaxed),
     );
-    s(
-        out,
-        "hot_max_factor",
-        &format!("{:.2}", *rt.hot_max_factor.lock()),
-    );
-    s(
-        out,
-        "warm_max_factor",
-        &format!("{:.2}", *rt.warm_max_factor.lock()),
-    );
-    s(
-        out,
-        "temp_lru",
-        &yes_no(rt.temp_lru.load(Ordering::Relaxed)),
-    );
-    s(
-        out,
-        "temporary_ttl",
-        &rt.temporary_ttl.load(Ordering::Relaxed),
-    );
+    s(out, "hot_max_factor", &format!("{hot_factor:.2}"));
+    s(out, "warm_max_factor", &format!("{warm_factor:.2}"));
+    s(out, "temp_lru", &yes_no(temp_lru));
+    s(out, "temporary_ttl", &temporary_ttl);
     s(out, "idle_timeout", &c.ext.idle_timeout);
     s(out, "watcher_logbuf_size", &c.ext.watcher_logbuf_size);
     s(out, "worker_logbuf_size", &c.ext.worker_logbuf_size);
@@ -436,7 +386,7 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 /// `stats items`: per class with items, memcached's field order.
 pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
-    for (i, c) in sh.store.class_stats(sh.clock.now()).iter().enumerate() {
+    for (i, c) in sh.store().class_stats(sh.clock().now()).iter().enumerate() {
         if c.number() == 0 {
             continue;
         }
@@ -478,10 +428,10 @@ pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 /// `stats slabs`: per class with pages, then totals.
 pub fn slabs(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
-    let classes = sh.store.classes();
+    let classes = sh.store().classes();
     let mut active = 0;
     let mut malloced = 0u64;
-    for (i, c) in sh.store.class_stats(sh.clock.now()).iter().enumerate() {
+    for (i, c) in sh.store().class_stats(sh.clock().now()).iter().enumerate() {
         if c.total_pages == 0 {
             continue;
         }
@@ -521,7 +471,7 @@ pub fn sizes(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         return;
     }
     let mut buckets = std::collections::BTreeMap::<usize, u64>::new();
-    sh.store.for_each_item(sh.clock.now(), |v| {
+    sh.store().for_each_item(sh.clock().now(), |v| {
         *buckets.entry(v.total.div_ceil(32) * 32).or_default() += 1;
     });
     for (size, n) in buckets {
@@ -532,13 +482,13 @@ pub fn sizes(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 /// `stats conns`: every listener and connection.
 pub fn conns(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
-    let now = sh.clock.now();
-    for (fd, info) in sh.conns.lock().iter() {
+    let now = sh.clock().now();
+    sh.conns().for_each(|fd, info| {
         let _ = write!(out, "STAT {fd}:addr {}\r\n", info.addr);
         let state = match &info.listen_addr {
             Some(l) => {
                 let _ = write!(out, "STAT {fd}:listen_addr {l}\r\n");
-                if *fd == ctx.conn.id {
+                if fd == ctx.conn.id {
                     "conn_parse_cmd"
                 } else {
                     "conn_waiting"
@@ -553,12 +503,12 @@ pub fn conns(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             "STAT {fd}:secs_since_last_cmd {}\r\n",
             now.saturating_sub(last)
         );
-    }
+    });
 }
 
 fn cachedump(args: Result<Cachedump, &'static str>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
-    if !sh.config.dump_enabled {
+    if !sh.config().dump_enabled {
         ascii::write_line(out, "CLIENT_ERROR stats cachedump not allowed");
         return;
     }
@@ -570,8 +520,8 @@ fn cachedump(args: Result<Cachedump, &'static str>, ctx: &Ctx<'_>, out: &mut Vec
         }
     };
     let mut n = 0u32;
-    let started = sh.clock.started_unix;
-    sh.store.for_each_item(sh.clock.now(), |v| {
+    let started = sh.clock().started_unix;
+    sh.store().for_each_item(sh.clock().now(), |v| {
         if v.class + 1 == id as usize && (limit == 0 || n < limit) && out.len() < (2 << 20) {
             n += 1;
             let exp = if v.exptime == 0 {

@@ -26,8 +26,8 @@ impl Server {
 
     fn limits(&self) -> Limits {
         Limits {
-            item_size_max: self.sh.config.item_size_max,
-            config_commands: self.sh.cluster.enabled(),
+            item_size_max: self.sh.config().item_size_max,
+            config_commands: self.sh.cluster().enabled(),
             item_header_max: crate::store::item::max_header_size,
             ..Limits::default()
         }

@@ -3,8 +3,6 @@
 //! `meta`, `stats` and the admin commands to `stats`; and the `-Y` authentication step.
 //! Does not: parse (see `protocol::text`) or touch sockets.
 
-use std::sync::atomic::Ordering;
-
 use super::{
     admin, cluster, count_lookup, flush_all, meta, stats, store_counted, Action, Ctx, Session,
 };
@@ -72,8 +70,8 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         }
         Command::Delete { key, noreply } => {
             stats::record_prefix(ctx, key, PrefixOp::Delete);
-            let h = sh.store.hash(key);
-            let r = sh.store.lock(h).delete(key, h, 0, ctx.now());
+            let h = sh.store().hash(key);
+            let r = sh.store().lock(h).delete(key, h, 0, ctx.now());
             let reply = match r {
                 DeleteOutcome::Deleted => {
                     bump(&st.delete_hits);
@@ -93,8 +91,8 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             delta,
             noreply,
         } => {
-            let h = sh.store.hash(key);
-            let r = sh.store.lock(h).arith(
+            let h = sh.store().hash(key);
+            let r = sh.store().lock(h).arith(
                 key,
                 h,
                 if incr { ArithOp::Incr } else { ArithOp::Decr },
@@ -125,9 +123,9 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             exptime,
             noreply,
         } => {
-            let h = sh.store.hash(key);
+            let h = sh.store().hash(key);
             let exp = ctx.exptime(exptime);
-            let miss = sh.store.lock(h).touch(key, h, exp, ctx.now()).err();
+            let miss = sh.store().lock(h).touch(key, h, exp, ctx.now()).err();
             count_lookup(st, true, miss);
             Reply { noreply }.line(
                 out,
@@ -141,7 +139,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         }
         Command::FlushAll { delay, noreply } => {
             bump(&st.cmd_flush);
-            if !sh.config.flush_enabled {
+            if !sh.config().flush_enabled {
                 Reply { noreply }.line(out, "CLIENT_ERROR flush_all not allowed");
                 return Action::Continue;
             }
@@ -155,13 +153,13 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Continue
         }
         Command::Verbosity { level, noreply } => {
-            sh.runtime.verbosity.store(level.min(2), Ordering::Relaxed);
+            sh.settings().set_verbosity(level.min(2));
             Reply { noreply }.line(out, "OK");
             Action::Continue
         }
         Command::Quit => Action::Close,
         Command::Shutdown { graceful } => {
-            if !sh.config.shutdown_enabled {
+            if !sh.config().shutdown_enabled {
                 ascii::write_line(out, "ERROR: shutdown not enabled");
                 return Action::Continue;
             }
@@ -172,7 +170,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             })
         }
         Command::ShutdownBadMode => {
-            if sh.config.shutdown_enabled {
+            if sh.config().shutdown_enabled {
                 ascii::write_line(out, "CLIENT_ERROR invalid shutdown mode");
             } else {
                 ascii::write_line(out, "ERROR: shutdown not enabled");
@@ -204,7 +202,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Action::Continue
         }
         Command::Watch => {
-            if sh.config.watch_enabled {
+            if sh.config().watch_enabled {
                 ascii::write_line(out, "CLIENT_ERROR watch is not supported by this server");
             } else {
                 ascii::write_line(out, "CLIENT_ERROR watch commands not allowed");
@@ -235,8 +233,8 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         } => {
             if let Some(key) = unlink {
                 stats::record_prefix(ctx, key, PrefixOp::Set);
-                let h = sh.store.hash(key);
-                sh.store.lock(h).delete(key, h, 0, ctx.now());
+                let h = sh.store().hash(key);
+                sh.store().lock(h).delete(key, h, 0, ctx.now());
             }
             if too_large {
                 bump(&st.store_too_large);
@@ -283,8 +281,8 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
         if cluster::legacy_value(key, want_cas, ctx, out) {
             continue;
         }
-        let h = sh.store.hash(key);
-        let mut shard = sh.store.lock(h);
+        let h = sh.store().hash(key);
+        let mut shard = sh.store().lock(h);
         let r = if touch {
             shard.touch(key, h, exp, now)
         } else {

@@ -6,7 +6,7 @@
 
 use std::io::{self, Write};
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::{Arc, OnceLock};
 
 use log::{info, warn};
@@ -56,7 +56,7 @@ impl Acceptor {
                 Role::Admin => info!("admin endpoint on {}", l.name),
                 Role::Clients => info!("listening on {}", l.name),
             }
-            sh.conns.lock().insert(
+            sh.conns().register(
                 l.as_raw_fd() as i64,
                 ConnInfo {
                     addr: l.name.clone(),
@@ -125,12 +125,8 @@ fn accept_all(l: &Listener, sh: &Shared, workers: &mut Workers) {
                 return;
             }
         };
-        sh.total_connections.fetch_add(1, Ordering::Relaxed);
-        let curr = sh.curr_connections.fetch_add(1, Ordering::Relaxed);
         let mut stream = accepted.stream;
-        if curr >= sh.config.maxconns {
-            sh.curr_connections.fetch_sub(1, Ordering::Relaxed);
-            sh.rejected_connections.fetch_add(1, Ordering::Relaxed);
+        if !sh.conns().admit(sh.config().maxconns) {
             let _ = stream.write(b"ERROR Too many open connections\r\n");
             continue;
         }
@@ -143,7 +139,7 @@ fn accept_all(l: &Listener, sh: &Shared, workers: &mut Workers) {
             admin: l.role == Role::Admin,
         });
         if !handed {
-            sh.curr_connections.fetch_sub(1, Ordering::Relaxed);
+            sh.conns().closed();
         }
     }
 }

@@ -117,7 +117,7 @@ impl Conn {
     /// Handles readiness: read, process, write, until there is nothing more to do now.
     pub fn drive(&mut self, sh: &Shared, worker: usize, limits: &Limits, max_buf: usize) -> Next {
         let ctx = self.ctx(sh, worker);
-        let mut budget = sh.config.reqs_per_event;
+        let mut budget = sh.config().reqs_per_event;
         loop {
             let blocked = if self.closing || self.eof {
                 true
@@ -216,7 +216,7 @@ impl Conn {
 
     /// Answers complete requests in the buffer. True when some remain for later.
     fn process(&mut self, ctx: &Ctx<'_>, limits: &Limits, budget: &mut usize) -> bool {
-        let now = ctx.shared.clock.now();
+        let now = ctx.shared.clock().now();
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(self.rend - self.rstart);
@@ -235,7 +235,7 @@ impl Conn {
             }
             let kind = *self.kind.get_or_insert_with(|| {
                 let k = protocol::detect(self.rbuf[self.rstart]);
-                match ctx.shared.config.protocol {
+                match ctx.shared.config().protocol {
                     crate::config::Protocol::Ascii => Kind::Text,
                     crate::config::Protocol::Binary => Kind::Binary,
                     crate::config::Protocol::Auto => k,
@@ -264,7 +264,7 @@ impl Conn {
                     }
                 },
                 Kind::Text
-                    if ctx.shared.config.auth_file.is_some() && !self.session.authenticated =>
+                    if ctx.shared.config().auth_file.is_some() && !self.session.authenticated =>
                 {
                     match text::parse_auth(input, limits) {
                         Ok(Parsed::Incomplete) => return false,

@@ -73,8 +73,8 @@ fn probe(addr: SocketAddr) -> bool {
 
 /// Starts the thread when `--cluster-health-check` is given and a cluster is configured.
 pub fn start(sh: &Arc<Shared>) -> std::io::Result<Option<JoinHandle<()>>> {
-    match sh.config.cluster.health_check {
-        Some(every) if sh.cluster.enabled() => {
+    match sh.config().cluster.health_check {
+        Some(every) if sh.cluster().enabled() => {
             let s = sh.clone();
             std::thread::Builder::new()
                 .name("cluster-health".into())
@@ -90,7 +90,7 @@ fn run(sh: &Shared, interval: Duration) {
     while sh.shutdown_requested() == Shutdown::None {
         let started = Instant::now();
         let members: Vec<(String, Option<SocketAddr>)> = sh
-            .cluster
+            .cluster()
             .current()
             .map(|c| {
                 c.nodes()
@@ -107,13 +107,13 @@ fn run(sh: &Shared, interval: Duration) {
             })
             .unwrap_or_default();
         let names: Vec<String> = members.iter().map(|m| m.0.clone()).collect();
-        sh.cluster.retain_peers(&names);
+        sh.cluster().retain_peers(&names);
         for (name, addr) in members {
             if sh.shutdown_requested() != Shutdown::None {
                 return;
             }
             let ok = addr.is_some_and(probe);
-            sh.cluster.record_probe(&name, ok);
+            sh.cluster().record_probe(&name, ok);
         }
         // Sleep the rest of the interval in short steps so shutdown is not delayed.
         while started.elapsed() < interval && sh.shutdown_requested() == Shutdown::None {

@@ -2,7 +2,6 @@
 //! the expiry crawler (and `lru_crawler` requests) and slab automove, on a 100 ms beat.
 //! Does not: decide what a maintenance pass does to a shard (see `store`).
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -27,11 +26,11 @@ fn run(sh: &Shared) {
     let mut rounds = 0u64;
     while sh.shutdown_requested() == Shutdown::None {
         std::thread::sleep(tick);
-        sh.clock.tick();
+        sh.clock().tick();
         sh.apply_pending_flush();
-        let now = sh.clock.now();
-        let crawler = sh.runtime.lru_crawler.load(Ordering::Relaxed);
-        let burst = sh.runtime.crawl_requested.swap(false, Ordering::Relaxed);
+        let now = sh.clock().now();
+        let crawler = sh.settings().lru_crawler();
+        let burst = sh.settings().take_crawl_request();
         // An explicit `lru_crawler crawl` gets a full pass; `lru_crawler disable` stops crawling.
         let crawl = if burst {
             1 << 20
@@ -44,13 +43,13 @@ fn run(sh: &Shared) {
         // work is done in slices with a yield between them, so a worker sharing this CPU waits
         // for one slice at most, not for the whole round.
         for _ in 0..MAINTAIN_SLICES {
-            sh.store
+            sh.store()
                 .maintain(513 / MAINTAIN_SLICES + 1, crawl / MAINTAIN_SLICES, now);
             std::thread::yield_now();
         }
         rounds += 1;
         if rounds.is_multiple_of(10) {
-            sh.store.automove(now);
+            sh.store().automove(now);
         }
     }
 }

@@ -23,7 +23,6 @@ pub mod verify;
 pub mod worker;
 
 use std::io;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use log::info;
@@ -53,18 +52,18 @@ pub fn run(cfg: Config) -> Result<i32, ConfigError> {
     process::write_pid_file(&cfg);
     let shared = Arc::new(shared_state(cfg)?);
     let code = serve(listeners, shared.clone());
-    process::remove_files(&shared.config);
+    process::remove_files(shared.config());
     code
 }
 
 /// The state every thread shares: the store, the served cluster config, the credentials.
 fn shared_state(cfg: Config) -> Result<Shared, ConfigError> {
-    let mut shared = Shared::new(cfg);
-    shared.cluster = crate::cluster::state::ClusterState::start(&shared.config.cluster)
+    let cluster = crate::cluster::state::ClusterState::start(&cfg.cluster)
         .map_err(|e| fail(format!("ERROR: {e}"), EX_USAGE))?;
-    if shared.config.sasl || shared.config.auth_file.is_some() {
+    let shared = Shared::new(cfg).with_cluster(cluster);
+    if shared.config().sasl || shared.config().auth_file.is_some() {
         match shared.reload_credentials() {
-            Ok(0) if shared.config.credentials_file.is_none() => {
+            Ok(0) if shared.config().credentials_file.is_none() => {
                 return Err(fail(
                     "ERROR: -S needs a credentials file: --sasl-pwdb FILE or MEMCACHED_SASL_PWDB"
                         .to_string(),
@@ -96,12 +95,12 @@ fn serve(listeners: Vec<Listener>, sh: Arc<Shared>) -> Result<i32, ConfigError> 
     info!(
         "ferrocache {} serving with {} worker threads, {} MB",
         env!("CARGO_PKG_VERSION"),
-        sh.config.threads,
-        sh.config.memory_limit >> 20
+        sh.config().threads,
+        sh.config().memory_limit >> 20
     );
     acceptor.run(&sh, &mut workers).map_err(io_err)?;
     // Stop accepting; let workers finish in-flight requests.
-    sh.accepting.store(false, Ordering::Relaxed);
+    sh.conns().stop_accepting();
     acceptor.close_listeners();
     workers.join();
     let _ = maintainer.join();

@@ -24,11 +24,11 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts `sh.config.threads` workers, each handing slow credential checks to `verifier`.
+    /// Starts `sh.config().threads` workers, each handing slow credential checks to `verifier`.
     pub fn start(sh: &Arc<Shared>, verifier: &Verifier) -> io::Result<Workers> {
         let mut handles = Vec::new();
         let mut senders = Vec::new();
-        for i in 0..sh.config.threads {
+        for i in 0..sh.config().threads {
             let (wpoll, wwaker) = worker::new_poll()?;
             let (tx, rx) = crossbeam_channel::unbounded();
             let s = sh.clone();

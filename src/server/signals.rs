@@ -32,13 +32,13 @@ pub fn handle(sig: i32, sh: &Shared) {
 /// SIGHUP: re-reads the credentials file and the cluster file; one that does not load leaves the
 /// old one in force.
 fn reload(sh: &Shared) {
-    if sh.cluster.enabled() {
-        match sh.cluster.reload() {
+    if sh.cluster().enabled() {
+        match sh.cluster().reload() {
             Ok(v) => info!("SIGHUP: cluster config version {v:?}"),
             Err(e) => error!("SIGHUP: keeping the previous cluster config: {e}"),
         }
     }
-    if sh.config.credentials_file.is_some() {
+    if sh.config().credentials_file.is_some() {
         match sh.reload_credentials() {
             Ok(n) => info!("SIGHUP: reloaded {n} credential(s)"),
             Err(e) => error!("SIGHUP: keeping the previous credentials: {e}"),

@@ -3,7 +3,7 @@
 //! Does not: accept sockets (see `server`) or interpret bytes (see `conn`).
 
 use std::io;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -100,16 +100,16 @@ impl Worker {
     ) -> Self {
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
         let limits = Limits {
-            item_size_max: sh.config.item_size_max,
-            config_commands: sh.cluster.enabled(),
+            item_size_max: sh.config().item_size_max,
+            config_commands: sh.cluster().enabled(),
             item_header_max: crate::store::item::max_header_size,
             ..Limits::default()
         };
         // Room for the largest request any parser accepts (an item, a long get line, a pushed
         // cluster config), plus slack for the line around it.
-        let max_buf = (sh.config.item_size_max + 64 * 1024).max(limits.max_get_line + 64 * 1024);
-        let idle = sh.config.ext.idle_timeout;
-        let last_idle_check = sh.clock.now();
+        let max_buf = (sh.config().item_size_max + 64 * 1024).max(limits.max_get_line + 64 * 1024);
+        let idle = sh.config().ext.idle_timeout;
+        let last_idle_check = sh.clock().now();
         Worker {
             index,
             poll,
@@ -185,7 +185,7 @@ impl Worker {
             {
                 if !d.ok {
                     if let Some(ip) = c.peer_ip {
-                        self.limiter.failed(ip, self.sh.clock.now() as u64);
+                        self.limiter.failed(ip, self.sh.clock().now() as u64);
                     }
                 }
                 c.auth_done(d.ok, d.reply, &self.sh, self.index);
@@ -230,7 +230,7 @@ impl Worker {
         };
         let reply = attempt.reply;
         let cancel = Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let now = sh.clock.now() as u64;
+        let now = sh.clock().now() as u64;
         let allowed = conn.peer_ip.is_none_or(|ip| self.limiter.allow(ip, now));
         let queued = match sh.credentials().filter(|_| allowed) {
             Some(creds) => self.link.verifier.submit(Job {
@@ -268,7 +268,7 @@ impl Worker {
         });
         let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
         for key in keys {
-            let st = &self.sh.thread_stats[self.index];
+            let st = &self.sh.thread_stats()[self.index];
             let done = self
                 .conns
                 .get_mut(key)
@@ -285,7 +285,7 @@ impl Worker {
         if self.idle == 0 {
             return;
         }
-        let now = self.sh.clock.now();
+        let now = self.sh.clock().now();
         if now == self.last_idle_check {
             return;
         }
@@ -297,7 +297,7 @@ impl Worker {
             .map(|(k, _)| k)
             .collect();
         for key in stale {
-            stats::bump(&self.sh.thread_stats[self.index].idle_kicks);
+            stats::bump(&self.sh.thread_stats()[self.index].idle_kicks);
             close(&mut self.poll, &mut self.conns, key, &self.sh);
         }
     }
@@ -324,12 +324,12 @@ fn accept(
         .register(&mut nc.stream, Token(key), Interest::READABLE)
     {
         warn!("cannot register connection: {e}");
-        sh.curr_connections.fetch_sub(1, Ordering::Relaxed);
+        sh.conns().closed();
         return;
     }
-    let now = sh.clock.now();
+    let now = sh.clock().now();
     let last_cmd = Arc::new(AtomicU32::new(now));
-    sh.conns.lock().insert(
+    sh.conns().register(
         nc.id,
         ConnInfo {
             addr: nc.addr,
@@ -384,8 +384,8 @@ fn settle(
 fn close(poll: &mut Poll, conns: &mut slab::Slab<Conn>, key: usize, sh: &Shared) {
     if let Some(mut c) = conns.try_remove(key) {
         let _ = poll.registry().deregister(&mut c.stream);
-        sh.conns.lock().remove(&c.id);
-        sh.curr_connections.fetch_sub(1, Ordering::Relaxed);
+        sh.conns().unregister(c.id);
+        sh.conns().closed();
     }
 }
 

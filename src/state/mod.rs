@@ -1,17 +1,25 @@
-//! Owns: process-wide state shared by every thread — the config, the store, the server clock,
-//! per-thread counters, connection accounting, the connection registry behind `stats conns`, the
-//! credentials in force and the served cluster config.
+//! Owns: process-wide state shared by every thread, as typed parts with private fields — the
+//! config, the store, the server clock, runtime settings (`settings`), connection accounting
+//! (`conns`), per-thread counters, shutdown and delayed-flush requests, the credentials in force
+//! and the served cluster config.
 //! Does not: touch sockets or spawn threads (reloads read files; see `auth` and `cluster::state`).
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+mod conns;
+mod settings;
+
+pub use conns::{ConnInfo, Connections};
+pub use settings::{DisplayOnly, Settings};
+
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use parking_lot::Mutex;
+use parking_lot::RwLock;
 
+use crate::auth::{Credentials, CredentialsError};
+use crate::cluster::state::ClusterState;
 use crate::config::Config;
-use crate::stats::{PrefixTable, ThreadStats};
+use crate::stats::ThreadStats;
 use crate::store::exptime::CLOCK_START;
 use crate::store::Store;
 
@@ -57,14 +65,6 @@ impl Default for Clock {
     }
 }
 
-/// What `stats conns` shows of one socket.
-#[derive(Debug, Clone)]
-pub struct ConnInfo {
-    pub addr: String,
-    pub listen_addr: Option<String>,
-    pub last_cmd: Arc<AtomicU32>,
-}
-
 /// Shutdown requests (signals or the `shutdown` command).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Shutdown {
@@ -73,52 +73,26 @@ pub enum Shutdown {
     Graceful = 2,
 }
 
-/// Runtime-adjustable settings (admin commands change them).
-#[derive(Debug)]
-pub struct Runtime {
-    pub verbosity: AtomicU32,
-    pub lru_crawler: AtomicBool,
-    pub lru_crawler_sleep: AtomicU32,
-    pub lru_crawler_tocrawl: AtomicU32,
-    pub crawl_requested: AtomicBool,
-    pub hot_max_factor: Mutex<f64>,
-    pub warm_max_factor: Mutex<f64>,
-    pub lru_segmented: AtomicBool,
-    pub temp_lru: AtomicBool,
-    pub temporary_ttl: AtomicU32,
-    pub slab_automove_ratio: Mutex<f64>,
-    /// `stats detail on|off` and its per-prefix counters.
-    pub detail_enabled: AtomicBool,
-    pub prefixes: Mutex<PrefixTable>,
-    /// `stats sizes_enable|disable` (on top of `-o track_sizes`).
-    pub sizes_enabled: AtomicBool,
-}
-
-/// Everything the workers share.
+/// Everything the workers share, in typed parts; every field is reached through a method.
 #[derive(Debug)]
 pub struct Shared {
-    pub config: Config,
-    pub store: Store,
-    pub clock: Clock,
-    pub runtime: Runtime,
-    pub thread_stats: Box<[ThreadStats]>,
-    pub curr_connections: AtomicUsize,
-    pub total_connections: AtomicU64,
-    pub rejected_connections: AtomicU64,
-    pub listen_disabled_num: AtomicU64,
-    pub accepting: AtomicBool,
+    config: Config,
+    store: Store,
+    clock: Clock,
+    settings: Settings,
+    conns: Connections,
+    thread_stats: Box<[ThreadStats]>,
     /// Server time at which a delayed `flush_all` takes effect (0 = none).
-    pub pending_flush: AtomicU32,
-    pub shutdown: AtomicU8,
-    pub conns: Mutex<BTreeMap<i64, ConnInfo>>,
-    pub started: std::time::Instant,
+    pending_flush: AtomicU32,
+    shutdown: AtomicU8,
     /// The credentials file of `-S`/`-Y`, replaced whole on SIGHUP.
-    pub credentials: parking_lot::RwLock<Option<std::sync::Arc<crate::auth::Credentials>>>,
+    credentials: RwLock<Option<Arc<Credentials>>>,
     /// Auto Discovery.
-    pub cluster: crate::cluster::state::ClusterState,
+    cluster: ClusterState,
 }
 
 impl Shared {
+    /// The shared state for `config`; Auto Discovery off until `with_cluster`.
     pub fn new(config: Config) -> Shared {
         if config.large_pages {
             // As memcached's -L: large pages here are transparent huge pages.
@@ -132,57 +106,71 @@ impl Shared {
                 ),
             }
         }
-        let store = Store::new(&config.store_config());
-        let runtime = Runtime {
-            verbosity: AtomicU32::new(u32::from(config.verbose)),
-            lru_crawler: AtomicBool::new(config.ext.lru_crawler),
-            lru_crawler_sleep: AtomicU32::new(config.ext.lru_crawler_sleep),
-            lru_crawler_tocrawl: AtomicU32::new(config.ext.lru_crawler_tocrawl),
-            crawl_requested: AtomicBool::new(false),
-            hot_max_factor: Mutex::new(config.ext.hot_max_factor),
-            warm_max_factor: Mutex::new(config.ext.warm_max_factor),
-            lru_segmented: AtomicBool::new(config.ext.lru_segmented),
-            temp_lru: AtomicBool::new(config.ext.temp_lru),
-            temporary_ttl: AtomicU32::new(config.ext.temporary_ttl),
-            slab_automove_ratio: Mutex::new(config.ext.slab_automove_ratio),
-            detail_enabled: AtomicBool::new(false),
-            prefixes: Mutex::new(PrefixTable::default()),
-            sizes_enabled: AtomicBool::new(false),
-        };
         let thread_stats = (0..config.threads)
             .map(|_| ThreadStats::default())
             .collect();
         Shared {
-            store,
+            store: Store::new(&config.store_config()),
             clock: Clock::new(),
-            runtime,
+            settings: Settings::new(&config),
+            conns: Connections::default(),
             thread_stats,
-            curr_connections: AtomicUsize::new(0),
-            total_connections: AtomicU64::new(0),
-            rejected_connections: AtomicU64::new(0),
-            listen_disabled_num: AtomicU64::new(0),
-            accepting: AtomicBool::new(true),
             pending_flush: AtomicU32::new(0),
             shutdown: AtomicU8::new(Shutdown::None as u8),
-            conns: Mutex::new(BTreeMap::new()),
-            started: std::time::Instant::now(),
-            credentials: parking_lot::RwLock::new(None),
-            cluster: crate::cluster::state::ClusterState::disabled(),
+            credentials: RwLock::new(None),
+            cluster: ClusterState::disabled(),
             config,
         }
     }
 
+    /// The same state serving `cluster` for Auto Discovery.
+    pub fn with_cluster(mut self, cluster: ClusterState) -> Shared {
+        self.cluster = cluster;
+        self
+    }
+
+    /// The validated settings, immutable after start-up.
+    #[inline]
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+    #[inline]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+    #[inline]
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+    /// Settings changed at run time by admin commands.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    /// Connection counts and the `stats conns` registry.
+    pub fn conns(&self) -> &Connections {
+        &self.conns
+    }
+    /// One counter block per worker thread (each written by its thread only).
+    #[inline]
+    pub fn thread_stats(&self) -> &[ThreadStats] {
+        &self.thread_stats
+    }
+    /// The served Auto Discovery config.
+    pub fn cluster(&self) -> &ClusterState {
+        &self.cluster
+    }
+
     /// The credentials in force now.
-    pub fn credentials(&self) -> Option<std::sync::Arc<crate::auth::Credentials>> {
+    pub fn credentials(&self) -> Option<Arc<Credentials>> {
         self.credentials.read().clone()
     }
 
     /// Loads the credentials file (if any) and puts it in force; on error the old one stays.
-    pub fn reload_credentials(&self) -> Result<usize, crate::auth::CredentialsError> {
+    pub fn reload_credentials(&self) -> Result<usize, CredentialsError> {
         let Some(path) = self.config.credentials_file.as_deref() else {
             return Ok(0);
         };
-        let c = crate::auth::Credentials::load(path)?;
+        let c = Credentials::load(path)?;
         if c.plaintext_entries() > 0 {
             log::warn!(
                 "{}: {} plaintext password(s); use `ferrocache passwd USER` to store hashes instead",
@@ -191,7 +179,7 @@ impl Shared {
             );
         }
         let n = c.len();
-        *self.credentials.write() = Some(std::sync::Arc::new(c));
+        *self.credentials.write() = Some(Arc::new(c));
         Ok(n)
     }
 
@@ -205,6 +193,11 @@ impl Shared {
             2 => Shutdown::Graceful,
             _ => Shutdown::None,
         }
+    }
+
+    /// Schedules a delayed `flush_all` at server time `at`, or cancels one (`None`).
+    pub fn schedule_flush(&self, at: Option<u32>) {
+        self.pending_flush.store(at.unwrap_or(0), Ordering::Relaxed);
     }
 
     /// Applies a due delayed flush (called by the maintainer each tick).

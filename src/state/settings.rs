@@ -1,0 +1,178 @@
+//! Owns: the settings admin commands change at run time. Live ones are read by the code they
+//! steer (verbosity, the crawler switch and its on-demand pass, `stats detail`, `stats sizes`);
+//! display-only ones are accepted and shown by `stats settings` exactly as memcached does, but
+//! nothing reads them, because the mechanism they tune in memcached does not exist here (the
+//! crawler runs in the maintainer's slices, LRU ageing is a clock hand). docs/protocol.md lists
+//! them.
+
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+use parking_lot::{Mutex, MutexGuard};
+
+use crate::config::Config;
+use crate::stats::PrefixTable;
+
+/// A float setting changed without a lock.
+#[derive(Debug)]
+struct AtomicF64(AtomicU64);
+
+impl AtomicF64 {
+    fn new(v: f64) -> AtomicF64 {
+        AtomicF64(AtomicU64::new(v.to_bits()))
+    }
+    fn get(&self) -> f64 {
+        f64::from_bits(self.0.load(Ordering::Relaxed))
+    }
+    fn set(&self, v: f64) {
+        self.0.store(v.to_bits(), Ordering::Relaxed);
+    }
+}
+
+/// Runtime-adjustable settings.
+#[derive(Debug)]
+pub struct Settings {
+    verbosity: AtomicU32,
+    lru_crawler: AtomicBool,
+    crawl_requested: AtomicBool,
+    /// `stats detail on|off` and its per-prefix counters (a leaf lock: taken under a shard lock,
+    /// takes none itself).
+    detail_enabled: AtomicBool,
+    prefixes: Mutex<PrefixTable>,
+    /// `stats sizes_enable|disable` (on top of `-o track_sizes`).
+    sizes_enabled: AtomicBool,
+    display: DisplayOnly,
+}
+
+/// Settings that `stats settings` shows and admin commands set, read by nothing else.
+#[derive(Debug)]
+pub struct DisplayOnly {
+    lru_crawler_sleep: AtomicU32,
+    lru_crawler_tocrawl: AtomicU32,
+    hot_max_factor: AtomicF64,
+    warm_max_factor: AtomicF64,
+    lru_segmented: AtomicBool,
+    temp_lru: AtomicBool,
+    temporary_ttl: AtomicU32,
+}
+
+impl Settings {
+    pub fn new(config: &Config) -> Settings {
+        let ext = &config.ext;
+        Settings {
+            verbosity: AtomicU32::new(u32::from(config.verbose)),
+            lru_crawler: AtomicBool::new(ext.lru_crawler),
+            crawl_requested: AtomicBool::new(false),
+            detail_enabled: AtomicBool::new(false),
+            prefixes: Mutex::new(PrefixTable::default()),
+            sizes_enabled: AtomicBool::new(false),
+            display: DisplayOnly {
+                lru_crawler_sleep: AtomicU32::new(ext.lru_crawler_sleep),
+                lru_crawler_tocrawl: AtomicU32::new(ext.lru_crawler_tocrawl),
+                hot_max_factor: AtomicF64::new(ext.hot_max_factor),
+                warm_max_factor: AtomicF64::new(ext.warm_max_factor),
+                lru_segmented: AtomicBool::new(ext.lru_segmented),
+                temp_lru: AtomicBool::new(ext.temp_lru),
+                temporary_ttl: AtomicU32::new(ext.temporary_ttl),
+            },
+        }
+    }
+
+    /// `verbosity N` (0-2).
+    pub fn verbosity(&self) -> u32 {
+        self.verbosity.load(Ordering::Relaxed)
+    }
+    pub fn set_verbosity(&self, level: u32) {
+        self.verbosity.store(level, Ordering::Relaxed);
+    }
+
+    /// `lru_crawler enable|disable`: whether the maintainer runs the expiry crawler.
+    pub fn lru_crawler(&self) -> bool {
+        self.lru_crawler.load(Ordering::Relaxed)
+    }
+    pub fn set_lru_crawler(&self, on: bool) {
+        self.lru_crawler.store(on, Ordering::Relaxed);
+    }
+
+    /// `lru_crawler crawl`: asks the maintainer for a full pass now.
+    pub fn request_crawl(&self) {
+        self.crawl_requested.store(true, Ordering::Relaxed);
+    }
+    /// Takes a pending `lru_crawler crawl` request (the maintainer).
+    pub fn take_crawl_request(&self) -> bool {
+        self.crawl_requested.swap(false, Ordering::Relaxed)
+    }
+
+    /// `stats detail on|off`.
+    pub fn detail_enabled(&self) -> bool {
+        self.detail_enabled.load(Ordering::Relaxed)
+    }
+    pub fn set_detail(&self, on: bool) {
+        self.detail_enabled.store(on, Ordering::Relaxed);
+    }
+    /// The per-prefix counters of `stats detail`.
+    pub fn prefixes(&self) -> MutexGuard<'_, PrefixTable> {
+        self.prefixes.lock()
+    }
+
+    /// `stats sizes_enable|disable`.
+    pub fn sizes_enabled(&self) -> bool {
+        self.sizes_enabled.load(Ordering::Relaxed)
+    }
+    pub fn set_sizes_enabled(&self, on: bool) {
+        self.sizes_enabled.store(on, Ordering::Relaxed);
+    }
+
+    /// The display-only settings.
+    pub fn display(&self) -> &DisplayOnly {
+        &self.display
+    }
+}
+
+impl DisplayOnly {
+    /// `lru_crawler sleep N`.
+    pub fn lru_crawler_sleep(&self) -> u32 {
+        self.lru_crawler_sleep.load(Ordering::Relaxed)
+    }
+    pub fn set_lru_crawler_sleep(&self, v: u32) {
+        self.lru_crawler_sleep.store(v, Ordering::Relaxed);
+    }
+    /// `lru_crawler tocrawl N`.
+    pub fn lru_crawler_tocrawl(&self) -> u32 {
+        self.lru_crawler_tocrawl.load(Ordering::Relaxed)
+    }
+    pub fn set_lru_crawler_tocrawl(&self, v: u32) {
+        self.lru_crawler_tocrawl.store(v, Ordering::Relaxed);
+    }
+    /// The age factors of `lru tune` (its percentages are live: `store::StoreShared`).
+    pub fn max_factors(&self) -> (f64, f64) {
+        (self.hot_max_factor.get(), self.warm_max_factor.get())
+    }
+    pub fn set_max_factors(&self, hot: f64, warm: f64) {
+        self.hot_max_factor.set(hot);
+        self.warm_max_factor.set(warm);
+    }
+    /// `lru mode flat|segmented`.
+    pub fn lru_segmented(&self) -> bool {
+        self.lru_segmented.load(Ordering::Relaxed)
+    }
+    pub fn set_lru_segmented(&self, on: bool) {
+        self.lru_segmented.store(on, Ordering::Relaxed);
+    }
+    /// `lru temp_ttl N`: (temp_lru, temporary_ttl).
+    pub fn temp_lru(&self) -> (bool, u32) {
+        (
+            self.temp_lru.load(Ordering::Relaxed),
+            self.temporary_ttl.load(Ordering::Relaxed),
+        )
+    }
+    /// A negative TTL turns the temporary LRU off and keeps the last TTL, as memcached does.
+    pub fn set_temp_ttl(&self, ttl: Option<u32>) {
+        match ttl {
+            Some(t) => {
+                self.temp_lru.store(true, Ordering::Relaxed);
+                self.temporary_ttl.store(t, Ordering::Relaxed);
+            }
+            None => self.temp_lru.store(false, Ordering::Relaxed),
+        }
+    }
+}
