@@ -13,6 +13,8 @@ mod page_moves;
 mod stats;
 mod sweep;
 
+use maintain::Crawler;
+
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -62,12 +64,7 @@ pub struct Shard {
     index: HashTable<ChunkId>,
     class: Vec<Class>,
     counters: ShardCounters,
-    crawl_page: usize,
-    crawl_chunk: usize,
-    /// The flush mark the crawler's current pass started under, and the one its last complete
-    /// pass covered (items flushed before it are reclaimed).
-    crawl_pass_flush: u64,
-    crawl_flush_done: u64,
+    crawler: Crawler,
 }
 
 /// Result of looking a key up.
@@ -92,10 +89,7 @@ impl Shard {
             index: HashTable::new(),
             class,
             counters: ShardCounters::default(),
-            crawl_page: 0,
-            crawl_chunk: 0,
-            crawl_pass_flush: 0,
-            crawl_flush_done: 0,
+            crawler: Crawler::default(),
         }
     }
 
