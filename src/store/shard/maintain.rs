@@ -5,10 +5,10 @@
 
 use std::sync::atomic::Ordering;
 
-use super::super::item;
 use super::link::Reclaimer;
 use super::sweep::Sweep;
 use super::Shard;
+use crate::store::item;
 
 /// Where the expiry crawler stands between rounds.
 #[derive(Debug, Default)]

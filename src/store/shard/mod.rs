@@ -2,7 +2,7 @@
 //! segment counts, hands and counters) and the checks every concern shares (is an item dead,
 //! a borrowed view of it). Single-threaded (`&mut self`); the concerns live in the files below,
 //! each adding an `impl Shard` block.
-//! Does not: lock, hash keys, or read clocks (the caller passes `hash` and `now`).
+//! Does not: lock, hash keys, or read the time (the caller passes `hash` and `now`).
 
 mod alloc;
 mod link;
