@@ -3,8 +3,7 @@
 //! shard without pages may borrow — and carving new pages into free chunks.
 //! Does not: decide which item is evicted (see `sweep`) or which page moves (see `page_moves`).
 
-use super::link::Reclaimer;
-use super::Shard;
+use super::{Reclaimer, Shard};
 use crate::store::slab::ChunkId;
 use crate::store::StoreError;
 

@@ -5,19 +5,11 @@
 //! Does not: choose chunks (see `alloc`) or age items (see `sweep`).
 
 use super::sweep::Sweep;
-use super::{Found, Shard};
+use super::{Found, Reclaimer, Shard};
 use crate::store::exptime::is_expired;
 use crate::store::item::{self, Segment, FETCHED};
 use crate::store::slab::ChunkId;
 use crate::store::Miss;
-
-/// Who frees a dead item: the counter it goes to (`crawler_reclaimed` or `reclaimed`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Reclaimer {
-    Crawler,
-    /// The sweep, an allocation reusing a dead item ahead of the hand, or a page being emptied.
-    Other,
-}
 
 impl Shard {
     /// Finds a live item, unlinking it lazily when expired or flushed.

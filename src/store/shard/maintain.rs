@@ -5,9 +5,8 @@
 
 use std::sync::atomic::Ordering;
 
-use super::link::Reclaimer;
 use super::sweep::Sweep;
-use super::Shard;
+use super::{Reclaimer, Shard};
 use crate::store::item;
 
 /// Where the expiry crawler stands between rounds.

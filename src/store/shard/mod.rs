@@ -73,6 +73,14 @@ enum Found {
     Miss(Miss),
 }
 
+/// Who frees a dead item: the counter it goes to (`crawler_reclaimed` or `reclaimed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reclaimer {
+    Crawler,
+    /// The sweep, an allocation reusing a dead item ahead of the hand, or a page being emptied.
+    Other,
+}
+
 impl Shard {
     pub fn new(
         classes: Arc<SizeClasses>,

@@ -3,8 +3,7 @@
 //! limit shrinks.
 //! Does not: decide when pages move (the allocator, `Store::automove` and `slabs reassign` do).
 
-use super::link::Reclaimer;
-use super::Shard;
+use super::{Reclaimer, Shard};
 use crate::store::item;
 use crate::store::slab::ChunkId;
 

@@ -6,8 +6,7 @@
 
 use std::sync::atomic::Ordering;
 
-use super::link::Reclaimer;
-use super::Shard;
+use super::{Reclaimer, Shard};
 use crate::store::item::{self, Segment, ACTIVE, FETCHED};
 use crate::store::slab::ChunkId;
 
