@@ -1,9 +1,15 @@
-//! Owns: the thread-safe cache — key hashing, the shards (each a `parking_lot::Mutex<Shard>`),
-//! the global memory budget, the CAS counter, flush state, and the statistics views over shards.
+//! Owns: the thread-safe cache — the request and outcome types, key hashing and the choice of a
+//! key's shard (each shard a `parking_lot::Mutex<Shard>`), construction from `StoreConfig`,
+//! flush, the memory limit and the maintainer's round over the shards. The statistics views
+//! over shards are in `stats`, store-wide page moves in `automove`, the atomics every shard
+//! shares in `shared`.
 //! Does not: know any protocol, socket or thread (the maintainer thread calls `maintain`).
 //!
-//! Lock order: a thread holds at most one shard lock at a time; no other lock is taken while a
-//! shard lock is held (the budget, CAS counter and flush mark are atomics).
+//! Lock order: a thread holds at most one shard lock at a time (the views, `maintain`,
+//! `automove` and `reassign` lock the shards one after another). Under a shard lock the store
+//! takes one other lock, a leaf: with `-L`, the large-page region's free list
+//! (`slab::LargeRegion`), when a page is added or released. The budget, CAS counter and flush
+//! mark are atomics.
 
 pub mod exptime;
 pub mod hand;
@@ -12,15 +18,21 @@ pub mod segments;
 pub mod shard;
 pub mod slab;
 
+mod automove;
+mod shared;
+mod stats;
+
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 
 pub use shard::{Shard, ShardCounters};
+pub use shared::{MemBudget, StoreShared};
 pub use slab::{SizeClasses, Steps};
+pub use stats::ClassStats;
 
 /// How a store request treats an existing item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,92 +160,6 @@ pub struct ItemView<'a> {
     pub total: usize,
 }
 
-/// Per-class counters, as `stats items` and `stats slabs` report them.
-#[derive(Clone, Debug, Default)]
-pub struct ClassStats {
-    pub number_hot: u64,
-    pub number_warm: u64,
-    pub number_cold: u64,
-    pub age_hot: u64,
-    pub age_warm: u64,
-    pub age: u64,
-    pub mem_requested: u64,
-    pub evicted: u64,
-    pub evicted_nonzero: u64,
-    pub evicted_time: u64,
-    pub outofmemory: u64,
-    pub reclaimed: u64,
-    pub expired_unfetched: u64,
-    pub evicted_unfetched: u64,
-    pub evicted_active: u64,
-    pub crawler_reclaimed: u64,
-    pub crawler_items_checked: u64,
-    pub moves_to_cold: u64,
-    pub moves_to_warm: u64,
-    pub moves_within_lru: u64,
-    pub direct_reclaims: u64,
-    pub hits_to_hot: u64,
-    pub hits_to_warm: u64,
-    pub hits_to_cold: u64,
-    pub get_hits: u64,
-    pub cmd_set: u64,
-    pub delete_hits: u64,
-    pub incr_hits: u64,
-    pub decr_hits: u64,
-    pub cas_hits: u64,
-    pub cas_badval: u64,
-    pub touch_hits: u64,
-    pub total_pages: u64,
-    pub free_chunks: u64,
-}
-
-impl ClassStats {
-    /// Adds another shard's numbers for the same class (ages take the maximum).
-    fn merge(&mut self, o: &ClassStats) {
-        macro_rules! add { ($($f:ident),*) => { $( self.$f += o.$f; )* } }
-        add!(
-            number_hot,
-            number_warm,
-            number_cold,
-            mem_requested,
-            evicted,
-            evicted_nonzero,
-            outofmemory,
-            reclaimed,
-            expired_unfetched,
-            evicted_unfetched,
-            evicted_active,
-            crawler_reclaimed,
-            crawler_items_checked,
-            moves_to_cold,
-            moves_to_warm,
-            moves_within_lru,
-            direct_reclaims,
-            hits_to_hot,
-            hits_to_warm,
-            hits_to_cold,
-            get_hits,
-            cmd_set,
-            delete_hits,
-            incr_hits,
-            decr_hits,
-            cas_hits,
-            cas_badval,
-            touch_hits,
-            total_pages,
-            free_chunks
-        );
-        self.age_hot = self.age_hot.max(o.age_hot);
-        self.age_warm = self.age_warm.max(o.age_warm);
-        self.age = self.age.max(o.age);
-        self.evicted_time = self.evicted_time.max(o.evicted_time);
-    }
-
-    pub fn number(&self) -> u64 {
-        self.number_hot + self.number_warm + self.number_cold
-    }
-}
-
 /// Where the shard number is taken from the key hash. The shard's index (hashbrown) uses the low
 /// bits to place a key and the top 7 bits as its tag, so the shard number must come from neither:
 /// taking it from the top bits made every key of a shard share most of its tag, and lookups
@@ -257,75 +183,6 @@ impl KeyHasher {
 impl Default for KeyHasher {
     fn default() -> Self {
         Self::new()
-    }
-}
-
-/// The global page budget (`-m`), shared by all shards.
-#[derive(Debug)]
-pub struct MemBudget {
-    limit: AtomicUsize,
-    used: AtomicUsize,
-}
-
-impl MemBudget {
-    pub fn new(limit_pages: usize) -> MemBudget {
-        MemBudget {
-            limit: AtomicUsize::new(limit_pages),
-            used: AtomicUsize::new(0),
-        }
-    }
-    /// Takes a page if one is left under the limit.
-    pub fn try_acquire(&self) -> bool {
-        let limit = self.limit.load(Ordering::Relaxed);
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| {
-                (u < limit).then_some(u + 1)
-            })
-            .is_ok()
-    }
-    /// Takes a page even past the limit (bounded by the caller).
-    pub fn force_acquire(&self) {
-        self.used.fetch_add(1, Ordering::AcqRel);
-    }
-    pub fn release(&self) {
-        self.used.fetch_sub(1, Ordering::AcqRel);
-    }
-    pub fn over_limit(&self) -> bool {
-        self.used.load(Ordering::Relaxed) > self.limit.load(Ordering::Relaxed)
-    }
-    pub fn used(&self) -> usize {
-        self.used.load(Ordering::Relaxed)
-    }
-    pub fn limit(&self) -> usize {
-        self.limit.load(Ordering::Relaxed)
-    }
-    pub fn set_limit(&self, pages: usize) {
-        self.limit.store(pages, Ordering::Relaxed);
-    }
-}
-
-/// State shared by every shard (all atomics: never a lock).
-#[derive(Debug)]
-pub struct StoreShared {
-    pub budget: MemBudget,
-    cas: AtomicU64,
-    /// Items whose CAS is at or below this value are flushed.
-    pub flush_cas: AtomicU64,
-    pub evictions: bool,
-    pub item_size_max: usize,
-    pub hot_lru_pct: AtomicU32,
-    pub warm_lru_pct: AtomicU32,
-    pub automove: AtomicU8,
-}
-
-impl StoreShared {
-    /// The next CAS value: one global, monotonic counter, as memcached has.
-    #[inline]
-    pub fn next_cas(&self) -> u64 {
-        self.cas.fetch_add(1, Ordering::Relaxed) + 1
-    }
-    pub fn current_cas(&self) -> u64 {
-        self.cas.load(Ordering::Relaxed)
     }
 }
 
@@ -417,16 +274,7 @@ impl Store {
     pub fn new(cfg: &StoreConfig) -> Store {
         let n = shard_count(cfg);
         let classes = Arc::new(size_classes(cfg, n));
-        let shared = Arc::new(StoreShared {
-            budget: MemBudget::new((cfg.memory_limit / cfg.page_size).max(1)),
-            cas: AtomicU64::new(0),
-            flush_cas: AtomicU64::new(0),
-            evictions: cfg.evictions,
-            item_size_max: cfg.item_size_max,
-            hot_lru_pct: AtomicU32::new(cfg.hot_lru_pct),
-            warm_lru_pct: AtomicU32::new(cfg.warm_lru_pct),
-            automove: AtomicU8::new(cfg.slab_automove),
-        });
+        let shared = Arc::new(StoreShared::new(cfg));
         let hasher = KeyHasher::new();
         // With -L: the memory limit plus the page each shard may borrow, in one region.
         let large = cfg
@@ -514,91 +362,6 @@ impl Store {
             .iter()
             .map(|s| s.lock().maintain(balance, crawl, now))
             .sum()
-    }
-
-    /// Slab automove (memcached's mode 1, simplified): when the cache is full and a class is
-    /// evicting, move a page to it from the class whose oldest item is oldest, if that item is
-    /// clearly older. Mode 2 moves on any eviction. Returns the moves made.
-    pub fn automove(&self, now: u32) -> usize {
-        let mode = self.shared.automove.load(Ordering::Relaxed);
-        if mode == 0 || self.shared.budget.used() < self.shared.budget.limit() {
-            return 0;
-        }
-        let mut moved = 0;
-        for s in self.shards.iter() {
-            let mut shard = s.lock();
-            let n = self.classes.len();
-            let deltas: Vec<u64> = (0..n).map(|c| shard.take_eviction_delta(c)).collect();
-            let Some(young) = (0..n).filter(|&c| deltas[c] > 0).max_by_key(|&c| deltas[c]) else {
-                continue;
-            };
-            let young_age = shard.tail_age(young, now).unwrap_or(0);
-            let old = (0..n)
-                .filter(|&c| c != young && shard.class_pages(c) > 1)
-                .max_by_key(|&c| {
-                    let free_pages = shard.class_free(c) / self.classes.chunks_per_page(c).max(1);
-                    if free_pages >= 2 {
-                        u32::MAX
-                    } else {
-                        shard.tail_age(c, now).unwrap_or(u32::MAX)
-                    }
-                });
-            let Some(old) = old else { continue };
-            let old_age = shard.tail_age(old, now).unwrap_or(u32::MAX);
-            let free_pages = shard.class_free(old) / self.classes.chunks_per_page(old).max(1);
-            let worth = mode == 2 || free_pages >= 2 || (young_age as f64) < old_age as f64 * 0.8;
-            if worth && shard.move_page(old, young, now) {
-                moved += 1;
-            }
-        }
-        moved
-    }
-
-    /// `slabs reassign`: moves one page from class `src` to `dst` (0-based) in the first shard
-    /// that has more than one page of `src`.
-    pub fn reassign(&self, src: usize, dst: usize, now: u32) -> bool {
-        self.shards.iter().any(|s| {
-            let mut shard = s.lock();
-            shard.class_pages(src) > 1 && shard.move_page(src, dst, now)
-        })
-    }
-
-    /// Per-class statistics summed over shards (index = class, 0-based).
-    pub fn class_stats(&self, now: u32) -> Vec<ClassStats> {
-        let mut out = vec![ClassStats::default(); self.classes.len()];
-        for s in self.shards.iter() {
-            let shard = s.lock();
-            for (c, o) in out.iter_mut().enumerate() {
-                o.merge(&shard.class_snapshot(c, now));
-            }
-        }
-        out
-    }
-
-    /// Shard-wide counters summed over shards.
-    pub fn counters(&self) -> ShardCounters {
-        let mut t = ShardCounters::default();
-        for s in self.shards.iter() {
-            let shard = s.lock();
-            let c = shard.counters();
-            t.curr_items += c.curr_items;
-            t.total_items += c.total_items;
-            t.bytes += c.bytes;
-            t.slabs_moved += c.slabs_moved;
-            t.slab_reassign_rescues += c.slab_reassign_rescues;
-            t.slab_reassign_evictions += c.slab_reassign_evictions;
-            t.lru_maintainer_juggles += c.lru_maintainer_juggles;
-            t.crawler_runs += c.crawler_runs;
-            t.expiring += c.expiring;
-        }
-        t
-    }
-
-    /// Visits every live item, shard by shard (each shard locked while it is walked).
-    pub fn for_each_item(&self, now: u32, mut f: impl FnMut(ItemView<'_>)) {
-        for s in self.shards.iter() {
-            s.lock().for_each_item(now, &mut f);
-        }
     }
 }
 

@@ -1,4 +1,5 @@
-//! Unit tests of the store: semantics, expiry, eviction, rebalancing, and a model check.
+//! Owns: the store's unit tests — semantics, expiry, eviction, rebalancing, and a model check
+//! against a map.
 
 use super::*;
 use proptest::prelude::*;

@@ -3,9 +3,8 @@
 //! shard without pages may borrow — and carving new pages into free chunks.
 //! Does not: decide which item is evicted (see `sweep`) or which page moves (see `page_moves`).
 
-use super::super::slab::ChunkId;
-use super::link::Reclaimer;
-use super::Shard;
+use super::{Reclaimer, Shard};
+use crate::store::slab::ChunkId;
 use crate::store::StoreError;
 
 /// Items ahead of the hand looked at per allocation attempt when searching for expired
@@ -16,10 +15,9 @@ const TAIL_PEEK: usize = 5;
 const ALLOC_TRIES: usize = 10;
 
 impl Shard {
-    /// Gets a free chunk of class `cls`: free list, then expired tail items, then a new page from
-    /// the global budget, then eviction from the class tail (or a page taken from another class).
-    /// Takes a free chunk of class `cls`, reclaiming, evicting or moving pages when there is
-    /// none. The flag says whether anything was unlinked or moved on the way (ids found before
+    /// Takes a free chunk of class `cls`: the free list, then a dead item ahead of the hand, then
+    /// a new page from the global budget, then eviction by the hand (or a page taken from another
+    /// class). The flag says whether anything was unlinked or moved on the way (ids found before
     /// the call may then be stale).
     pub(super) fn alloc(&mut self, cls: usize, now: u32) -> Result<(ChunkId, bool), StoreError> {
         for attempt in 0..ALLOC_TRIES {

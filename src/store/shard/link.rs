@@ -4,20 +4,12 @@
 //! changes with the count of expiring items.
 //! Does not: choose chunks (see `alloc`) or age items (see `sweep`).
 
-use super::super::exptime::is_expired;
-use super::super::item::{self, Segment, FETCHED};
-use super::super::slab::ChunkId;
 use super::sweep::Sweep;
-use super::{Found, Shard};
+use super::{Found, Reclaimer, Shard};
+use crate::store::exptime::is_expired;
+use crate::store::item::{self, Segment, FETCHED};
+use crate::store::slab::ChunkId;
 use crate::store::Miss;
-
-/// Who frees a dead item: the counter it goes to (`crawler_reclaimed` or `reclaimed`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(super) enum Reclaimer {
-    Crawler,
-    /// The sweep, an allocation reusing a dead item ahead of the hand, or a page being emptied.
-    Other,
-}
 
 impl Shard {
     /// Finds a live item, unlinking it lazily when expired or flushed.

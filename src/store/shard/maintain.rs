@@ -5,10 +5,21 @@
 
 use std::sync::atomic::Ordering;
 
-use super::super::item;
-use super::link::Reclaimer;
 use super::sweep::Sweep;
-use super::Shard;
+use super::{Reclaimer, Shard};
+use crate::store::item;
+
+/// Where the expiry crawler stands between rounds.
+#[derive(Debug, Default)]
+pub(super) struct Crawler {
+    /// Page slot and chunk it looks at next.
+    page: usize,
+    chunk: usize,
+    /// The flush mark the current pass started under, and the one the last complete pass
+    /// covered (items flushed before it are reclaimed).
+    pass_flush: u64,
+    flush_done: u64,
+}
 
 impl Shard {
     /// Bounded background work: balance LRU segments, reclaim expired/flushed items (crawler),
@@ -39,33 +50,33 @@ impl Shard {
     fn crawl(&mut self, budget: usize, now: u32) -> usize {
         let slots = self.pages.slots();
         let flush = self.shared.flush_cas.load(Ordering::Relaxed);
-        let at_start = self.crawl_page == 0 && self.crawl_chunk == 0;
+        let at_start = self.crawler.page == 0 && self.crawler.chunk == 0;
         if slots == 0
             || budget == 0
-            || (at_start && self.counters.expiring == 0 && flush <= self.crawl_flush_done)
+            || (at_start && self.counters.expiring == 0 && flush <= self.crawler.flush_done)
         {
             return 0;
         }
         if at_start {
-            self.crawl_pass_flush = flush;
+            self.crawler.pass_flush = flush;
         }
         let mut looked = 0;
         while looked < budget {
-            if self.crawl_page >= slots {
-                self.crawl_page = 0;
-                self.crawl_chunk = 0;
+            if self.crawler.page >= slots {
+                self.crawler.page = 0;
+                self.crawler.chunk = 0;
                 self.counters.crawler_runs += 1;
-                self.crawl_flush_done = self.crawl_pass_flush;
+                self.crawler.flush_done = self.crawler.pass_flush;
                 break;
             }
-            let n = self.pages.chunks_in(self.crawl_page);
-            if self.crawl_chunk >= n {
-                self.crawl_page += 1;
-                self.crawl_chunk = 0;
+            let n = self.pages.chunks_in(self.crawler.page);
+            if self.crawler.chunk >= n {
+                self.crawler.page += 1;
+                self.crawler.chunk = 0;
                 continue;
             }
-            let id = self.pages.id(self.crawl_page, self.crawl_chunk);
-            self.crawl_chunk += 1;
+            let id = self.pages.id(self.crawler.page, self.crawler.chunk);
+            self.crawler.chunk += 1;
             looked += 1;
             let c = self.pages.chunk(id);
             if !item::in_use(c) {

@@ -3,8 +3,8 @@
 //! invalidation and the win/stale marks.
 //! Does not: parse meta flags or encode replies (see `exec::meta`).
 
-use super::super::item::{self, STALE, WIN_SENT};
 use super::{Found, Shard};
+use crate::store::item::{self, STALE, WIN_SENT};
 use crate::store::{ItemView, MetaAccess, Miss, Recency};
 
 impl Shard {

@@ -2,7 +2,7 @@
 //! segment counts, hands and counters) and the checks every concern shares (is an item dead,
 //! a borrowed view of it). Single-threaded (`&mut self`); the concerns live in the files below,
 //! each adding an `impl Shard` block.
-//! Does not: lock, hash keys, or read clocks (the caller passes `hash` and `now`).
+//! Does not: lock, hash keys, or read the time (the caller passes `hash` and `now`).
 
 mod alloc;
 mod link;
@@ -12,6 +12,8 @@ mod ops;
 mod page_moves;
 mod stats;
 mod sweep;
+
+use maintain::Crawler;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -62,18 +64,21 @@ pub struct Shard {
     index: HashTable<ChunkId>,
     class: Vec<Class>,
     counters: ShardCounters,
-    crawl_page: usize,
-    crawl_chunk: usize,
-    /// The flush mark the crawler's current pass started under, and the one its last complete
-    /// pass covered (items flushed before it are reclaimed).
-    crawl_pass_flush: u64,
-    crawl_flush_done: u64,
+    crawler: Crawler,
 }
 
 /// Result of looking a key up.
 enum Found {
     Hit(ChunkId),
     Miss(Miss),
+}
+
+/// Who frees a dead item: the counter it goes to (`crawler_reclaimed` or `reclaimed`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reclaimer {
+    Crawler,
+    /// The sweep, an allocation reusing a dead item ahead of the hand, or a page being emptied.
+    Other,
 }
 
 impl Shard {
@@ -92,10 +97,7 @@ impl Shard {
             index: HashTable::new(),
             class,
             counters: ShardCounters::default(),
-            crawl_page: 0,
-            crawl_chunk: 0,
-            crawl_pass_flush: 0,
-            crawl_flush_done: 0,
+            crawler: Crawler::default(),
         }
     }
 

@@ -2,8 +2,8 @@
 //! touch, delete and incr/decr — with their per-class hit counters.
 //! Does not: parse or encode requests, or apply meta protocol marks (see `meta`).
 
-use super::super::item;
 use super::{Found, Shard};
+use crate::store::item;
 use crate::store::{
     ArithOp, ArithOutcome, DeleteOutcome, ItemView, Miss, Recency, StoreError, StoreMode,
     StoreOutcome, StoreRequest,

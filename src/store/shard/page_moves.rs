@@ -3,10 +3,9 @@
 //! limit shrinks.
 //! Does not: decide when pages move (the allocator, `Store::automove` and `slabs reassign` do).
 
-use super::super::item;
-use super::super::slab::ChunkId;
-use super::link::Reclaimer;
-use super::Shard;
+use super::{Reclaimer, Shard};
+use crate::store::item;
+use crate::store::slab::ChunkId;
 
 /// What happens to the live items of a page being taken from its class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -2,8 +2,8 @@
 //! slabs`, ages sampled ahead of the hand, the automover's eviction window, page and free chunk
 //! counts, shard counters, and the walk over live items for dumps.
 
-use super::super::item::{self, Segment};
 use super::{ClassStats, Shard, ShardCounters};
+use crate::store::item::{self, Segment};
 use crate::store::ItemView;
 
 /// Live items ahead of the hand sampled for the ages `stats items` reports and the automover uses.

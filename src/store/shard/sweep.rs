@@ -6,10 +6,9 @@
 
 use std::sync::atomic::Ordering;
 
-use super::super::item::{self, Segment, ACTIVE, FETCHED};
-use super::super::slab::ChunkId;
-use super::link::Reclaimer;
-use super::Shard;
+use super::{Reclaimer, Shard};
+use crate::store::item::{self, Segment, ACTIVE, FETCHED};
+use crate::store::slab::ChunkId;
 
 /// Chunks the hand passes at most to find an item to evict; past it, the next live item is
 /// evicted whatever its segment. Every item passed is aged, so this bound is rarely reached.

@@ -1,0 +1,89 @@
+//! Owns: what every shard of the store shares, all atomics (never a lock): the page budget
+//! (`-m`), the CAS counter, the flush mark, and the settings the shards read on every
+//! allocation (`-M`, `-I`, the HOT and WARM shares, the automove mode).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+
+use super::StoreConfig;
+
+/// The global page budget (`-m`), shared by all shards.
+#[derive(Debug)]
+pub struct MemBudget {
+    limit: AtomicUsize,
+    used: AtomicUsize,
+}
+
+impl MemBudget {
+    pub fn new(limit_pages: usize) -> MemBudget {
+        MemBudget {
+            limit: AtomicUsize::new(limit_pages),
+            used: AtomicUsize::new(0),
+        }
+    }
+    /// Takes a page if one is left under the limit.
+    pub fn try_acquire(&self) -> bool {
+        let limit = self.limit.load(Ordering::Relaxed);
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Relaxed, |u| {
+                (u < limit).then_some(u + 1)
+            })
+            .is_ok()
+    }
+    /// Takes a page even past the limit (bounded by the caller).
+    pub fn force_acquire(&self) {
+        self.used.fetch_add(1, Ordering::AcqRel);
+    }
+    pub fn release(&self) {
+        self.used.fetch_sub(1, Ordering::AcqRel);
+    }
+    pub fn over_limit(&self) -> bool {
+        self.used.load(Ordering::Relaxed) > self.limit.load(Ordering::Relaxed)
+    }
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+    pub fn set_limit(&self, pages: usize) {
+        self.limit.store(pages, Ordering::Relaxed);
+    }
+}
+
+/// State shared by every shard (all atomics: never a lock).
+#[derive(Debug)]
+pub struct StoreShared {
+    pub budget: MemBudget,
+    cas: AtomicU64,
+    /// Items whose CAS is at or below this value are flushed.
+    pub flush_cas: AtomicU64,
+    pub evictions: bool,
+    pub item_size_max: usize,
+    pub hot_lru_pct: AtomicU32,
+    pub warm_lru_pct: AtomicU32,
+    pub automove: AtomicU8,
+}
+
+impl StoreShared {
+    pub(super) fn new(cfg: &StoreConfig) -> StoreShared {
+        StoreShared {
+            budget: MemBudget::new((cfg.memory_limit / cfg.page_size).max(1)),
+            cas: AtomicU64::new(0),
+            flush_cas: AtomicU64::new(0),
+            evictions: cfg.evictions,
+            item_size_max: cfg.item_size_max,
+            hot_lru_pct: AtomicU32::new(cfg.hot_lru_pct),
+            warm_lru_pct: AtomicU32::new(cfg.warm_lru_pct),
+            automove: AtomicU8::new(cfg.slab_automove),
+        }
+    }
+
+    /// The next CAS value: one global, monotonic counter, as memcached has.
+    #[inline]
+    pub fn next_cas(&self) -> u64 {
+        self.cas.fetch_add(1, Ordering::Relaxed) + 1
+    }
+    pub fn current_cas(&self) -> u64 {
+        self.cas.load(Ordering::Relaxed)
+    }
+}
