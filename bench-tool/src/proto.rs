@@ -1,4 +1,5 @@
 //! Owns: wire formats: request encoders and incremental reply parsers for the text, meta and binary protocols.
+//! Long because: its unit tests (about 220 lines, every protocol's encoders against its parsers) sit beside the code.
 //!
 //! Encoders append to a caller-owned buffer (no allocation once it has grown). The parser looks at the unread
 //! bytes and either returns one complete reply plus the number of bytes it used, or `None` when more bytes are

@@ -1,4 +1,6 @@
 //! Owns: one load thread: its mio event loop, its connections, pipelined request issue and reply matching.
+//! Long because: one connection's state machine (issue, partial reads, reply matching, reconnects) is one
+//! loop whose parts share the connection's buffers; split, each part would take the whole state.
 //!
 //! Each connection keeps up to `pipeline` requests in flight. Requests are encoded into a reused write buffer
 //! and sent with as few write calls as the socket allows; replies are read until `WouldBlock` into a reused read

@@ -1,4 +1,5 @@
 //! Owns: the workload model: key table, self-checking values, key choice (uniform, zipf, sequential, ranges) and the fast RNG.
+//! Long because: its unit tests (about 190 lines: key table, value checks, distributions) sit beside the code.
 //!
 //! Keys are `key:` followed by a zero-padded decimal index, all of the same width, generated once into one flat
 //! buffer. Values are a deterministic function of the key index and their own length, so any hit can be checked

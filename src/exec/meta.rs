@@ -73,14 +73,38 @@ fn push_opaque_key(out: &mut Vec<u8>, req: &MetaReq<'_>) {
     }
 }
 
-/// Writes `code` with the `O`/`k` echo and the line end, unless `hide`.
-fn status_line(out: &mut Vec<u8>, code: &[u8], req: &MetaReq<'_>, hide: bool) {
-    if hide {
-        return;
+/// The meta reply writer: it owns quiet mode (`q`). A quiet request's nominal outcome — a miss
+/// for `mg`, a plain success (`HD`, or `ma`'s value) for `ms`, `md` and `ma` — is not written;
+/// errors and every other outcome are.
+#[derive(Clone, Copy)]
+struct Quiet(bool);
+
+impl Quiet {
+    fn of(req: &MetaReq<'_>) -> Quiet {
+        Quiet(req.flags.quiet)
     }
-    out.extend_from_slice(code);
-    push_opaque_key(out, req);
-    out.extend_from_slice(b"\r\n");
+    /// Whether an outcome is left unwritten.
+    fn hides(self, nominal: bool) -> bool {
+        self.0 && nominal
+    }
+    /// Writes `code` with the `O`/`k` echo and the line end, unless the outcome is hidden.
+    fn status(self, out: &mut Vec<u8>, code: &[u8], req: &MetaReq<'_>, nominal: bool) {
+        if self.hides(nominal) {
+            return;
+        }
+        out.extend_from_slice(code);
+        push_opaque_key(out, req);
+        out.extend_from_slice(b"\r\n");
+    }
+    /// Takes back a reply written from `start` on (its outcome known only after encoding it)
+    /// when the outcome is hidden; true if it did.
+    fn retract(self, out: &mut Vec<u8>, start: usize, nominal: bool) -> bool {
+        if self.hides(nominal) {
+            out.truncate(start);
+            return true;
+        }
+        false
+    }
 }
 
 // ----- mg -----------------------------------------------------------------------------------
@@ -124,7 +148,7 @@ fn mget(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     if let Some(m) = miss {
         drop(shard);
         count_lookup(st, false, Some(m));
-        status_line(out, b"EN", req, f.quiet);
+        Quiet::of(req).status(out, b"EN", req, true);
         return;
     }
     let hit = match shard.peek(key, h, now) {
@@ -319,7 +343,7 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             return;
         }
     };
-    if f.quiet && code == b"HD" {
+    if Quiet::of(req).hides(code == b"HD") {
         return;
     }
     out.extend_from_slice(code);
@@ -371,7 +395,7 @@ fn mdelete(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         }
     };
     drop(shard);
-    status_line(out, code, req, f.quiet && code == b"HD");
+    Quiet::of(req).status(out, code, req, code == b"HD");
 }
 
 // ----- ma -----------------------------------------------------------------------------------
@@ -433,7 +457,7 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             if f.opaque_too_long {
                 ascii::write_line(out, OPAQUE_TOO_LONG);
             } else {
-                status_line(out, code, req, false);
+                Quiet::of(req).status(out, code, req, false);
             }
             return;
         }
@@ -509,8 +533,7 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         return;
     }
     // Only a plain success is quiet; a created item is always answered.
-    if f.quiet && !created {
-        out.truncate(start);
+    if Quiet::of(req).retract(out, start, !created) {
         return;
     }
     out.extend_from_slice(b"\r\n");
