@@ -325,6 +325,7 @@ fn stat(key: &[u8], r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         Stats::Items => stats::items(ctx, &mut t),
         Stats::Slabs => stats::slabs(ctx, &mut t),
         Stats::Sizes => stats::sizes(ctx, &mut t),
+        Stats::Ferrocache => stats::ferrocache(ctx, &mut t),
         Stats::SizesEnable => stats::sizes_toggle(ctx, true, &mut t),
         Stats::SizesDisable => stats::sizes_toggle(ctx, false, &mut t),
         Stats::DetailUsage

@@ -335,6 +335,29 @@ fn text_stats_groups() {
         assert!(general.contains(stat), "{stat} missing in {general}");
     }
     assert!(general.ends_with("END\r\n"));
+    assert!(
+        !general.contains("ferrocache"),
+        "own fields in `stats`: {general}"
+    );
+    let own = String::from_utf8(s.text(b"stats ferrocache\r\n")).unwrap();
+    let names: Vec<&str> = own
+        .lines()
+        .filter_map(|l| l.strip_prefix("STAT "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "ferrocache_version",
+            "ferrocache_shards",
+            "ferrocache_pages_used"
+        ]
+    );
+    assert!(own.starts_with(&format!(
+        "STAT ferrocache_version {}\r\n",
+        env!("CARGO_PKG_VERSION")
+    )));
+    assert!(own.ends_with("END\r\n"));
 }
 
 // ----- meta -------------------------------------------------------------------------------
@@ -508,6 +531,17 @@ fn binary_stats_and_errors() {
             (1, b"", b"Not found"),
             (0, b"sizes_status", b"disabled"),
             (0, b"", b""),
+        ]
+    );
+    let own = Server::new(&[]).binary(&request(op::STAT, 0, 0, &[], b"ferrocache", &[]));
+    let keys: Vec<&[u8]> = own.iter().map(|r| &r.key[..]).collect();
+    assert_eq!(
+        keys,
+        [
+            &b"ferrocache_version"[..],
+            b"ferrocache_shards",
+            b"ferrocache_pages_used",
+            b""
         ]
     );
     // Bad lengths close the connection after the error.

@@ -38,6 +38,7 @@ fn stats<'a>(t: &Tokens<'a>) -> Stats<'a> {
         b"slabs" => Stats::Slabs,
         b"sizes" => Stats::Sizes,
         b"cluster" => Stats::Cluster,
+        b"ferrocache" => Stats::Ferrocache,
         b"sizes_enable" => Stats::SizesEnable,
         b"sizes_disable" => Stats::SizesDisable,
         other => Stats::Unknown(other),
@@ -83,6 +84,7 @@ pub fn binary_stats(key: &[u8]) -> Stats<'_> {
             b"sizes" => Stats::Sizes,
             b"sizes_enable" => Stats::SizesEnable,
             b"sizes_disable" => Stats::SizesDisable,
+            b"ferrocache" => Stats::Ferrocache,
             other => Stats::Unknown(other),
         }
     }

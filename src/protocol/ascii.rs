@@ -223,6 +223,9 @@ pub enum Stats<'a> {
     SizesDisable,
     /// `stats cluster` (a group only while Auto Discovery is on).
     Cluster,
+    /// `stats ferrocache`: ferrocache's own fields (its version, shards, pages in use), kept out
+    /// of the general group so that `stats` is field for field memcached's.
+    Ferrocache,
     /// Any other group: `ERROR` (binary: not found).
     Unknown(&'a [u8]),
 }
