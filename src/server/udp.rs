@@ -303,8 +303,10 @@ fn text(cmd: Command<'_>, ctx: &Ctx<'_>, rep: &mut Replies) -> (Then, Action) {
         keys,
     } = cmd
     else {
+        // `quit` answers with an empty response, which goes out as a bare header.
+        let quiet = !matches!(cmd, Command::Quit);
         let a = exec::text::execute(cmd, ctx, &mut rep.out);
-        rep.end_response(true);
+        rep.end_response(quiet);
         return match a {
             Action::Flush => (Then::Flush, a),
             _ => (Then::Go, a),
