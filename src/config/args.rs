@@ -15,16 +15,17 @@ use clap::{ArgAction, Parser};
 )]
 pub struct Args {
     /// TCP port to listen on (0 = off, -1 = any free port).
+    /// Default 11211, or the UDP port when only `-U` is given.
+    #[arg(short = 'p', long = "port", allow_negative_numbers = true)]
+    pub port: Option<i32>,
+    /// UDP port (0 = off, the default; -1 = any free port).
     #[arg(
-        short = 'p',
-        long = "port",
-        default_value_t = 11211,
+        short = 'U',
+        long = "udp-port",
+        default_value_t = 0,
         allow_negative_numbers = true
     )]
-    pub port: i32,
-    /// UDP port (0 = off; UDP is not supported).
-    #[arg(short = 'U', long = "udp-port", default_value_t = 0)]
-    pub udp_port: u32,
+    pub udp_port: i32,
     /// UNIX socket path to listen on (disables network support).
     #[arg(short = 's', long = "unix-socket")]
     pub unix_socket: Option<PathBuf>,

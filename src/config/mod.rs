@@ -54,7 +54,8 @@ pub struct ListenAddr {
 #[derive(Clone, Debug)]
 pub struct Config {
     pub port: i32,
-    pub udp_port: u32,
+    /// `-U`: 0 off, -1 any free port.
+    pub udp_port: i32,
     pub unix_socket: Option<PathBuf>,
     pub unix_mask: u32,
     pub listen: Vec<ListenAddr>,
@@ -157,6 +158,16 @@ fn parse_listen(
 }
 
 impl Config {
+    /// How many worker threads read each UDP socket (`num_threads_per_udp`): every worker, or
+    /// one per socket when `-l` lists several interfaces, as memcached does.
+    pub fn threads_per_udp(&self) -> usize {
+        if self.inter.as_deref().is_some_and(|i| i.contains(',')) {
+            1
+        } else {
+            self.threads
+        }
+    }
+
     /// Parses the process arguments (`argv[0]` first), merging `--config-file` first so the
     /// command line wins.
     pub fn from_args<I, T>(argv: I) -> Result<Config, ConfigError>
@@ -192,11 +203,32 @@ impl Config {
 
     /// Validates parsed arguments.
     pub fn from_parsed(a: Args) -> Result<Config, ConfigError> {
-        if a.port > 65535 || a.port < -1 {
-            return Err(usage(format!("ERROR: Invalid port number {}.", a.port)));
+        // As memcached: `-U` alone also moves the TCP port; a UNIX socket disables UDP.
+        let port = match a.port {
+            Some(p) => p,
+            None if a.udp_port != 0 => a.udp_port,
+            None => 11211,
+        };
+        if !(-1..=65535).contains(&port) {
+            return Err(usage(format!("ERROR: Invalid port number {port}.")));
         }
-        if a.udp_port != 0 {
-            return Err(usage("UDP is not supported: use -U 0 (the default)"));
+        if !(-1..=65535).contains(&a.udp_port) {
+            return Err(usage(format!("ERROR: Invalid port number {}.", a.udp_port)));
+        }
+        let udp_port = if a.unix_socket.is_some() {
+            0
+        } else {
+            a.udp_port
+        };
+        if a.sasl && a.udp_port != 0 {
+            return Err(usage(
+                "ERROR: Cannot enable UDP while using binary SASL authentication.",
+            ));
+        }
+        if a.auth_file.is_some() && a.udp_port != 0 {
+            return Err(usage(
+                "Cannot use UDP with ascii authentication enabled (-U 0 to disable)",
+            ));
         }
         let item_size_max = parse_size(&a.max_item_size)
             .ok_or_else(|| usage(format!("Invalid value for -I: {}", a.max_item_size)))?;
@@ -296,7 +328,7 @@ impl Config {
         }
         let unix_mask = u32::from_str_radix(&a.unix_mask, 8)
             .map_err(|_| usage(format!("Invalid value for -a: {}", a.unix_mask)))?;
-        let default_port = match a.port {
+        let default_port = match port {
             p if p > 0 => Some(p as u16),
             -1 => Some(0),
             _ => None,
@@ -305,8 +337,8 @@ impl Config {
         let mut ext = Extended::default();
         parse_extended(&a.extended, &mut ext)?;
         Ok(Config {
-            port: a.port,
-            udp_port: a.udp_port,
+            port,
+            udp_port,
             unix_socket: a.unix_socket,
             unix_mask,
             inter: (!a.listen.is_empty()).then(|| a.listen.join(",")),

@@ -69,7 +69,8 @@ fn errors_name_the_option() {
     assert!(cfg(&["-I", "512"]).unwrap_err().msg.contains("1024"));
     assert!(cfg(&["-t", "0"]).is_err());
     assert!(cfg(&["-m", "notanumber"]).is_err());
-    assert!(cfg(&["-U", "11211"]).unwrap_err().msg.contains("UDP"));
+    assert!(cfg(&["-S", "-U", "11211"]).unwrap_err().msg.contains("UDP"));
+    assert!(cfg(&["-U", "70000"]).is_err());
     assert!(cfg(&["-S", "-B", "ascii"]).is_err());
 }
 
@@ -98,4 +99,29 @@ fn sizes() {
     assert_eq!(parse_size("512k"), Some(512 << 10));
     assert_eq!(parse_size("2048"), Some(2048));
     assert_eq!(parse_size("x"), None);
+}
+
+#[test]
+fn udp_port() {
+    // Off by default; `-U` alone moves the TCP port too; `-p` wins; a UNIX socket disables it.
+    let c = cfg(&[]).unwrap();
+    assert_eq!((c.port, c.udp_port), (11211, 0));
+    let c = cfg(&["-U", "11311"]).unwrap();
+    assert_eq!((c.port, c.udp_port), (11311, 11311));
+    let c = cfg(&["-p", "0", "-U", "11311"]).unwrap();
+    assert_eq!((c.port, c.udp_port), (0, 11311));
+    let c = cfg(&["-U", "-1", "-p", "-1"]).unwrap();
+    assert_eq!((c.port, c.udp_port), (-1, -1));
+    let c = cfg(&["-s", "/tmp/x.sock", "-U", "11311"]).unwrap();
+    assert_eq!(c.udp_port, 0);
+    let e = cfg(&["-S", "-U", "11311"]).unwrap_err();
+    assert_eq!(
+        e.msg,
+        "ERROR: Cannot enable UDP while using binary SASL authentication."
+    );
+    assert_eq!(e.code, EX_USAGE);
+    let c = cfg(&["-t", "3", "-U", "1"]).unwrap();
+    assert_eq!(c.threads_per_udp(), 3);
+    let c = cfg(&["-t", "3", "-U", "1", "-l", "127.0.0.1,127.0.0.2"]).unwrap();
+    assert_eq!(c.threads_per_udp(), 1);
 }

@@ -56,6 +56,8 @@ pub struct ConnRef {
     pub worker: usize,
     /// Connected through the admin endpoint: may push cluster configs.
     pub admin: bool,
+    /// For a request read from a UDP socket: the peer that sent it (`stats conns` shows it).
+    pub udp_peer: Option<std::net::SocketAddr>,
 }
 
 /// Everything a request executes against.

@@ -325,7 +325,7 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "growth_factor", &format!("{:.2}", c.growth_factor));
     s(out, "chunk_size", &c.min_size);
     s(out, "num_threads", &c.threads);
-    s(out, "num_threads_per_udp", &c.threads);
+    s(out, "num_threads_per_udp", &c.threads_per_udp());
     s(out, "stat_key_prefix", &c.prefix_delimiter);
     s(out, "detail_enabled", &yes_no(detail_enabled(ctx)));
     s(out, "reqs_per_event", &c.reqs_per_event);
@@ -494,6 +494,29 @@ pub fn conns(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     let now = sh.clock().now();
     sh.conns().for_each(|fd, info| {
+        if info.udp {
+            let _ = write!(out, "STAT {fd}:UDP UDP\r\n");
+            let (addr, state) = match ctx.conn.udp_peer.filter(|_| fd == ctx.conn.id) {
+                Some(peer) => {
+                    let proto = if peer.is_ipv4() { "udp" } else { "udp6" };
+                    let _ = write!(out, "STAT {fd}:addr {proto}:{peer}\r\n");
+                    let _ = write!(out, "STAT {fd}:listen_addr {}\r\n", info.addr);
+                    (None, "conn_parse_cmd")
+                }
+                None => (Some(&info.addr), "conn_read"),
+            };
+            if let Some(a) = addr {
+                let _ = write!(out, "STAT {fd}:addr {a}\r\n");
+            }
+            let _ = write!(out, "STAT {fd}:state {state}\r\n");
+            let last = info.last_cmd.load(Ordering::Relaxed);
+            let _ = write!(
+                out,
+                "STAT {fd}:secs_since_last_cmd {}\r\n",
+                now.saturating_sub(last)
+            );
+            return;
+        }
         let _ = write!(out, "STAT {fd}:addr {}\r\n", info.addr);
         let state = match &info.listen_addr {
             Some(l) => {

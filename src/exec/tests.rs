@@ -37,6 +37,7 @@ impl Server {
         Ctx::new(
             &self.sh,
             ConnRef {
+                udp_peer: None,
                 id: 1,
                 worker: 0,
                 admin: false,

@@ -9,6 +9,7 @@ pub mod ascii;
 pub mod binary;
 pub mod meta;
 pub mod text;
+pub mod udp;
 
 use ascii::{reply, Command, Tokens, ERROR};
 

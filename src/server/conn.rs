@@ -107,6 +107,7 @@ impl Conn {
         Ctx::new(
             sh,
             ConnRef {
+                udp_peer: None,
                 id: self.id,
                 worker,
                 admin: self.admin,

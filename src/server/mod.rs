@@ -6,7 +6,7 @@
 //! Files: `process` (root rule, daemon, limits, privileges, pid/port files), `listeners`
 //! (binding), `acceptor` (accept loop, `-c`, hand-off), `signals`, `pool` (worker threads),
 //! `worker` (one worker's event loop), `conn` (one connection), `stream` (its socket),
-//! `verify` (the credential-verification pool), `maintainer`, `health` (cluster probes), `push`
+//! `udp` (the `-U` sockets and datagrams), `verify` (the credential-verification pool), `maintainer`, `health` (cluster probes), `push`
 //! (the `cluster push` client).
 
 pub mod acceptor;
@@ -19,6 +19,7 @@ pub mod process;
 pub mod push;
 pub mod signals;
 pub mod stream;
+pub mod udp;
 pub mod verify;
 pub mod worker;
 
@@ -48,10 +49,11 @@ pub fn run(cfg: Config) -> Result<i32, ConfigError> {
     process::daemonize(&cfg)?;
     process::set_limits(&cfg);
     let listeners = listeners::bind_all(&cfg)?;
+    let udp = udp::bind_all(&cfg)?;
     process::drop_privileges(&cfg)?;
     process::write_pid_file(&cfg);
     let shared = Arc::new(shared_state(cfg)?);
-    let code = serve(listeners, shared.clone());
+    let code = serve(listeners, udp, shared.clone());
     process::remove_files(shared.config());
     code
 }
@@ -84,12 +86,20 @@ fn shared_state(cfg: Config) -> Result<Shared, ConfigError> {
 
 /// Serves on `listeners` until shutdown, then stops accepting, lets the workers finish their
 /// in-flight requests and joins the threads.
-fn serve(listeners: Vec<Listener>, sh: Arc<Shared>) -> Result<i32, ConfigError> {
+fn serve(
+    listeners: Vec<Listener>,
+    udp: Vec<std::net::UdpSocket>,
+    sh: Arc<Shared>,
+) -> Result<i32, ConfigError> {
     let io_err = |e: io::Error| fail(format!("server error: {e}"), 71);
     let mut acceptor = Acceptor::new(listeners, &sh).map_err(io_err)?;
-    process::write_port_file(acceptor.listeners());
+    let udp_addrs: Vec<std::net::SocketAddr> =
+        udp.iter().filter_map(|s| s.local_addr().ok()).collect();
+    process::write_port_file(acceptor.listeners(), &udp_addrs);
+    let cfg = sh.config();
+    let ports = udp::spread(udp, cfg.threads, cfg.threads_per_udp(), &sh).map_err(io_err)?;
     let verifier = verify::Verifier::start(2).map_err(io_err)?;
-    let mut workers = Workers::start(&sh, &verifier).map_err(io_err)?;
+    let mut workers = Workers::start(&sh, &verifier, ports).map_err(io_err)?;
     let health = health::start(&sh).map_err(io_err)?;
     let maintainer = maintainer::start(&sh).map_err(io_err)?;
     info!(

@@ -25,10 +25,17 @@ pub struct Workers {
 
 impl Workers {
     /// Starts `sh.config().threads` workers, each handing slow credential checks to `verifier`.
-    pub fn start(sh: &Arc<Shared>, verifier: &Verifier) -> io::Result<Workers> {
+    /// `udp[i]` are the UDP sockets worker `i` reads.
+    pub fn start(
+        sh: &Arc<Shared>,
+        verifier: &Verifier,
+        udp: Vec<Vec<super::udp::Port>>,
+    ) -> io::Result<Workers> {
         let mut handles = Vec::new();
         let mut senders = Vec::new();
+        let mut udp = udp.into_iter();
         for i in 0..sh.config().threads {
+            let ports = udp.next().unwrap_or_default();
             let (wpoll, wwaker) = worker::new_poll()?;
             let (tx, rx) = crossbeam_channel::unbounded();
             let s = sh.clone();
@@ -39,7 +46,7 @@ impl Workers {
             let h = std::thread::Builder::new()
                 .name(format!("worker-{i}"))
                 .spawn(move || {
-                    if let Err(e) = worker::run(i, wpoll, rx, s, link) {
+                    if let Err(e) = worker::run(i, wpoll, rx, s, link, ports) {
                         error!("worker {i} failed: {e}");
                     }
                 })?;

@@ -86,8 +86,9 @@ pub fn write_pid_file(cfg: &Config) {
 }
 
 /// `MEMCACHED_PORT_FILENAME`: the bound TCP client ports, one `TCP INET: PORT` or
-/// `TCP INET6: PORT` line each (memcached's format and its `<name>.lck` temporary file).
-pub fn write_port_file(listeners: &[Listener]) {
+/// `TCP INET6: PORT` line each, then the UDP ones as `UDP INET: PORT` (memcached's format and
+/// its `<name>.lck` temporary file).
+pub fn write_port_file(listeners: &[Listener], udp: &[std::net::SocketAddr]) {
     let Ok(f) = std::env::var("MEMCACHED_PORT_FILENAME") else {
         return;
     };
@@ -98,6 +99,10 @@ pub fn write_port_file(listeners: &[Listener]) {
             let family = if a.is_ipv4() { "INET" } else { "INET6" };
             format!("TCP {family}: {}\n", a.port())
         })
+        .chain(udp.iter().map(|a| {
+            let family = if a.is_ipv4() { "INET" } else { "INET6" };
+            format!("UDP {family}: {}\n", a.port())
+        }))
         .collect();
     let lck = format!("{f}.lck");
     let _ = crate::fsutil::write_via(Path::new(&lck), Path::new(&f), lines.as_bytes());

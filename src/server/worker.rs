@@ -13,12 +13,15 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::conn::{Conn, Next};
 use super::stream::Stream;
+use super::udp::{Port, Scratch};
 use super::verify::{Done, FailureLimiter, Job, Verifier};
 use crate::protocol::Limits;
 use crate::state::{ConnInfo, Shared, Shutdown};
 use crate::stats;
 
 pub const WAKE: Token = Token(usize::MAX);
+/// UDP socket `i` is registered as `Token(UDP_BASE - i)`.
+const UDP_BASE: usize = usize::MAX - 1;
 
 /// A connection handed from the acceptor.
 #[derive(Debug)]
@@ -46,8 +49,15 @@ pub fn run(
     rx: Receiver<NewConn>,
     sh: Arc<Shared>,
     link: AuthLink,
+    mut udp: Vec<Port>,
 ) -> io::Result<()> {
+    for (i, p) in udp.iter_mut().enumerate() {
+        poll.registry()
+            .register(p.source(), Token(UDP_BASE - i), Interest::READABLE)?;
+    }
     let mut w = Worker::new(index, poll, rx, sh, link);
+    w.udp = udp;
+    w.udp_ready = (0..w.udp.len()).collect();
     let mut events = Events::with_capacity(1024);
     loop {
         if let Err(e) = w.poll.poll(&mut events, w.timeout()) {
@@ -56,6 +66,7 @@ pub fn run(
             }
         }
         w.collect(&events);
+        w.serve_udp();
         w.drive_ready();
         if w.sh.shutdown_requested() != Shutdown::None && w.drain() {
             return Ok(());
@@ -88,6 +99,10 @@ struct Worker {
     /// `-o idle_timeout` in seconds (0: off).
     idle: u32,
     last_idle_check: u32,
+    /// The UDP sockets this worker reads, those with datagrams to serve, and their buffers.
+    udp: Vec<Port>,
+    udp_ready: Vec<usize>,
+    udp_scratch: Scratch,
 }
 
 impl Worker {
@@ -128,12 +143,15 @@ impl Worker {
             stopping_since: None,
             idle,
             last_idle_check,
+            udp: Vec::new(),
+            udp_ready: Vec::new(),
+            udp_scratch: Scratch::default(),
         }
     }
 
     /// How long the next poll may wait.
     fn timeout(&self) -> Option<Duration> {
-        if !self.pending.is_empty() {
+        if !self.pending.is_empty() || !self.udp_ready.is_empty() {
             Some(Duration::ZERO)
         } else if self.stopping_since.is_some() {
             Some(Duration::from_millis(50))
@@ -153,6 +171,12 @@ impl Worker {
             if ev.token() == WAKE {
                 self.on_wake();
                 continue;
+            }
+            if let Some(i) = UDP_BASE.checked_sub(ev.token().0) {
+                if i < self.udp.len() {
+                    self.udp_ready.push(i);
+                    continue;
+                }
             }
             if ev.is_read_closed() || ev.is_error() {
                 if let Some(c) = self.conns.get_mut(ev.token().0) {
@@ -190,6 +214,23 @@ impl Worker {
                 }
                 c.auth_done(d.ok, d.reply, &self.sh, self.index);
                 self.ready.push(d.conn_key);
+            }
+        }
+    }
+
+    /// Serves the UDP sockets with datagrams waiting, a round's worth each; a socket not yet
+    /// drained stays ready for the next round (readiness is edge-triggered).
+    fn serve_udp(&mut self) {
+        if self.udp_ready.is_empty() {
+            return;
+        }
+        self.udp_ready.sort_unstable();
+        self.udp_ready.dedup();
+        let ready = std::mem::take(&mut self.udp_ready);
+        for &i in &ready {
+            let more = self.udp[i].serve(&self.sh, self.index, &self.limits, &mut self.udp_scratch);
+            if more {
+                self.udp_ready.push(i);
             }
         }
     }
@@ -335,6 +376,7 @@ fn accept(
             addr: nc.addr,
             listen_addr: Some(nc.listen_addr),
             last_cmd: last_cmd.clone(),
+            udp: false,
         },
     );
     let mut conn = Conn::new(nc.stream, nc.id, now, last_cmd, nc.admin, serial);

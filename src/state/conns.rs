@@ -14,6 +14,8 @@ pub struct ConnInfo {
     pub addr: String,
     pub listen_addr: Option<String>,
     pub last_cmd: Arc<AtomicU32>,
+    /// A UDP socket (`addr` is its local address).
+    pub udp: bool,
 }
 
 /// Connection counts and the registry.
@@ -52,6 +54,11 @@ impl Connections {
             return false;
         }
         true
+    }
+    /// A UDP socket a worker reads: memcached counts each as a connection.
+    pub fn udp_opened(&self) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        self.curr.fetch_add(1, Ordering::Relaxed);
     }
     /// An admitted connection has gone (closed, or never handed to a worker).
     pub fn closed(&self) {

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The first UDP socket, when started with `-U` (ferrocache: from its log line).
+    pub udp: Option<SocketAddr>,
 }
 
 impl Server {
@@ -52,9 +54,12 @@ impl Server {
         let mut lines = BufReader::new(stderr).lines();
         let mut addr = None;
         let mut admin = None;
+        let mut udp = None;
         for line in lines.by_ref() {
             let Ok(line) = line else { break };
-            if let Some(rest) = line.split("admin endpoint on tcp:").nth(1) {
+            if let Some(rest) = line.split("listening on udp:").nth(1) {
+                udp = udp.or(Some(rest.trim().parse().expect("udp address")));
+            } else if let Some(rest) = line.split("admin endpoint on tcp:").nth(1) {
                 admin = Some(rest.trim().parse().expect("admin address"));
             } else if let Some(rest) = line.split("listening on tcp:").nth(1) {
                 addr = Some(rest.trim().parse().expect("address"));
@@ -69,7 +74,7 @@ impl Server {
         });
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        (Server { child, addr }, admin)
+        (Server { child, addr, udp }, admin)
     }
 
     /// Starts the reference memcached (the apt package) if installed, else None.
@@ -105,7 +110,11 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if TcpStream::connect(addr).is_ok() {
-                return Some(Server { child, addr });
+                return Some(Server {
+                    child,
+                    addr,
+                    udp: None,
+                });
             }
             std::thread::sleep(Duration::from_millis(10));
         }
