@@ -249,17 +249,35 @@ def parse_tap(stdout):
     return plan, skip_all, tests
 
 
-def failure_place(stderr, desc):
-    """`t/foo.t line N` of the first failed-test diagnostic (Test::More prints it on stderr)."""
-    m = re.search(r"#\s+Failed test.*?\n?#?\s*at (\S+) line (\d+)", stderr)
-    return f"{m.group(1)} line {m.group(2)}" if m else None
+def failure_detail(stderr):
+    """`t/foo.t line N` and the got/expected of the first failed-test diagnostic on stderr."""
+    lines = stderr.splitlines()
+    for i, line in enumerate(lines):
+        if re.match(r"^#\s+Failed test", line):
+            block = [line]
+            for more in lines[i + 1:]:
+                if not more.startswith("#") or re.match(r"^#\s+Failed test", more):
+                    break
+                block.append(more)
+            text = "\n".join(block)
+            parts = []
+            m = re.search(r"at (\S+) line (\d+)", text)
+            if m:
+                parts.append(f"{m.group(1)} line {m.group(2)}")
+            for key in ("got", "expected"):
+                m = re.search(rf"^#\s+{key}: (.*)$", text, re.M)
+                if m:
+                    parts.append(f"{key} {m.group(1)[:60]}")
+            return ", ".join(parts) or None
+    return None
 
 
 def first_error(stderr):
+    """The first stderr line that is neither a TAP diagnostic nor a ferrocache log line."""
     for line in stderr.splitlines():
         line = line.strip()
-        if line and not line.startswith("#"):
-            return line[:200]
+        if line and not line.startswith("#") and not re.match(r"^\[(INFO|DEBUG|TRACE) ", line):
+            return line[:160]
     return None
 
 
@@ -290,19 +308,23 @@ def judge(name, rc, timed_out, limit, stdout, stderr, skips):
         return False, f"skipped: {skip_all}", stale
     if failures:
         num, desc, line = failures[0]
-        where = failure_place(stderr, desc)
+        detail = failure_detail(stderr)
         more = f"; {len(failures)} failed" if len(failures) > 1 else ""
-        return False, f"first failure: {line.strip()}" + (f" ({where})" if where else "") + more, \
-            stale
+        said = f"; stderr: {err}" if err else ""
+        return False, f"first failure: {line.strip()}" + (f" ({detail})" if detail else "") \
+            + more + said, stale
     if plan is None or len(tests) < plan:
         ran = f"ran {len(tests)} of {plan}" if plan is not None else f"no plan, ran {len(tests)}"
         return False, f"died ({ran}, exit code {rc})" + (f": {err}" if err else ""), stale
     if rc != 0 and rc != min(len(used), 254):
         return False, f"exit code {rc}" + (f": {err}" if err else ""), stale
-    note = None
+    notes = []
+    if used:
+        notes.append(f"failed as skip.txt expects: {', '.join(sorted(map(str, used)))}")
     if skipped:  # SKIP blocks the file has against memcached too (none depends on a feature)
-        note = f"test {', '.join(str(n) for n, _ in skipped)} skipped by the file: {skipped[0][1]}"
-    return True, note, stale
+        nums = ", ".join(str(n) for n, _ in skipped)
+        notes.append(f"test {nums} skipped by the file: {skipped[0][1]}")
+    return True, "; ".join(notes) or None, stale
 
 
 def run_file(tree, name, binary, limit, logs):
