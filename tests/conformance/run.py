@@ -335,12 +335,14 @@ def run_file(tree, name, binary, limit, logs):
     start = time.monotonic()
     p = subprocess.Popen(cmd, cwd=tree, env=env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
-    out, err = p.communicate()
+    try:
+        out, err = p.communicate()
+    finally:  # whatever the file started and left behind (its group is the one made for it)
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
     elapsed = time.monotonic() - start
-    try:  # whatever the file started and left behind (its group is the one made for it)
-        os.killpg(p.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
     out = out.decode(errors="replace")
     err = err.decode(errors="replace")
     log = logs / (Path(name).name + ".log")
@@ -392,13 +394,22 @@ def main():
         print(f"conformance: setup failed: {e}", file=sys.stderr)
         return 2
 
+    def interrupted(_signum, _frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
     logs = args.cache.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     say(f"conformance: memcached {VERSION} t/ against {binary} ({args.timeout}s per file)")
     passed = failed = 0
     stale_all = []
     for name in args.files or files:
-        rc, timed_out, out, err = run_file(tree, name, binary, args.timeout, logs)
+        try:
+            rc, timed_out, out, err = run_file(tree, name, binary, args.timeout, logs)
+        except KeyboardInterrupt:
+            say(f"interrupted during {name}: {passed} passed, {failed} failed so far")
+            return 130
         ok, reason, stale = judge(name, rc, timed_out, args.timeout, out, err, skips)
         stale_all += [f"{name} {s}" for s in stale]
         if ok:
