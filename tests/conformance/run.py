@@ -303,7 +303,8 @@ def judge(name, rc, timed_out, limit, stdout, stderr, skips):
     err = first_error(stderr)
     if timed_out:
         last = f"; last test seen: {tests[-1][1]}" if tests else ""
-        return False, f"timeout after {limit}s{last}", stale
+        first = f"; first failure: {failures[0][2].strip()}" if failures else ""
+        return False, f"timeout after {limit}s{last}{first}", stale
     if skip_all is not None:
         return False, f"skipped: {skip_all}", stale
     if failures:
