@@ -645,6 +645,26 @@ fn framing_and_unknown_commands() {
     p.finish();
 }
 
+/// Without the LRU maintainer, memcached leaves the segment counters out of `stats` and
+/// `stats items` (memcached's t/stats.t counts the lines).
+#[test]
+fn stats_names_without_lru_maintainer() {
+    let mut p = pair_with(&["-o", "no_lru_crawler,no_lru_maintainer"]);
+    p.case("set s:1 0 0 1\r\nx\r\n");
+    for req in [&b"stats\r\n"[..], b"stats items\r\n"] {
+        let (a, b) = p.both(req);
+        let (na, nb) = (stat_names(&a), stat_names(&b));
+        p.check(
+            na == nb,
+            format!(
+                "{}: the names differ\n  memcached: {na:?}\n  ferrocache: {nb:?}",
+                show(req)
+            ),
+        );
+    }
+    p.finish();
+}
+
 #[test]
 fn stats_names_and_subcommands() {
     let mut p = pair();

@@ -258,7 +258,11 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "slab_global_page_pool", &0);
     s(out, "expired_unfetched", &sum(|c| c.expired_unfetched));
     s(out, "evicted_unfetched", &sum(|c| c.evicted_unfetched));
-    s(out, "evicted_active", &sum(|c| c.evicted_active));
+    // As memcached, the segment counters only while the LRU maintainer runs.
+    let maintainer = sh.config().ext.lru_maintainer;
+    if maintainer {
+        s(out, "evicted_active", &sum(|c| c.evicted_active));
+    }
     s(out, "evictions", &sum(|c| c.evicted));
     s(out, "reclaimed", &sum(|c| c.reclaimed));
     s(out, "crawler_reclaimed", &sum(|c| c.crawler_reclaimed));
@@ -268,11 +272,13 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         &sum(|c| c.crawler_items_checked),
     );
     s(out, "lrutail_reflocked", &0);
-    s(out, "moves_to_cold", &sum(|c| c.moves_to_cold));
-    s(out, "moves_to_warm", &sum(|c| c.moves_to_warm));
-    s(out, "moves_within_lru", &sum(|c| c.moves_within_lru));
-    s(out, "direct_reclaims", &sum(|c| c.direct_reclaims));
-    s(out, "lru_bumps_dropped", &0);
+    if maintainer {
+        s(out, "moves_to_cold", &sum(|c| c.moves_to_cold));
+        s(out, "moves_to_warm", &sum(|c| c.moves_to_warm));
+        s(out, "moves_within_lru", &sum(|c| c.moves_within_lru));
+        s(out, "direct_reclaims", &sum(|c| c.direct_reclaims));
+        s(out, "lru_bumps_dropped", &0);
+    }
 }
 
 /// `stats ferrocache`: ferrocache's own fields, in a group of their own (memcached's scripts and
@@ -396,6 +402,9 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 /// `stats items`: per class with items, memcached's field order.
 pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
+    // As memcached, the segment fields only while the LRU maintainer runs.
+    let maintainer = sh.config().ext.lru_maintainer;
+    let temp_lru = sh.settings().display().temp_lru().0;
     for (i, c) in sh.store().class_stats(sh.clock().now()).iter().enumerate() {
         if c.number() == 0 {
             continue;
@@ -405,11 +414,16 @@ pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             let _ = write!(out, "STAT items:{id}:{k} {v}\r\n");
         };
         s("number", c.number());
-        s("number_hot", c.number_hot);
-        s("number_warm", c.number_warm);
-        s("number_cold", c.number_cold);
-        s("age_hot", c.age_hot);
-        s("age_warm", c.age_warm);
+        if maintainer {
+            s("number_hot", c.number_hot);
+            s("number_warm", c.number_warm);
+            s("number_cold", c.number_cold);
+            if temp_lru {
+                s("number_temp", 0);
+            }
+            s("age_hot", c.age_hot);
+            s("age_warm", c.age_warm);
+        }
         s("age", c.age);
         s("mem_requested", c.mem_requested);
         s("evicted", c.evicted);
@@ -420,18 +434,22 @@ pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         s("reclaimed", c.reclaimed);
         s("expired_unfetched", c.expired_unfetched);
         s("evicted_unfetched", c.evicted_unfetched);
-        s("evicted_active", c.evicted_active);
+        if maintainer {
+            s("evicted_active", c.evicted_active);
+        }
         s("crawler_reclaimed", c.crawler_reclaimed);
         s("crawler_items_checked", c.crawler_items_checked);
         s("lrutail_reflocked", 0);
-        s("moves_to_cold", c.moves_to_cold);
-        s("moves_to_warm", c.moves_to_warm);
-        s("moves_within_lru", c.moves_within_lru);
-        s("direct_reclaims", c.direct_reclaims);
-        s("hits_to_hot", c.hits_to_hot);
-        s("hits_to_warm", c.hits_to_warm);
-        s("hits_to_cold", c.hits_to_cold);
-        s("hits_to_temp", 0);
+        if maintainer {
+            s("moves_to_cold", c.moves_to_cold);
+            s("moves_to_warm", c.moves_to_warm);
+            s("moves_within_lru", c.moves_within_lru);
+            s("direct_reclaims", c.direct_reclaims);
+            s("hits_to_hot", c.hits_to_hot);
+            s("hits_to_warm", c.hits_to_warm);
+            s("hits_to_cold", c.hits_to_cold);
+            s("hits_to_temp", 0);
+        }
     }
 }
 
