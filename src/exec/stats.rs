@@ -104,6 +104,7 @@ pub fn reset(ctx: &Ctx<'_>) {
         ts.reset();
     }
     sh.conns().reset();
+    sh.store().reset_stats();
     sh.settings().prefixes().clear();
 }
 

@@ -80,6 +80,7 @@ impl Connections {
     pub fn reset(&self) {
         self.total.store(0, Ordering::Relaxed);
         self.rejected.store(0, Ordering::Relaxed);
+        self.listen_disabled.store(0, Ordering::Relaxed);
     }
     pub fn accepting(&self) -> bool {
         self.accepting.load(Ordering::Relaxed)
