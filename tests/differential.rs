@@ -785,6 +785,156 @@ fn stats_names_and_subcommands() {
     p.finish();
 }
 
+/// `stats reset` zeroes the per-class counters of `stats items` (evictions, moves, reclaims)
+/// and the resettable totals of `stats`, keeping what is state (`number`, `mem_requested`).
+#[test]
+fn stats_reset_zeroes_class_counters() {
+    let mut p = pair_with(&["-m", "3"]);
+    let value = "B".repeat(66560);
+    for k in 0..40 {
+        let (a, b) = p.both(format!("set key{k} 0 0 66560\r\n{value}\r\n").as_bytes());
+        p.check(
+            show(&a) == "STORED\r\n" && show(&b) == "STORED\r\n",
+            format!("set key{k}: {a:?} {b:?}"),
+        );
+    }
+    // Class ids differ (see the header), so values are compared by name within the one class.
+    let items = |r: &[u8]| -> Vec<(String, String)> {
+        show(r)
+            .lines()
+            .filter_map(|l| l.strip_prefix("STAT items:"))
+            .filter_map(|l| {
+                let (name, val) = l.split_once(' ')?;
+                Some((name.rsplit(':').next()?.to_string(), val.to_string()))
+            })
+            .collect()
+    };
+    let evicted = |v: &[(String, String)]| {
+        v.iter()
+            .find(|(n, _)| n == "evicted")
+            .map(|(_, x)| x.clone())
+            .unwrap_or_default()
+    };
+    let (a, b) = p.both(b"stats items\r\n");
+    let (ia, ib) = (items(&a), items(&b));
+    p.check(
+        evicted(&ia) != "0" && evicted(&ib) != "0" && !evicted(&ib).is_empty(),
+        format!("evictions before the reset: {ia:?} {ib:?}"),
+    );
+    p.case("stats reset\r\n");
+    let (a, b) = p.both(b"stats items\r\n");
+    let (ia, ib) = (items(&a), items(&b));
+    let state = [
+        "number",
+        "number_hot",
+        "number_warm",
+        "number_cold",
+        "mem_requested",
+    ];
+    let counters = |v: &[(String, String)]| -> Vec<(String, String)> {
+        v.iter()
+            .filter(|(n, _)| !state.contains(&n.as_str()) && !n.starts_with("age"))
+            .cloned()
+            .collect()
+    };
+    let (ca, cb) = (counters(&ia), counters(&ib));
+    p.check(
+        !ca.is_empty() && ca == cb,
+        format!("stats items after reset\n  memcached:  {ca:?}\n  ferrocache: {cb:?}"),
+    );
+    let (a, b) = p.both(b"stats\r\n");
+    for name in ["total_items", "evictions", "total_connections"] {
+        let val = |r: &[u8]| {
+            show(r)
+                .lines()
+                .find_map(|l| l.strip_prefix(&format!("STAT {name} ")).map(str::to_string))
+                .unwrap_or_default()
+        };
+        let (va, vb) = (val(&a), val(&b));
+        p.check(
+            va == vb,
+            format!("stats {name} after reset: memcached {va} ferrocache {vb}"),
+        );
+    }
+    p.finish();
+}
+
+/// `stats conns` names what each other connection waits for: its first bytes (`conn_new_cmd`),
+/// the data of a request whose command line has arrived (`conn_nread`), a value being
+/// discarded (`conn_swallow`), the next request (`conn_read`); the asking one is
+/// `conn_parse_cmd`, a listener `conn_listening`.
+#[test]
+fn stats_conns_states() {
+    use std::io::Write;
+    let mut p = pair();
+    let states = |c: &mut TcpStream| -> Vec<String> {
+        let mut v: Vec<String> = show(&exchange(c, b"stats conns\r\n"))
+            .lines()
+            .filter_map(|l| l.split_once(":state ").map(|(_, s)| s.to_string()))
+            .collect();
+        v.sort();
+        v
+    };
+    // Each server's states once it shows `want` (bounded: the other connection's bytes may not
+    // have been read yet when `stats conns` is answered).
+    let settled = |p: &mut Pair, want: &str| -> (Vec<String>, Vec<String>) {
+        let mut last = (Vec::new(), Vec::new());
+        for _ in 0..200 {
+            last = (states(&mut p.m), states(&mut p.f));
+            let has = |v: &[String]| v.iter().any(|s| s == want);
+            if has(&last.0) && has(&last.1) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        last
+    };
+    let (mut a, mut b) = (p.mc.connect(), p.fc.connect());
+    let (sa, sb) = settled(&mut p, "conn_new_cmd");
+    p.check(
+        sa == sb,
+        format!("fresh\n  memcached:  {sa:?}\n  ferrocache: {sb:?}"),
+    );
+    for c in [&mut a, &mut b] {
+        c.write_all(b"set foo 0 0 6\r\n").unwrap();
+    }
+    let (sa, sb) = settled(&mut p, "conn_nread");
+    p.check(
+        sa == sb,
+        format!("mid-value\n  memcached:  {sa:?}\n  ferrocache: {sb:?}"),
+    );
+    let (ra, rb) = (
+        exchange(&mut a, b"fooval\r\n"),
+        exchange(&mut b, b"fooval\r\n"),
+    );
+    p.check(ra == rb, format!("set: {ra:?} {rb:?}"));
+    let (sa, sb) = settled(&mut p, "conn_read");
+    p.check(
+        sa == sb,
+        format!("after the value\n  memcached:  {sa:?}\n  ferrocache: {sb:?}"),
+    );
+    // Too large: the rest of the value is discarded (memcached answers once it has all come).
+    let n = 4 << 20;
+    for c in [&mut a, &mut b] {
+        c.write_all(format!("set big 0 0 {n}\r\nxx").as_bytes())
+            .unwrap();
+    }
+    let (sa, sb) = settled(&mut p, "conn_swallow");
+    p.check(
+        sa == sb,
+        format!("discarding\n  memcached:  {sa:?}\n  ferrocache: {sb:?}"),
+    );
+    let rest = vec![b'x'; n];
+    let (ra, rb) = (exchange(&mut a, &[&rest[2..], b"\r\n"].concat()), {
+        exchange(&mut b, &[&rest[2..], b"\r\n"].concat())
+    });
+    p.check(
+        ra == rb,
+        format!("too large: {:?} {:?}", show(&ra), show(&rb)),
+    );
+    p.finish();
+}
+
 #[test]
 fn stats_detail_prefixes() {
     let mut p = pair();

@@ -313,3 +313,28 @@ fn large_pipelined_replies_all_arrive() {
     let one = 1_000_000 + b"VALUE big 0 1000000\r\n\r\nEND\r\n".len();
     assert_eq!(got.len(), 12 * one);
 }
+
+/// With `-C` the flush cliff is still exact (the store keeps CAS internally): an item stored
+/// right after `flush_all` is visible, whereas memcached without CAS loses items stored in the
+/// flush's second (its t/flush-all.t test 27, listed in tests/conformance/skip.txt).
+#[test]
+fn flush_all_is_exact_without_cas() {
+    let srv = Server::start(&["-C"]);
+    let mut c = srv.connect();
+    for _ in 0..50 {
+        assert_eq!(
+            show(&exchange(&mut c, b"set foo 0 0 3\r\nold\r\n")),
+            "STORED\r\n"
+        );
+        assert_eq!(show(&exchange(&mut c, b"flush_all 0\r\n")), "OK\r\n");
+        assert_eq!(show(&exchange(&mut c, b"get foo\r\n")), "END\r\n");
+        assert_eq!(
+            show(&exchange(&mut c, b"set foo 0 0 3\r\nnew\r\n")),
+            "STORED\r\n"
+        );
+        assert_eq!(
+            show(&exchange(&mut c, b"get foo\r\n")),
+            "VALUE foo 0 3\r\nnew\r\nEND\r\n"
+        );
+    }
+}

@@ -8,6 +8,7 @@ use std::sync::atomic::Ordering;
 
 use super::Ctx;
 use crate::protocol::ascii::{self, write_stat, Cachedump, Stats, ERROR};
+use crate::state::Phase;
 use crate::stats::{Counters, PrefixOp};
 
 /// Sums every worker's counters.
@@ -104,6 +105,7 @@ pub fn reset(ctx: &Ctx<'_>) {
         ts.reset();
     }
     sh.conns().reset();
+    sh.store().reset_stats();
     sh.settings().prefixes().clear();
 }
 
@@ -542,7 +544,7 @@ pub fn conns(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
                 if fd == ctx.conn.id {
                     "conn_parse_cmd"
                 } else {
-                    "conn_waiting"
+                    Phase::from_u8(info.phase.load(Ordering::Relaxed)).name()
                 }
             }
             None => "conn_listening",

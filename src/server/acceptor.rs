@@ -62,6 +62,7 @@ impl Acceptor {
                     addr: l.name.clone(),
                     listen_addr: None,
                     last_cmd: Arc::new(AtomicU32::new(0)),
+                    phase: Arc::default(),
                     udp: false,
                 },
             );

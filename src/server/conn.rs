@@ -9,7 +9,7 @@ use log::debug;
 use super::stream::Stream;
 use crate::exec::{self, Action, ConnRef, Ctx, Session};
 use crate::protocol::{self, binary, text, Kind, Limits, Parsed};
-use crate::state::Shared;
+use crate::state::{Phase, Shared};
 use crate::stats;
 
 /// First read buffer size (memcached's `READ_BUFFER_SIZE`).
@@ -65,6 +65,9 @@ pub struct Conn {
     pub peer_closing: bool,
     pub last_active: u32,
     pub last_cmd: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// What the connection waits for, as `stats conns` shows it (written only on a change).
+    phase: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    phase_shown: Phase,
 }
 
 impl Conn {
@@ -72,7 +75,10 @@ impl Conn {
         stream: Stream,
         id: i64,
         now: u32,
-        last_cmd: std::sync::Arc<std::sync::atomic::AtomicU32>,
+        (last_cmd, phase): (
+            std::sync::Arc<std::sync::atomic::AtomicU32>,
+            std::sync::Arc<std::sync::atomic::AtomicU8>,
+        ),
         admin: bool,
         serial: u64,
     ) -> Conn {
@@ -99,6 +105,8 @@ impl Conn {
             peer_closing: false,
             last_active: now,
             last_cmd,
+            phase,
+            phase_shown: Phase::New,
         }
     }
 
@@ -115,8 +123,44 @@ impl Conn {
         )
     }
 
-    /// Handles readiness: read, process, write, until there is nothing more to do now.
+    /// Handles readiness: read, process, write, until there is nothing more to do now; then
+    /// records what the connection waits for (`stats conns`).
     pub fn drive(&mut self, sh: &Shared, worker: usize, limits: &Limits, max_buf: usize) -> Next {
+        let next = self.run(sh, worker, limits, max_buf);
+        let phase = self.waits_for(next);
+        if phase != self.phase_shown {
+            self.phase_shown = phase;
+            self.phase
+                .store(phase as u8, std::sync::atomic::Ordering::Relaxed);
+        }
+        next
+    }
+
+    /// After `run`: output to write, nothing received yet, the next request (also when more are
+    /// buffered to answer soon), a value to discard, the data of a request whose command
+    /// line (or binary header) is buffered — everything complete has been processed, so a
+    /// buffered line end belongs to an unfinished request — or the next request.
+    fn waits_for(&self, next: Next) -> Phase {
+        let rest = &self.rbuf[self.rstart..self.rend];
+        if next == Next::Write {
+            Phase::Mwrite
+        } else if self.kind.is_none() {
+            Phase::New
+        } else if next != Next::Read || self.verifying {
+            Phase::Read
+        } else if self.swallow > 0 {
+            Phase::Swallow
+        } else if match self.kind {
+            Some(Kind::Binary) => rest.len() >= binary::HEADER_LEN,
+            _ => rest.contains(&b'\n'),
+        } {
+            Phase::Nread
+        } else {
+            Phase::Read
+        }
+    }
+
+    fn run(&mut self, sh: &Shared, worker: usize, limits: &Limits, max_buf: usize) -> Next {
         let ctx = self.ctx(sh, worker);
         let mut budget = sh.config().reqs_per_event;
         loop {

@@ -130,6 +130,7 @@ pub fn spread(
                     addr: local.clone(),
                     listen_addr: None,
                     last_cmd: last_cmd.clone(),
+                    phase: Arc::default(),
                     udp: true,
                 },
             );

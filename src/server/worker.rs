@@ -3,7 +3,7 @@
 //! Does not: accept sockets (see `server`) or interpret bytes (see `conn`).
 
 use std::io;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU8};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -370,16 +370,18 @@ fn accept(
     }
     let now = sh.clock().now();
     let last_cmd = Arc::new(AtomicU32::new(now));
+    let phase: Arc<AtomicU8> = Arc::default();
     sh.conns().register(
         nc.id,
         ConnInfo {
             addr: nc.addr,
             listen_addr: Some(nc.listen_addr),
             last_cmd: last_cmd.clone(),
+            phase: phase.clone(),
             udp: false,
         },
     );
-    let mut conn = Conn::new(nc.stream, nc.id, now, last_cmd, nc.admin, serial);
+    let mut conn = Conn::new(nc.stream, nc.id, now, (last_cmd, phase), nc.admin, serial);
     conn.peer_ip = peer_ip;
     entry.insert(conn);
     // Data may have arrived before registration; edge-triggered polling would not report it.

@@ -3,7 +3,7 @@
 //! The registry lock is taken on connect and close and by `stats conns`, never with another lock.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -14,8 +14,48 @@ pub struct ConnInfo {
     pub addr: String,
     pub listen_addr: Option<String>,
     pub last_cmd: Arc<AtomicU32>,
+    /// What a client connection waits for (a `Phase` as `u8`), set by its worker.
+    pub phase: Arc<AtomicU8>,
     /// A UDP socket (`addr` is its local address).
     pub udp: bool,
+}
+
+/// What an idle client connection waits for, named as memcached's connection states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Nothing received yet.
+    New = 0,
+    /// The next request (or the rest of its command line).
+    Read = 4,
+    /// The data of a request whose command line (or binary header) has been read.
+    Nread = 1,
+    /// The rest of a value being discarded (too large, or its request refused).
+    Swallow = 2,
+    /// The socket to take pending output.
+    Mwrite = 3,
+}
+
+impl Phase {
+    pub fn from_u8(v: u8) -> Phase {
+        match v {
+            1 => Phase::Nread,
+            2 => Phase::Swallow,
+            3 => Phase::Mwrite,
+            4 => Phase::Read,
+            _ => Phase::New,
+        }
+    }
+    /// The state `stats conns` shows.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::New => "conn_new_cmd",
+            Phase::Read => "conn_read",
+            Phase::Nread => "conn_nread",
+            Phase::Swallow => "conn_swallow",
+            Phase::Mwrite => "conn_mwrite",
+        }
+    }
 }
 
 /// Connection counts and the registry.
@@ -80,6 +120,7 @@ impl Connections {
     pub fn reset(&self) {
         self.total.store(0, Ordering::Relaxed);
         self.rejected.store(0, Ordering::Relaxed);
+        self.listen_disabled.store(0, Ordering::Relaxed);
     }
     pub fn accepting(&self) -> bool {
         self.accepting.load(Ordering::Relaxed)

@@ -7,7 +7,7 @@
 mod conns;
 mod settings;
 
-pub use conns::{ConnInfo, Connections};
+pub use conns::{ConnInfo, Connections, Phase};
 pub use settings::{DisplayOnly, Settings};
 
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};

@@ -122,6 +122,13 @@ impl Store {
         t
     }
 
+    /// `stats reset`: zeroes the resettable counters of every shard.
+    pub fn reset_stats(&self) {
+        for s in self.shards.iter() {
+            s.lock().reset_stats();
+        }
+    }
+
     /// Visits every live item, shard by shard (each shard locked while it is walked).
     pub fn for_each_item(&self, now: u32, mut f: impl FnMut(ItemView<'_>)) {
         for s in self.shards.iter() {

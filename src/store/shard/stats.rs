@@ -73,6 +73,25 @@ impl Shard {
         &self.counters
     }
 
+    /// `stats reset`: zeroes the per-class counters (not `mem_requested`, which is state) and the
+    /// resettable shard counters (not the live item and byte counts).
+    pub fn reset_stats(&mut self) {
+        for c in self.class.iter_mut() {
+            c.stats = ClassStats {
+                mem_requested: c.stats.mem_requested,
+                ..ClassStats::default()
+            };
+            c.evictions_seen = 0;
+        }
+        let k = &mut self.counters;
+        k.total_items = 0;
+        k.slabs_moved = 0;
+        k.slab_reassign_rescues = 0;
+        k.slab_reassign_evictions = 0;
+        k.lru_maintainer_juggles = 0;
+        k.crawler_runs = 0;
+    }
+
     /// Calls `f` for every live item (for `lru_crawler metadump` and `stats cachedump`).
     pub fn for_each_item(&self, now: u32, mut f: impl FnMut(ItemView<'_>)) {
         for p in 0..self.pages.slots() {
