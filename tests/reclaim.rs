@@ -76,3 +76,41 @@ fn requested_crawl_reclaims_before_it_reports_done() {
     assert_eq!(results[0], (20, 10, 10, 10), "memcached");
     assert_eq!(results[1], results[0], "ferrocache vs memcached");
 }
+
+/// memcached's flat LRU (`-o no_modern`) frees the dead items at its tail before every
+/// allocation and counts them as `reclaimed`: a flushed item, then an expired one, each
+/// replaced by a store of the same key.
+#[test]
+fn flat_lru_store_reclaims_dead_tail_items() {
+    let args = ["-o", "no_modern"];
+    let (_mc, mut m) = start_memcached(&args);
+    let fc = Server::start(&args);
+    let mut f = fc.connect();
+    let mut results = Vec::new();
+    for s in [&mut m, &mut f] {
+        let t0 = num(s, "", "time");
+        assert_eq!(show(&exchange(s, b"set key 0 0 1\r\n1\r\n")), "STORED\r\n");
+        // memcached's flush_all covers items stored before the current second.
+        wait_clock(s, t0, 2);
+        assert_eq!(show(&exchange(s, b"flush_all\r\n")), "OK\r\n");
+        assert_eq!(show(&exchange(s, b"set key 0 0 1\r\n2\r\n")), "STORED\r\n");
+        let after_flush = num(s, "", "reclaimed");
+        let t1 = num(s, "", "time");
+        assert_eq!(show(&exchange(s, b"set key 0 1 1\r\n3\r\n")), "STORED\r\n");
+        wait_clock(s, t1, 3);
+        assert_eq!(show(&exchange(s, b"set key 0 0 1\r\n4\r\n")), "STORED\r\n");
+        results.push((
+            after_flush,
+            num(s, "", "reclaimed"),
+            num(s, "", "expired_unfetched"),
+            num(s, "", "curr_items"),
+            show(&exchange(s, b"get key\r\n")),
+        ));
+    }
+    assert_eq!(
+        results[0],
+        (1, 2, 2, 1, "VALUE key 0 1\r\n4\r\nEND\r\n".to_owned()),
+        "memcached"
+    );
+    assert_eq!(results[1], results[0], "ferrocache vs memcached");
+}

@@ -200,6 +200,9 @@ pub struct StoreConfig {
     pub hot_lru_pct: u32,
     pub warm_lru_pct: u32,
     pub slab_automove: u8,
+    /// Segmented LRU (memcached's default); without it (`-o no_modern`, `no_lru_segmented`) every
+    /// allocation first frees the dead items at the tail, as memcached's flat LRU does.
+    pub lru_segmented: bool,
     /// Number of shards; 0 picks one from the memory limit and thread count.
     pub shards: usize,
     pub threads: usize,
@@ -218,6 +221,7 @@ impl Default for StoreConfig {
             hot_lru_pct: 20,
             warm_lru_pct: 40,
             slab_automove: 1,
+            lru_segmented: true,
             shards: 0,
             threads: 4,
         }

@@ -93,7 +93,7 @@ impl Shard {
             let cls = self.pages.class_of(id);
             self.class[cls].stats.crawler_items_checked += 1;
             if self.is_dead(c, now) {
-                self.reclaim(id, now, Reclaimer::Crawler);
+                self.reclaim(id, Reclaimer::Crawler);
             }
         }
         looked
