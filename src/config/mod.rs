@@ -400,6 +400,7 @@ impl Config {
             } else {
                 0
             },
+            lru_segmented: self.ext.lru_segmented,
             shards: self.ext.shards,
             threads: self.threads,
         }

@@ -239,8 +239,13 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         s(out, "slab_reassign_running", &0);
         s(out, "slabs_moved", &store.slabs_moved);
     }
-    if sh.config().ext.lru_crawler {
-        s(out, "lru_crawler_running", &0);
+    // As memcached, while the crawler is enabled (at start or by `lru_crawler enable`).
+    if sh.settings().lru_crawler() {
+        s(
+            out,
+            "lru_crawler_running",
+            &u8::from(sh.settings().crawl_running()),
+        );
         s(out, "lru_crawler_starts", &store.crawler_runs);
     }
     if sh.config().ext.lru_maintainer {

@@ -7,6 +7,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crate::state::{Shared, Shutdown};
+use crate::store::CrawlMark;
 
 /// Slices a maintainer round is cut into.
 const MAINTAIN_SLICES: usize = 8;
@@ -24,15 +25,20 @@ pub fn start(sh: &Arc<Shared>) -> std::io::Result<JoinHandle<()>> {
 fn run(sh: &Shared) {
     let tick = Duration::from_millis(100);
     let mut rounds = 0u64;
+    // While an `lru_crawler crawl` is served: where each shard's crawler stood when it came.
+    let mut requested: Option<Vec<CrawlMark>> = None;
     while sh.shutdown_requested() == Shutdown::None {
         std::thread::sleep(tick);
         sh.clock().tick();
         sh.apply_pending_flush();
         let now = sh.clock().now();
         let crawler = sh.settings().lru_crawler();
-        let burst = sh.settings().take_crawl_request();
-        // An explicit `lru_crawler crawl` gets a full pass; `lru_crawler disable` stops crawling.
-        let crawl = if burst {
+        if sh.settings().take_crawl_request() {
+            requested = Some(sh.store().crawl_marks());
+        }
+        // An explicit `lru_crawler crawl` gets a full pass at a high budget until every shard
+        // has walked all its pages; else `lru_crawler disable` stops crawling.
+        let crawl = if requested.is_some() {
             1 << 20
         } else if crawler {
             2048
@@ -46,6 +52,13 @@ fn run(sh: &Shared) {
             sh.store()
                 .maintain(513 / MAINTAIN_SLICES + 1, crawl / MAINTAIN_SLICES, now);
             std::thread::yield_now();
+        }
+        if let Some(marks) = &requested {
+            let now_marks = sh.store().crawl_marks();
+            if now_marks.iter().zip(marks).all(|(m, was)| m.covers(was)) {
+                requested = None;
+                sh.settings().finish_crawl();
+            }
         }
         rounds += 1;
         if rounds.is_multiple_of(10) {

@@ -34,6 +34,9 @@ pub struct Settings {
     verbosity: AtomicU32,
     lru_crawler: AtomicBool,
     crawl_requested: AtomicBool,
+    /// From an `lru_crawler crawl` until the maintainer has finished its pass
+    /// (`lru_crawler_running` in `stats`).
+    crawl_running: AtomicBool,
     /// `stats detail on|off` and its per-prefix counters (a leaf lock: taken under a shard lock,
     /// takes none itself).
     detail_enabled: AtomicBool,
@@ -62,6 +65,7 @@ impl Settings {
             verbosity: AtomicU32::new(u32::from(config.verbose)),
             lru_crawler: AtomicBool::new(ext.lru_crawler),
             crawl_requested: AtomicBool::new(false),
+            crawl_running: AtomicBool::new(false),
             detail_enabled: AtomicBool::new(false),
             prefixes: Mutex::new(PrefixTable::default()),
             sizes_enabled: AtomicBool::new(false),
@@ -95,11 +99,23 @@ impl Settings {
 
     /// `lru_crawler crawl`: asks the maintainer for a full pass now.
     pub fn request_crawl(&self) {
+        self.crawl_running.store(true, Ordering::Relaxed);
         self.crawl_requested.store(true, Ordering::Relaxed);
     }
     /// Takes a pending `lru_crawler crawl` request (the maintainer).
     pub fn take_crawl_request(&self) -> bool {
         self.crawl_requested.swap(false, Ordering::Relaxed)
+    }
+    /// True from an `lru_crawler crawl` until its pass is done.
+    pub fn crawl_running(&self) -> bool {
+        self.crawl_running.load(Ordering::Relaxed)
+    }
+    /// The maintainer finished the requested pass (a request that came in meanwhile keeps the
+    /// crawler running).
+    pub fn finish_crawl(&self) {
+        if !self.crawl_requested.load(Ordering::Relaxed) {
+            self.crawl_running.store(false, Ordering::Relaxed);
+        }
     }
 
     /// `stats detail on|off`.

@@ -200,6 +200,9 @@ pub struct StoreConfig {
     pub hot_lru_pct: u32,
     pub warm_lru_pct: u32,
     pub slab_automove: u8,
+    /// Segmented LRU (memcached's default); without it (`-o no_modern`, `no_lru_segmented`) every
+    /// allocation first frees the dead items at the tail, as memcached's flat LRU does.
+    pub lru_segmented: bool,
     /// Number of shards; 0 picks one from the memory limit and thread count.
     pub shards: usize,
     pub threads: usize,
@@ -218,6 +221,7 @@ impl Default for StoreConfig {
             hot_lru_pct: 20,
             warm_lru_pct: 40,
             slab_automove: 1,
+            lru_segmented: true,
             shards: 0,
             threads: 4,
         }
@@ -362,6 +366,31 @@ impl Store {
             .iter()
             .map(|s| s.lock().maintain(balance, crawl, now))
             .sum()
+    }
+
+    /// Where each shard's expiry crawler stands: its completed passes, and whether it is at the
+    /// start of the pages (between passes). A requested pass is done once every shard has
+    /// completed a pass begun after the request (see `CrawlMark::covers`).
+    pub fn crawl_marks(&self) -> Vec<CrawlMark> {
+        self.shards.iter().map(|s| s.lock().crawl_mark()).collect()
+    }
+}
+
+/// One shard's crawler position, for waiting on a full pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CrawlMark {
+    pub passes: u64,
+    pub at_start: bool,
+}
+
+impl CrawlMark {
+    /// True when the shard, marked `earlier` when a pass was requested and `self` now, has
+    /// walked all its pages since: a pass begun at the start has completed, or a pass that was
+    /// under way then has completed and a whole one after it; or it stands at the start
+    /// without having walked, which it does only when nothing can be found.
+    pub fn covers(&self, earlier: &CrawlMark) -> bool {
+        let need = if earlier.at_start { 1 } else { 2 };
+        self.passes >= earlier.passes + need || (self.at_start && self.passes == earlier.passes)
     }
 }
 

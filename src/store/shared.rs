@@ -62,6 +62,8 @@ pub struct StoreShared {
     pub hot_lru_pct: AtomicU32,
     pub warm_lru_pct: AtomicU32,
     pub automove: AtomicU8,
+    /// See `StoreConfig::lru_segmented`.
+    pub segmented: bool,
 }
 
 impl StoreShared {
@@ -75,6 +77,7 @@ impl StoreShared {
             hot_lru_pct: AtomicU32::new(cfg.hot_lru_pct),
             warm_lru_pct: AtomicU32::new(cfg.warm_lru_pct),
             automove: AtomicU8::new(cfg.slab_automove),
+            segmented: cfg.lru_segmented,
         }
     }
 

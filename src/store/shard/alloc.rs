@@ -11,6 +11,10 @@ use crate::store::StoreError;
 /// items to reuse.
 const TAIL_PEEK: usize = 5;
 
+/// Chunks the flat LRU's tail pull passes at most to find the next item: a bound on the work
+/// added to a store (the chunks ahead of the hand are mostly items; free ones are rare).
+const PULL_CHUNKS_MAX: usize = 64;
+
 /// Allocation attempts before giving up (memcached's `do_item_alloc_pull` also tries 10 times).
 const ALLOC_TRIES: usize = 10;
 
@@ -78,6 +82,26 @@ impl Shard {
         }
     }
 
+    /// Frees the expired or flushed items just ahead of the hand, up to `TAIL_PEEK` of them,
+    /// stopping at the first live one (counted as `reclaimed`). Looks at no more than
+    /// `PULL_CHUNKS_MAX` chunks per item, free ones included.
+    pub(super) fn pull_tail(&mut self, cls: usize, now: u32) {
+        for _ in 0..TAIL_PEEK {
+            let mut first = None;
+            self.peek_ahead_within(cls, 1, PULL_CHUNKS_MAX, |id, c, passed| {
+                first = Some((id, passed, self.is_dead(c, now)));
+                false
+            });
+            let Some((id, passed, true)) = first else {
+                return;
+            };
+            for _ in 0..=passed {
+                self.advance_hand(cls);
+            }
+            self.reclaim(id, Reclaimer::Other);
+        }
+    }
+
     /// Reuses an expired or flushed item found among the next few under the hand, moving
     /// the hand past it (so the new item stored there is the last the hand reaches again). True
     /// when one was freed; the hand stays put when none was.
@@ -96,7 +120,7 @@ impl Shard {
         for _ in 0..=passed {
             self.advance_hand(cls);
         }
-        self.reclaim(id, now, Reclaimer::Other);
+        self.reclaim(id, Reclaimer::Other);
         true
     }
 }

@@ -91,10 +91,15 @@ impl Shard {
     }
 
     /// Frees a dead item, counting it as reclaimed (by the crawler or otherwise, see `Reclaimer`)
-    /// and, when it expired without ever being read, as expired unfetched.
-    pub(super) fn reclaim(&mut self, id: ChunkId, now: u32, by: Reclaimer) {
+    /// and, when it was never read, as expired unfetched: as memcached counts them, any such item
+    /// freed at the tail, but only an unflushed one freed by the crawler.
+    pub(super) fn reclaim(&mut self, id: ChunkId, by: Reclaimer) {
         let c = self.pages.chunk(id);
-        let expired_unfetched = is_expired(item::exptime(c), now) && item::bits(c) & FETCHED == 0;
+        let counted = match by {
+            Reclaimer::Crawler => !self.is_flushed(c),
+            Reclaimer::Other => true,
+        };
+        let expired_unfetched = counted && item::bits(c) & FETCHED == 0;
         let stats = &mut self.class[self.pages.class_of(id)].stats;
         match by {
             Reclaimer::Crawler => stats.crawler_reclaimed += 1,

@@ -43,6 +43,14 @@ impl Shard {
         work
     }
 
+    /// The crawler's completed passes and whether it stands between passes.
+    pub fn crawl_mark(&self) -> crate::store::CrawlMark {
+        crate::store::CrawlMark {
+            passes: self.counters.crawler_runs,
+            at_start: self.crawler.page == 0 && self.crawler.chunk == 0,
+        }
+    }
+
     /// Walks up to `budget` chunks, freeing expired and flushed items.
     /// Only walks when there is something to find: items with an expiry time, or items stored
     /// before a flush that no complete pass has covered yet (memcached's crawler likewise visits
@@ -85,7 +93,7 @@ impl Shard {
             let cls = self.pages.class_of(id);
             self.class[cls].stats.crawler_items_checked += 1;
             if self.is_dead(c, now) {
-                self.reclaim(id, now, Reclaimer::Crawler);
+                self.reclaim(id, Reclaimer::Crawler);
             }
         }
         looked

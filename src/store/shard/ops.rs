@@ -20,6 +20,16 @@ impl Shard {
             mut exptime,
             value,
         } = req;
+        // memcached's flat LRU frees the dead items at its tail when it allocates the new item,
+        // before it looks the key up.
+        if !self.shared.segmented {
+            let total = item::total_size(key.len(), value.len(), flags);
+            if let Some(cls) = self.classes.class_for(total) {
+                if total <= self.shared.item_size_max {
+                    self.pull_tail(cls, now);
+                }
+            }
+        }
         let found = match self.find(key, hash, now) {
             Found::Hit(id) => Some(id),
             Found::Miss(_) => None,

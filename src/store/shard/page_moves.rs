@@ -63,7 +63,7 @@ impl Shard {
             }
             if self.is_dead(c, now) {
                 // Dead already: free it rather than copy it somewhere the crawler has passed.
-                self.reclaim(id, now, Reclaimer::Other);
+                self.reclaim(id, Reclaimer::Other);
                 let back = self.class[src].free.pop();
                 debug_assert_eq!(back, Some(id));
                 continue;

@@ -142,7 +142,7 @@ impl Shard {
                     self.class[cls].hand.set(hand);
                     break;
                 }
-                self.reclaim(id, now, Reclaimer::Other);
+                self.reclaim(id, Reclaimer::Other);
                 if mode == Sweep::Evict {
                     return (moved, true);
                 }
@@ -205,6 +205,17 @@ impl Shard {
         &self,
         cls: usize,
         limit: usize,
+        f: impl FnMut(ChunkId, &[u8], usize) -> bool,
+    ) {
+        self.peek_ahead_within(cls, limit, PEEK_CHUNKS_MAX, f);
+    }
+
+    /// As `peek_ahead`, looking at no more than `max_chunks` chunks.
+    pub(super) fn peek_ahead_within(
+        &self,
+        cls: usize,
+        limit: usize,
+        max_chunks: usize,
         mut f: impl FnMut(ChunkId, &[u8], usize) -> bool,
     ) {
         let class = &self.class[cls];
@@ -214,7 +225,7 @@ impl Shard {
         let mut hand = class.hand;
         let mut seen = 0;
         let chunks: usize = class.pages.iter().map(|&p| self.pages.chunks_in(p)).sum();
-        for passed in 0..chunks.min(PEEK_CHUNKS_MAX) {
+        for passed in 0..chunks.min(max_chunks) {
             let (pi, n) = hand.at();
             let Some(&p) = class.pages.get(pi) else {
                 return;
