@@ -838,8 +838,19 @@ fn stats_reset_zeroes_class_counters() {
             .collect()
     };
     let (ca, cb) = (counters(&ia), counters(&ib));
+    // The LRU maintainers and crawlers of both servers keep moving and checking items in the
+    // background after the reset, so those counters are compared by name only.
+    let background = |n: &str| n.starts_with("moves_") || n.starts_with("crawler_");
+    let settled = |v: &[(String, String)]| -> Vec<(String, String)> {
+        v.iter()
+            .map(|(n, x)| {
+                let x = if background(n) { "*".into() } else { x.clone() };
+                (n.clone(), x)
+            })
+            .collect()
+    };
     p.check(
-        !ca.is_empty() && ca == cb,
+        !ca.is_empty() && settled(&ca) == settled(&cb),
         format!("stats items after reset\n  memcached:  {ca:?}\n  ferrocache: {cb:?}"),
     );
     let (a, b) = p.both(b"stats\r\n");
