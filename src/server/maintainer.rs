@@ -27,6 +27,7 @@ fn run(sh: &Shared) {
     let mut rounds = 0u64;
     // While an `lru_crawler crawl` is served: where each shard's crawler stood when it came.
     let mut requested: Option<Vec<CrawlMark>> = None;
+    let lru_maintainer = sh.config().ext.lru_maintainer;
     while sh.shutdown_requested() == Shutdown::None {
         std::thread::sleep(tick);
         sh.clock().tick();
@@ -48,9 +49,16 @@ fn run(sh: &Shared) {
         // Balancing keeps the bound it had with the default crawl budget (2048 / 4 + 1). The
         // work is done in slices with a yield between them, so a worker sharing this CPU waits
         // for one slice at most, not for the whole round.
+        // Without the LRU maintainer (`-o no_lru_maintainer`, `no_modern`) nothing juggles the
+        // segments in the background, as in memcached: dead items are then freed by the crawler
+        // and by allocation only (and counted as theirs).
+        let balance = if lru_maintainer {
+            513 / MAINTAIN_SLICES + 1
+        } else {
+            0
+        };
         for _ in 0..MAINTAIN_SLICES {
-            sh.store()
-                .maintain(513 / MAINTAIN_SLICES + 1, crawl / MAINTAIN_SLICES, now);
+            sh.store().maintain(balance, crawl / MAINTAIN_SLICES, now);
             std::thread::yield_now();
         }
         if let Some(marks) = &requested {
