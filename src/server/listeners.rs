@@ -161,19 +161,7 @@ fn bind_clients_tcp(cfg: &Config) -> Result<Vec<Listener>, ConfigError> {
             .collect()
     };
     for (host, port) in targets {
-        let host = if host == "*" {
-            "0.0.0.0".to_string()
-        } else {
-            host
-        };
-        let addrs: Vec<SocketAddr> = (host.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| fail(format!("getaddrinfo(): {host}: {e}"), 71))?
-            .collect();
-        if addrs.is_empty() {
-            return Err(fail(format!("failed to listen on {host}:{port}"), 71));
-        }
-        for addr in addrs {
+        for addr in resolve(&host, port)? {
             let l = bind_tcp(addr, cfg.backlog)
                 .map_err(|e| fail(format!("failed to listen on TCP port {port}: {e}"), 71))?;
             let local = l.local_addr().map_err(|e| fail(e.to_string(), 71))?;
@@ -185,6 +173,20 @@ fn bind_clients_tcp(cfg: &Config) -> Result<Vec<Listener>, ConfigError> {
         }
     }
     Ok(out)
+}
+
+/// The addresses of an `-l` host (`*` is every IPv4 interface), as memcached's getaddrinfo;
+/// shared by the TCP and UDP listeners.
+pub(super) fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConfigError> {
+    let host = if host == "*" { "0.0.0.0" } else { host };
+    let addrs: Vec<SocketAddr> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| fail(format!("getaddrinfo(): {host}: {e}"), 71))?
+        .collect();
+    if addrs.is_empty() {
+        return Err(fail(format!("failed to listen on {host}:{port}"), 71));
+    }
+    Ok(addrs)
 }
 
 fn bind_admin(addr: SocketAddr, backlog: i32) -> Result<Listener, ConfigError> {

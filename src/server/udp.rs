@@ -13,7 +13,7 @@
 //! more than memcached would send it.
 
 use std::io;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -63,15 +63,7 @@ pub fn bind_all(cfg: &Config) -> Result<Vec<std::net::UdpSocket>, ConfigError> {
         cfg.listen.iter().map(|l| l.host.clone()).collect()
     };
     for host in hosts {
-        let host = if host == "*" { "0.0.0.0".into() } else { host };
-        let addrs: Vec<SocketAddr> = (host.as_str(), port)
-            .to_socket_addrs()
-            .map_err(|e| fail(format!("getaddrinfo(): {host}: {e}"), 71))?
-            .collect();
-        if addrs.is_empty() {
-            return Err(fail(format!("failed to listen on {host}:{port}"), 71));
-        }
-        for addr in addrs {
+        for addr in super::listeners::resolve(&host, port)? {
             let s = bind(addr)
                 .map_err(|e| fail(format!("failed to listen on UDP port {port}: {e}"), 71))?;
             if let Ok(a) = s.local_addr() {
