@@ -206,14 +206,21 @@ fn bind_admin(addr: SocketAddr, backlog: i32) -> Result<Listener, ConfigError> {
 }
 
 fn bind_tcp(addr: SocketAddr, backlog: i32) -> io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    let s = bound_socket(addr, socket2::Type::STREAM)?;
+    s.listen(backlog)?;
+    Ok(TcpListener::from_std(s.into()))
+}
+
+/// A non-blocking socket of `kind` bound to `addr`, as memcached binds its listeners:
+/// `SO_REUSEADDR`, and IPv6 sockets for IPv6 only. Shared by the TCP and UDP listeners.
+pub(super) fn bound_socket(addr: SocketAddr, kind: socket2::Type) -> io::Result<socket2::Socket> {
+    use socket2::{Domain, Socket};
+    let s = Socket::new(Domain::for_address(addr), kind, None)?;
     s.set_reuse_address(true)?;
     if addr.is_ipv6() {
         s.set_only_v6(true)?;
     }
     s.bind(&addr.into())?;
-    s.listen(backlog)?;
     s.set_nonblocking(true)?;
-    Ok(TcpListener::from_std(s.into()))
+    Ok(s)
 }

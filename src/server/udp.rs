@@ -76,15 +76,7 @@ pub fn bind_all(cfg: &Config) -> Result<Vec<std::net::UdpSocket>, ConfigError> {
 }
 
 fn bind(addr: SocketAddr) -> io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Socket, Type};
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
-    s.set_reuse_address(true)?;
-    if addr.is_ipv6() {
-        s.set_only_v6(true)?;
-    }
-    s.bind(&addr.into())?;
-    s.set_nonblocking(true)?;
-    Ok(s.into())
+    Ok(super::listeners::bound_socket(addr, socket2::Type::DGRAM)?.into())
 }
 
 /// `udp:ADDR` or `udp6:ADDR`, as `stats conns` names a UDP socket.
