@@ -231,6 +231,14 @@ fn stat_names(reply: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// The value of `STAT <name>` in a stats reply (empty when absent).
+fn stat_value(reply: &[u8], name: &str) -> String {
+    show(reply)
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("STAT {name} ")).map(str::to_string))
+        .unwrap_or_default()
+}
+
 /// Every name of `want` must appear in `have` in the same relative order; returns the problem.
 fn ordered_subset(want: &[String], have: &[String]) -> Result<(), String> {
     let mut pos = 0;
@@ -767,16 +775,7 @@ fn stats_names_and_subcommands() {
         "touch_misses",
         "curr_items",
     ] {
-        let val = |r: &[u8]| {
-            show(r)
-                .lines()
-                .find_map(|l| {
-                    l.strip_prefix(&format!("STAT {name} "))
-                        .map(|v| v.to_string())
-                })
-                .unwrap_or_default()
-        };
-        let (va, vb) = (val(&a), val(&b));
+        let (va, vb) = (stat_value(&a, name), stat_value(&b, name));
         p.check(
             va == vb,
             format!("stats {name} after reset: memcached {va} ferrocache {vb}"),
@@ -855,13 +854,7 @@ fn stats_reset_zeroes_class_counters() {
     );
     let (a, b) = p.both(b"stats\r\n");
     for name in ["total_items", "evictions", "total_connections"] {
-        let val = |r: &[u8]| {
-            show(r)
-                .lines()
-                .find_map(|l| l.strip_prefix(&format!("STAT {name} ")).map(str::to_string))
-                .unwrap_or_default()
-        };
-        let (va, vb) = (val(&a), val(&b));
+        let (va, vb) = (stat_value(&a, name), stat_value(&b, name));
         p.check(
             va == vb,
             format!("stats {name} after reset: memcached {va} ferrocache {vb}"),
