@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 PY_DEBIAN := /usr/bin/python3
 
 .PHONY: all build release run test test-deps check lint fmt bench bench-quick bench-micro doc clean install \
-	conformance
+	conformance conformance-strict
 
 all: build
 
@@ -70,12 +70,16 @@ fmt:
 # memcached 1.6.18's own t/ suite against the release binary (tests/conformance/run.py): fetches
 # memcached's source once with `apt-get source memcached` (adds a bookworm deb-src entry and the
 # few Debian packages it needs if missing) into $(CONFORMANCE_CACHE), runs the 61 files of
-# tests/conformance/files.txt and prints one line per file and `N passed, M failed`.
-# Not in .ci/run yet: it does not pass today (issue 12 lists what is missing); it joins CI once
-# all 61 files pass.
+# tests/conformance/files.txt and prints one line per file and `N passed, M failed`. Files of
+# tests/conformance/known-failures.txt (each a debt) print `KNOWN` and do not fail the run; any other
+# failing file does. `.ci/run` runs it; `make conformance-strict` counts the known ones too.
 CONFORMANCE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ferrocache/memcached-src
 conformance: release
 	$(PY_DEBIAN) tests/conformance/run.py --cache $(CONFORMANCE_CACHE) \
+	  --bin $(or $(CARGO_TARGET_DIR),target)/release/ferrocache
+
+conformance-strict: release
+	$(PY_DEBIAN) tests/conformance/run.py --strict --cache $(CONFORMANCE_CACHE) \
 	  --bin $(or $(CARGO_TARGET_DIR),target)/release/ferrocache
 
 # Side-by-side load benchmark against memcached (writes docs/benchmarks.md), plus micro benchmarks.
