@@ -3,11 +3,12 @@
 //! only what must differ (cas numbers, versions, times, pids).
 //!
 //! Deliberate differences, not compared here:
-//! * ferrocache's item header is smaller, so the exact `-I` boundary, `bytes`, `mem_requested`,
-//!   `size=` and the slab `chunk_size` numbers differ (only names of stats are compared, and
-//!   no test sits near the item size limit);
-//! * the smaller header also makes one more slab class (memcached has 39 by default), so
-//!   `slabs reassign` with class 40 is `BADCLASS` only in memcached;
+//! * ferrocache's item header is smaller, so the exact `-I` boundary, `bytes`, `mem_requested`
+//!   and `size=` differ, and a small item may land one class lower than in memcached (the
+//!   classes themselves, ids and chunk sizes, are memcached's);
+//! * items between 512 KB and `-I` have a class of their own (no chunked items), one more
+//!   than memcached's 39 by default, so `slabs reassign` with class 40 is `BADCLASS` only in
+//!   memcached;
 //! * `-t` defaults to the number of cores (thread per core), memcached's to 4, so
 //!   `num_threads` differs unless `-t` is given;
 //! * `watch` is not supported (ferrocache answers with a `CLIENT_ERROR`);
@@ -797,7 +798,7 @@ fn stats_reset_zeroes_class_counters() {
             format!("set key{k}: {a:?} {b:?}"),
         );
     }
-    // Class ids differ (see the header), so values are compared by name within the one class.
+    // Values are compared by name within the one class.
     let items = |r: &[u8]| -> Vec<(String, String)> {
         show(r)
             .lines()
@@ -858,6 +859,46 @@ fn stats_reset_zeroes_class_counters() {
         p.check(
             va == vb,
             format!("stats {name} after reset: memcached {va} ferrocache {vb}"),
+        );
+    }
+    p.finish();
+}
+
+/// Class ids and chunk sizes are memcached's: values of many sizes (each chosen to land in the
+/// same class in both, whose item headers differ; the two smallest share class 1) make the same `stats slabs` classes with the
+/// same chunk sizes, and the same `stats items` classes.
+#[test]
+fn class_ids_and_chunk_sizes_are_memcacheds() {
+    let mut p = pair();
+    let sizes = [
+        10, 30, 300, 400, 1000, 1500, 2000, 3000, 4000, 5000, 7000, 10000, 15000, 20000, 30000,
+        40000, 50000, 65000, 80000, 100000, 120000, 150000, 200000, 250000, 300000, 380000, 500000,
+    ];
+    for n in sizes {
+        let value = "v".repeat(n);
+        p.case(format!("set size{n} 0 0 {n}\r\n{value}\r\n"));
+    }
+    // `N:chunk_size V` of stats slabs, `N` of stats items' `items:N:number`.
+    let classes = |r: &[u8], group: &str| -> Vec<String> {
+        show(r)
+            .lines()
+            .filter_map(|l| l.strip_prefix("STAT "))
+            .filter_map(|l| match group {
+                "slabs" => l.contains(":chunk_size ").then(|| l.to_string()),
+                _ => l
+                    .strip_prefix("items:")
+                    .and_then(|l| l.split_once(':'))
+                    .filter(|(_, rest)| rest.starts_with("number "))
+                    .map(|(id, _)| id.to_string()),
+            })
+            .collect()
+    };
+    for group in ["slabs", "items"] {
+        let (a, b) = p.both(format!("stats {group}\r\n").as_bytes());
+        let (ca, cb) = (classes(&a, group), classes(&b, group));
+        p.check(
+            ca.len() == sizes.len() - 1 && ca == cb,
+            format!("stats {group} classes\n  memcached:  {ca:?}\n  ferrocache: {cb:?}"),
         );
     }
     p.finish();

@@ -16,8 +16,6 @@
 
 /// Bytes of fixed header before the value length.
 const FIXED: usize = 19;
-/// Header of the smallest item (1-byte value length, no flags): the size classes start from it.
-pub const MIN_HEADER: usize = FIXED + 1;
 /// Header of the largest item (4-byte value length and flags).
 pub const MAX_HEADER: usize = FIXED + 4 + 4;
 

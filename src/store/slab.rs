@@ -3,11 +3,14 @@
 //! Does not: decide what to evict or link items (see `shard`); count the global budget
 //! (see `MemBudget` in `store`).
 
-use super::item;
-
 /// A chunk's address: `page index << chunk_bits | chunk index within the page`.
 pub type ChunkId = u32;
 
+/// memcached's item header (`sizeof(item)`, 48 bytes on 64-bit): the first class's chunk is
+/// this plus `-n`, as in memcached's `slabs_init`, so class ids and chunk sizes are memcached's
+/// (`stats slabs`, `stats items`, `slabs reassign` name the same classes). ferrocache's own item
+/// header is smaller (see `item`), so an item may land one class lower than in memcached.
+const MEMCACHED_ITEM_HEADER: usize = 48;
 /// With fine steps, chunk sizes below this grow in 8-byte steps; from it on, by the factor.
 const FINE_STEPS_UNTIL: usize = 256;
 /// At most this many classes, as memcached (`MAX_NUMBER_OF_SLAB_CLASSES - 1`): class ids stay
@@ -23,9 +26,9 @@ pub enum Steps {
     Factor,
 }
 
-/// The size classes: chunk sizes growing from a minimum, like memcached's `slabs_init`: the
-/// first class holds the smallest header plus `-n` bytes, each next class is `factor` larger
-/// (8-byte aligned) until half a page, then one class of half a page and one of a whole page (so
+/// The size classes: chunk sizes growing from a minimum, as memcached's `slabs_init`: the
+/// first class holds memcached's 48-byte item header plus `-n` bytes, each next class is
+/// `factor` larger (8-byte aligned) until half a page, then one class of half a page and one of a whole page (so
 /// the largest items, up to `-I`, still fit one chunk); at most 63 classes, as memcached.
 ///
 /// With `Steps::Fine`, classes below 256 bytes are 8 bytes apart instead. For small items the
@@ -61,19 +64,21 @@ impl SizeClasses {
     }
 
     /// Chunk sizes: 8-byte steps below `fine_until`, then `factor`, until half a page; then half
-    /// a page and a page.
+    /// a page and a page. As memcached, the growth stops before a size (unaligned, as grown)
+    /// that is at least half a page divided by the factor.
     fn schedule(min_size: usize, factor: f64, page_size: usize, fine_until: usize) -> Vec<usize> {
         let chunk_max = page_size / 2;
         let mut sizes = Vec::new();
-        let mut size = align8(item::MIN_HEADER + min_size.max(1));
-        while (size as f64) <= chunk_max as f64 / factor && sizes.len() < 4096 {
-            sizes.push(size);
-            let grown = if size < fine_until {
-                size + 8
+        let mut size = MEMCACHED_ITEM_HEADER + min_size.max(1);
+        while (size as f64) < chunk_max as f64 / factor && sizes.len() < 4096 {
+            let aligned = align8(size);
+            sizes.push(aligned);
+            let grown = if aligned < fine_until {
+                aligned + 8
             } else {
-                (size as f64 * factor) as usize
+                (aligned as f64 * factor) as usize
             };
-            size = align8(grown.max(size + 8));
+            size = grown.max(aligned + 1);
         }
         sizes.push(chunk_max);
         sizes.push(page_size);
@@ -339,8 +344,8 @@ mod tests {
     #[test]
     fn default_classes_grow_like_memcached() {
         let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Fine);
-        assert_eq!(c.size(0), 72);
-        assert_eq!(c.size(1), 80);
+        assert_eq!(c.size(0), 96);
+        assert_eq!(c.size(1), 104);
         // 8-byte steps up to 256, then the factor.
         let at = (0..c.len()).find(|&i| c.size(i) == 256).unwrap();
         assert_eq!(c.size(at + 1), 320);
@@ -352,8 +357,8 @@ mod tests {
             assert!(c.size(w) > c.size(w - 1));
         }
         assert_eq!(c.class_for(1), Some(0));
-        assert_eq!(c.class_for(72), Some(0));
-        assert_eq!(c.class_for(73), Some(1));
+        assert_eq!(c.class_for(96), Some(0));
+        assert_eq!(c.class_for(97), Some(1));
         assert_eq!(c.class_for(1 << 20), Some(c.len() - 1));
         assert_eq!(c.class_for((1 << 20) + 1), None);
     }
@@ -374,12 +379,30 @@ mod tests {
             }
         }
         // Too many with fine steps: memcached's schedule (factor from the first class).
-        let c = SizeClasses::new(48, 1.2, 1 << 20, Steps::Fine);
-        assert_eq!(c.size(1), (c.size(0) as f64 * 1.2) as usize / 8 * 8 + 8);
+        let c = SizeClasses::new(48, 1.1, 1 << 20, Steps::Fine);
+        assert_eq!((c.size(0), c.size(1)), (96, 112));
         // Without fine steps: memcached's schedule from the first class.
         let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Factor);
         let sizes: Vec<usize> = (0..6).map(|i| c.size(i)).collect();
-        assert_eq!(sizes, vec![72, 96, 120, 152, 192, 240]);
+        assert_eq!(sizes, vec![96, 120, 152, 192, 240, 304]);
+    }
+
+    #[test]
+    fn factor_classes_are_memcacheds() {
+        // memcached 1.6.18 -vv, defaults: classes 1 to 39.
+        let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Factor);
+        let sizes: Vec<usize> = (0..c.len() - 1).map(|i| c.size(i)).collect();
+        let memcached = [
+            96, 120, 152, 192, 240, 304, 384, 480, 600, 752, 944, 1184, 1480, 1856, 2320, 2904,
+            3632, 4544, 5680, 7104, 8880, 11104, 13880, 17352, 21696, 27120, 33904, 42384, 52984,
+            66232, 82792, 103496, 129376, 161720, 202152, 252696, 315872, 394840, 524288,
+        ];
+        assert_eq!(sizes, memcached);
+        // -n 10 -f 1.1: memcached's first classes and its 62 grown classes.
+        let c = SizeClasses::new(10, 1.1, 1 << 20, Steps::Factor);
+        let first: Vec<usize> = (0..8).map(|i| c.size(i)).collect();
+        assert_eq!(first, vec![64, 72, 80, 88, 96, 112, 128, 144]);
+        assert_eq!(c.size(60), 26696);
     }
 
     #[test]
@@ -416,10 +439,10 @@ mod tests {
         let id = pages.id(p, 5);
         pages.chunk_mut(id)[0] = 9;
         assert_eq!(pages.chunk(id)[0], 9);
-        assert_eq!(pages.chunk(id).len(), 72);
+        assert_eq!(pages.chunk(id).len(), 96);
         assert_eq!(pages.page_of(id), p);
         assert_eq!(pages.class_of(id), 0);
         let last = pages.id(p, pages.chunks_in(p) - 1);
-        assert_eq!(pages.chunk(last).len(), 72);
+        assert_eq!(pages.chunk(last).len(), 96);
     }
 }
