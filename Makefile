@@ -48,9 +48,11 @@ test-deps:
 
 # The bench tool's test runs the ferrocache-bench binary of the workspace's other package: build
 # every binary first.
+# The whole suite: cargo's tests, then memcached 1.6.18's own t/ files against the release binary.
 test: test-deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
+	$(MAKE) conformance
 
 # Everything that needs no network and no apt: formatting, clippy, the unit tests, the tidy
 # checks (tests/architecture.rs), the parser property tests and the integration tests that run
