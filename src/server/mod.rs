@@ -7,13 +7,15 @@
 //! (binding), `acceptor` (accept loop, `-c`, hand-off), `signals`, `pool` (worker threads),
 //! `worker` (one worker's event loop), `conn` (one connection), `stream` (its socket),
 //! `udp` (the `-U` sockets and datagrams), `verify` (the credential-verification pool), `maintainer`, `health` (cluster probes), `push`
-//! (the `cluster push` client).
+//! (the `cluster push` client), `notify` (systemd notifications), `watchdog` (worker heartbeats
+//! and systemd's watchdog).
 
 pub mod acceptor;
 pub mod conn;
 pub mod health;
 pub mod listeners;
 pub mod maintainer;
+pub mod notify;
 pub mod pool;
 pub mod process;
 pub mod push;
@@ -21,6 +23,7 @@ pub mod signals;
 pub mod stream;
 pub mod udp;
 pub mod verify;
+pub mod watchdog;
 pub mod worker;
 
 use std::io;
@@ -29,7 +32,7 @@ use std::sync::Arc;
 use log::info;
 
 use crate::config::{Config, ConfigError, EX_USAGE};
-use crate::state::Shared;
+use crate::state::{Shared, Shutdown};
 pub use acceptor::signal_shutdown;
 use acceptor::Acceptor;
 use listeners::Listener;
@@ -47,6 +50,7 @@ pub fn fail(msg: impl Into<String>, code: i32) -> ConfigError {
 pub fn run(cfg: Config) -> Result<i32, ConfigError> {
     process::check_user(&cfg)?;
     process::daemonize(&cfg)?;
+    notify::init();
     process::set_limits(&cfg);
     let listeners = listeners::bind_all(&cfg)?;
     let udp = udp::bind_all(&cfg)?;
@@ -99,16 +103,35 @@ fn serve(
     let cfg = sh.config();
     let ports = udp::spread(udp, cfg.threads, cfg.threads_per_udp(), &sh).map_err(io_err)?;
     let verifier = verify::Verifier::start(2).map_err(io_err)?;
-    let mut workers = Workers::start(&sh, &verifier, ports).map_err(io_err)?;
+    let beats = watchdog::Heartbeats::new(cfg.threads);
+    let mut workers = Workers::start(&sh, &verifier, ports, &beats).map_err(io_err)?;
     let health = health::start(&sh).map_err(io_err)?;
     let maintainer = maintainer::start(&sh).map_err(io_err)?;
-    info!(
+    if let Some(period) = notify::watchdog_period() {
+        let s = sh.clone();
+        let hooks = watchdog::Hooks {
+            ping: Box::new(notify::watchdog_ping),
+            wake_all: Box::new(workers.waker()),
+            stop: Box::new(move || s.shutdown_requested() != Shutdown::None),
+        };
+        // Not joined: it may be asleep for half the watchdog period at shutdown.
+        drop(watchdog::start(period, beats, hooks).map_err(io_err)?);
+    }
+    let names: Vec<&str> = acceptor
+        .listeners()
+        .iter()
+        .map(|l| l.name.as_str())
+        .collect();
+    let summary = format!(
         "ferrocache {} serving with {} worker threads, {} MB",
         env!("CARGO_PKG_VERSION"),
         sh.config().threads,
         sh.config().memory_limit >> 20
     );
+    info!("{summary}");
+    notify::ready(&format!("{summary} on {}", names.join(" ")));
     acceptor.run(&sh, &mut workers).map_err(io_err)?;
+    notify::stopping();
     // Stop accepting; let workers finish in-flight requests.
     sh.conns().stop_accepting();
     acceptor.close_listeners();

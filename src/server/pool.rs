@@ -12,6 +12,7 @@ use log::error;
 use mio::Waker;
 
 use super::verify::Verifier;
+use super::watchdog::Heartbeats;
 use super::worker::{self, AuthLink, NewConn};
 use crate::state::Shared;
 
@@ -25,11 +26,12 @@ pub struct Workers {
 
 impl Workers {
     /// Starts `sh.config().threads` workers, each handing slow credential checks to `verifier`.
-    /// `udp[i]` are the UDP sockets worker `i` reads.
+    /// `udp[i]` are the UDP sockets worker `i` reads; worker `i` bumps heartbeat `i`.
     pub fn start(
         sh: &Arc<Shared>,
         verifier: &Verifier,
         udp: Vec<Vec<super::udp::Port>>,
+        beats: &Arc<Heartbeats>,
     ) -> io::Result<Workers> {
         let mut handles = Vec::new();
         let mut senders = Vec::new();
@@ -39,6 +41,7 @@ impl Workers {
             let (wpoll, wwaker) = worker::new_poll()?;
             let (tx, rx) = crossbeam_channel::unbounded();
             let s = sh.clone();
+            let beats = beats.clone();
             let link = AuthLink {
                 verifier: verifier.clone(),
                 waker: wwaker.clone(),
@@ -46,7 +49,7 @@ impl Workers {
             let h = std::thread::Builder::new()
                 .name(format!("worker-{i}"))
                 .spawn(move || {
-                    if let Err(e) = worker::run(i, wpoll, rx, s, link, ports) {
+                    if let Err(e) = worker::run(i, wpoll, rx, s, link, ports, beats) {
                         error!("worker {i} failed: {e}");
                     }
                 })?;
@@ -69,6 +72,16 @@ impl Workers {
             true
         } else {
             false
+        }
+    }
+
+    /// A function that wakes every worker once (for the watchdog).
+    pub fn waker(&self) -> impl Fn() + Send + 'static {
+        let wakers: Vec<Arc<Waker>> = self.senders.iter().map(|(_, w)| w.clone()).collect();
+        move || {
+            for w in &wakers {
+                let _ = w.wake();
+            }
         }
     }
 

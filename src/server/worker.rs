@@ -15,6 +15,7 @@ use super::conn::{Conn, Next};
 use super::stream::Stream;
 use super::udp::{Port, Scratch};
 use super::verify::{Done, FailureLimiter, Job, Verifier};
+use super::watchdog::Heartbeats;
 use crate::protocol::Limits;
 use crate::state::{ConnInfo, Shared, Shutdown};
 use crate::stats;
@@ -42,7 +43,7 @@ pub struct AuthLink {
     pub waker: Arc<Waker>,
 }
 
-/// Runs the worker loop until shutdown.
+/// Runs the worker loop until shutdown, bumping heartbeat `index` each time the loop turns.
 pub fn run(
     index: usize,
     poll: Poll,
@@ -50,6 +51,7 @@ pub fn run(
     sh: Arc<Shared>,
     link: AuthLink,
     mut udp: Vec<Port>,
+    beats: Arc<Heartbeats>,
 ) -> io::Result<()> {
     for (i, p) in udp.iter_mut().enumerate() {
         poll.registry()
@@ -65,6 +67,7 @@ pub fn run(
                 return Err(e);
             }
         }
+        beats.beat(index);
         w.collect(&events);
         w.serve_udp();
         w.drive_ready();

@@ -1,0 +1,140 @@
+//! systemd integration: readiness, reload and stop notifications and watchdog pings sent to a
+//! fake `$NOTIFY_SOCKET` (a bound Unix datagram socket, by path or abstract name).
+
+mod common;
+
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{tmpdir, Server};
+
+/// A fake service manager's notification socket.
+struct Manager {
+    sock: UnixDatagram,
+}
+
+impl Manager {
+    fn at_path(test: &str) -> (Manager, String) {
+        let path = tmpdir(test).join("notify.sock");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        (Manager { sock }, path.to_str().unwrap().to_string())
+    }
+
+    /// The next notification (panics after 10 s without one).
+    fn next(&self) -> String {
+        let mut buf = [0u8; 4096];
+        let n = self
+            .sock
+            .recv(&mut buf)
+            .expect("a notification within 10 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    }
+
+    /// Skips notifications until one starts with `prefix` (bounded in count and time).
+    fn until(&self, prefix: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for _ in 0..200 {
+            let m = self.next();
+            if m.starts_with(prefix) {
+                return m;
+            }
+            assert!(Instant::now() < deadline, "no {prefix} in time");
+        }
+        panic!("no {prefix} in 200 notifications")
+    }
+}
+
+fn signal(server: &Server, sig: &str) {
+    assert!(Command::new("kill")
+        .args([sig, &server.pid().to_string()])
+        .status()
+        .unwrap()
+        .success());
+}
+
+#[test]
+fn ready_then_reloading_ready_on_sighup_then_stopping_on_sigterm() {
+    let (m, path) = Manager::at_path("notify-path");
+    let server = Server::start_with_env(&["-t", "2"], &[("NOTIFY_SOCKET", &path)]);
+    let ready = m.next();
+    assert!(ready.starts_with("READY=1\n"), "{ready}");
+    let status = ready.lines().find(|l| l.starts_with("STATUS=")).unwrap();
+    assert!(status.contains("2 worker threads"), "{status}");
+    assert!(status.contains(&format!("tcp:{}", server.addr)), "{status}");
+
+    signal(&server, "-HUP");
+    let reloading = m.next();
+    let lines: Vec<&str> = reloading.lines().collect();
+    assert_eq!(lines[0], "RELOADING=1", "{reloading}");
+    let usec = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("MONOTONIC_USEC="))
+        .expect("MONOTONIC_USEC");
+    assert!(usec.parse::<u64>().unwrap() > 0);
+    let again = m.next();
+    assert!(again.starts_with("READY=1\nSTATUS="), "{again}");
+    assert!(again.contains("last reload"), "{again}");
+    // Still serving after the reload.
+    assert_eq!(common::one(&server, b"version\r\n")[..8], *b"VERSION ");
+
+    let stopping = {
+        let s = server;
+        signal(&s, "-TERM");
+        let msg = m.next();
+        assert!(s.terminate().is_some_and(|st| st.success()));
+        msg
+    };
+    assert!(stopping.starts_with("STOPPING=1"), "{stopping}");
+}
+
+#[test]
+fn notifies_an_abstract_socket() {
+    let name = format!("ferrocache-test-notify-{}", std::process::id());
+    let sock =
+        UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap()).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let m = Manager { sock };
+    let _server = Server::start_with_env(&[], &[("NOTIFY_SOCKET", &format!("@{name}"))]);
+    assert!(m.next().starts_with("READY=1\n"));
+}
+
+#[test]
+fn watchdog_pings_while_the_workers_turn() {
+    let (m, path) = Manager::at_path("notify-watchdog");
+    // Half of 200 ms: a ping every 100 ms while all four workers answer their wakes.
+    let server = Server::start_with_env(
+        &["-t", "4"],
+        &[("NOTIFY_SOCKET", &path), ("WATCHDOG_USEC", "200000")],
+    );
+    for _ in 0..3 {
+        assert_eq!(m.until("WATCHDOG=1"), "WATCHDOG=1");
+    }
+    // Serving connections does not stop the pings.
+    assert_eq!(common::one(&server, b"version\r\n")[..8], *b"VERSION ");
+    assert_eq!(m.until("WATCHDOG=1"), "WATCHDOG=1");
+}
+
+#[test]
+fn no_watchdog_for_another_process() {
+    let (m, path) = Manager::at_path("notify-watchdog-pid");
+    let _server = Server::start_with_env(
+        &[],
+        &[
+            ("NOTIFY_SOCKET", &path),
+            ("WATCHDOG_USEC", "200000"),
+            ("WATCHDOG_PID", "1"),
+        ],
+    );
+    assert!(m.next().starts_with("READY=1\n"));
+    // Ten periods without a ping: the watchdog was meant for another process.
+    m.sock
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    assert!(m.sock.recv(&mut buf).is_err(), "no WATCHDOG=1 expected");
+}
