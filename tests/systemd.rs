@@ -138,3 +138,112 @@ fn no_watchdog_for_another_process() {
     let mut buf = [0u8; 64];
     assert!(m.sock.recv(&mut buf).is_err(), "no WATCHDOG=1 expected");
 }
+
+/// `systemd-socket-activate` (Debian's systemd package) listening with `args`, which starts
+/// ferrocache on the first connection or datagram with `ferrocache_args`; killed on drop.
+struct Activated(std::process::Child);
+
+impl Activated {
+    fn start(args: &[&str], ferrocache_args: &[&str]) -> Activated {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new("systemd-socket-activate")
+            .args(args)
+            .arg(env!("CARGO_BIN_EXE_ferrocache"))
+            .args(["-u", "root"])
+            .args(ferrocache_args)
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("systemd-socket-activate (apt-get install systemd) on PATH");
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        // It says `Listening on ADDR as FD.` for each socket once it listens.
+        let want = args.iter().filter(|a| **a == "-l").count();
+        let mut seen = 0;
+        while seen < want {
+            let line = lines
+                .next()
+                .expect("systemd-socket-activate ended")
+                .unwrap();
+            if line.starts_with("Listening on") {
+                seen += 1;
+            }
+        }
+        std::thread::spawn(move || for _ in lines {});
+        Activated(child)
+    }
+}
+
+impl Drop for Activated {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn serves_clients_and_admin_on_sockets_inherited_from_systemd() {
+    let (port, admin) = (common::free_port(), common::free_port());
+    let (client_at, admin_at) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{admin}"));
+    let _sa = Activated::start(
+        &["-l", &client_at, "-l", &admin_at, "--fdname=memcache:admin"],
+        &["-t", "2"],
+    );
+    // The first connection starts the daemon; it is served, not refused.
+    let mut c = std::net::TcpStream::connect(&client_at).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let r = common::exchange(&mut c, b"set k 0 0 1\r\nv\r\nget k\r\n");
+    assert_eq!(common::show(&r), "STORED\r\nVALUE k 0 1\r\nv\r\nEND\r\n");
+    let mut a = std::net::TcpStream::connect(&admin_at).unwrap();
+    a.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let conns = common::show(&common::exchange(&mut a, b"stats conns\r\n"));
+    // Both inherited listeners are the daemon's own, and the admin connection came through one.
+    assert!(conns.contains(&format!("addr tcp:{client_at}")), "{conns}");
+    assert!(
+        conns.contains(&format!("listen_addr tcp:{admin_at}")),
+        "{conns}"
+    );
+    assert_eq!(
+        common::show(&common::exchange(&mut a, b"get k\r\n")),
+        "VALUE k 0 1\r\nv\r\nEND\r\n"
+    );
+}
+
+#[test]
+fn serves_udp_on_a_socket_inherited_from_systemd() {
+    let port = common::free_port();
+    let at = format!("127.0.0.1:{port}");
+    let _sa = Activated::start(
+        &["--datagram", "-l", &at, "--fdname=memcache-udp"],
+        &["-p", "0"],
+    );
+    let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    // memcached's frame: request id 7, datagram 0 of 1.
+    s.send_to(b"\x00\x07\x00\x00\x00\x01\x00\x00version\r\n", &at)
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let n = s.recv(&mut buf).expect("a reply within 10 s");
+    assert_eq!(&buf[..2], b"\x00\x07");
+    assert!(buf[8..n].starts_with(b"VERSION "), "{:?}", &buf[..n]);
+}
+
+#[test]
+fn an_unknown_socket_name_stops_start_up() {
+    let at = format!("127.0.0.1:{}", common::free_port());
+    let mut sa = Activated::start(&["-l", &at, "--fdname=admni"], &[]);
+    let _c = std::net::TcpStream::connect(&at).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = sa.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "ferrocache did not refuse to start"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    assert_eq!(status.code(), Some(71));
+}

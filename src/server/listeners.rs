@@ -1,6 +1,7 @@
 //! Owns: the listening sockets — binding the TCP (`-l`, `-p`), UNIX (`-s`, `-a`) and admin
 //! (`--cluster-admin-listen`) listeners, their names as `stats conns` and the logs show them, and
-//! accepting one connection from a listener as a `Stream`.
+//! accepting one connection from a listener as a `Stream`; sockets inherited from systemd (see
+//! `activation`) in place of the configured ones of their role.
 //! Does not: run the accept loop, limit connections or hand them to workers (see `acceptor`).
 //!
 //! A new kind of listener (TLS, a socket inherited from systemd, a metrics endpoint) is a new
@@ -99,7 +100,8 @@ impl AsRawFd for Listener {
     }
 }
 
-fn tcp_name(a: SocketAddr) -> String {
+/// `tcp:ADDR` or `tcp6:ADDR`, as `stats conns` and the logs name a TCP socket.
+pub(super) fn tcp_name(a: SocketAddr) -> String {
     match a {
         SocketAddr::V4(a) => format!("tcp:{a}"),
         SocketAddr::V6(a) => format!("tcp6:{a}"),
@@ -107,13 +109,19 @@ fn tcp_name(a: SocketAddr) -> String {
 }
 
 /// Binds every listener the configuration asks for: the client listeners (a UNIX socket, or the
-/// TCP addresses), then the admin endpoint.
-pub fn bind_all(cfg: &Config) -> Result<Vec<Listener>, ConfigError> {
+/// TCP addresses), then the admin endpoint. Listeners inherited from systemd (`activation`) take
+/// the place of the configured ones of their role: inherited client listeners replace `-l`/`-p`
+/// and `-s`, an inherited admin endpoint replaces `--cluster-admin-listen`.
+pub fn bind_all(cfg: &Config, inherited: Vec<Listener>) -> Result<Vec<Listener>, ConfigError> {
+    let has = |role| inherited.iter().any(|l| l.role == role);
+    let (clients, admin) = (has(Role::Clients), has(Role::Admin));
     let mut out = match &cfg.unix_socket {
+        _ if clients => Vec::new(),
         Some(path) => vec![bind_unix(path, cfg.unix_mask)?],
         None => bind_clients_tcp(cfg)?,
     };
-    if let Some(addr) = cfg.cluster.admin_listen {
+    out.extend(inherited);
+    if let Some(addr) = cfg.cluster.admin_listen.filter(|_| !admin) {
         out.push(bind_admin(addr, cfg.backlog)?);
     }
     Ok(out)

@@ -3,14 +3,15 @@
 //! Does not: do any step itself (each has its file below), parse or execute requests (see
 //! `conn`, `exec`).
 //!
-//! Files: `process` (root rule, daemon, limits, privileges, pid/port files), `listeners`
-//! (binding), `acceptor` (accept loop, `-c`, hand-off), `signals`, `pool` (worker threads),
+//! Files: `process` (root rule, daemon, limits, privileges, pid/port files), `activation`
+//! (sockets inherited from systemd), `listeners` (binding), `acceptor` (accept loop, `-c`, hand-off), `signals`, `pool` (worker threads),
 //! `worker` (one worker's event loop), `conn` (one connection), `stream` (its socket),
 //! `udp` (the `-U` sockets and datagrams), `verify` (the credential-verification pool), `maintainer`, `health` (cluster probes), `push`
 //! (the `cluster push` client), `notify` (systemd notifications), `watchdog` (worker heartbeats
 //! and systemd's watchdog).
 
 pub mod acceptor;
+pub mod activation;
 pub mod conn;
 pub mod health;
 pub mod listeners;
@@ -52,8 +53,9 @@ pub fn run(cfg: Config) -> Result<i32, ConfigError> {
     process::daemonize(&cfg)?;
     notify::init();
     process::set_limits(&cfg);
-    let listeners = listeners::bind_all(&cfg)?;
-    let udp = udp::bind_all(&cfg)?;
+    let inherited = activation::take()?;
+    let listeners = listeners::bind_all(&cfg, inherited.listeners)?;
+    let udp = udp::bind_all(&cfg, inherited.udp)?;
     process::drop_privileges(&cfg)?;
     process::write_pid_file(&cfg);
     let shared = Arc::new(shared_state(cfg)?);

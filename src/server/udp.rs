@@ -51,7 +51,17 @@ pub struct Scratch {
 }
 
 /// Binds a UDP socket on every `-l` address (default 127.0.0.1) on `-U`; none with `-U 0`.
-pub fn bind_all(cfg: &Config) -> Result<Vec<std::net::UdpSocket>, ConfigError> {
+/// UDP sockets inherited from systemd (`activation`), when there are any, replace them.
+pub fn bind_all(
+    cfg: &Config,
+    inherited: Vec<std::net::UdpSocket>,
+) -> Result<Vec<std::net::UdpSocket>, ConfigError> {
+    if !inherited.is_empty() {
+        for a in inherited.iter().filter_map(|s| s.local_addr().ok()) {
+            info!("listening on {}", name(a));
+        }
+        return Ok(inherited);
+    }
     let mut out = Vec::new();
     if cfg.udp_port == 0 {
         return Ok(out);
