@@ -48,7 +48,8 @@ fn one_gigabyte_into_sixty_four_megabytes() {
         }
     }
     let rss_mb = srv.rss_kib() / 1024;
-    // 64 MB of item pages, one possible borrowed page per shard, plus index, buffers and code.
+    // 64 MB of item pages, a first page per class possibly past the limit, plus index, buffers
+    // and code.
     assert!(rss_mb < 64 + 48, "RSS {rss_mb} MB");
     let stats = show(&exchange(&mut c, b"stats\r\n"));
     let evictions: u64 = stats

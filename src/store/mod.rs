@@ -239,18 +239,22 @@ pub struct Store {
     shared: Arc<StoreShared>,
 }
 
+/// Pages per shard at least (see `shard_count`).
+const SHARD_PAGES_MIN: usize = 64;
+
 /// Shard count: enough for the threads to rarely meet, few enough that every shard owns a
-/// useful number of pages (each shard holds whole pages per size class: with 32 pages a shard
-/// can give a page to each of the ~18 classes a workload of 10 B to 3 KB values touches, so the
-/// default `-m 64` gets 2 shards).
+/// useful number of pages (each shard holds whole pages per size class, evicts within itself
+/// and borrows a class's first page for itself). Up to `-m 127` (the default `-m 64`
+/// included) that is one shard: the cache then evicts in one order and runs out of memory at
+/// one point, as memcached does (its t/ suite counts on both).
 fn shard_count(cfg: &StoreConfig) -> usize {
     if cfg.shards > 0 {
         return cfg.shards.next_power_of_two();
     }
     let pages = (cfg.memory_limit / cfg.page_size).max(1);
-    let by_memory = (pages / 32).max(1);
+    let by_memory = (pages / SHARD_PAGES_MIN).max(1);
     let by_threads = (cfg.threads.max(1) * 4).next_power_of_two();
-    let n = by_memory.min(by_threads).max(2);
+    let n = by_memory.min(by_threads);
     // Round down to a power of two.
     1 << (usize::BITS - 1 - n.leading_zeros())
 }
@@ -280,7 +284,8 @@ impl Store {
         let classes = Arc::new(size_classes(cfg, n));
         let shared = Arc::new(StoreShared::new(cfg));
         let hasher = KeyHasher::new();
-        // With -L: the memory limit plus the page each shard may borrow, in one region.
+        // With -L: the memory limit plus a page per shard for first pages of classes taken past
+        // the limit, in one region (further such pages come from the heap).
         let large = cfg
             .large_pages
             .then(|| {

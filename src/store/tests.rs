@@ -250,6 +250,51 @@ fn no_evictions_mode_errors() {
     assert!(get(&s, b"k0", 5).is_some());
 }
 
+/// A class without pages takes its first page past the limit (memcached's rule), so a full cache
+/// still stores an item of a new size; `maintain` pays the page back from a class with more
+/// than one page, never taking a class's only page.
+#[test]
+fn first_page_of_a_class_past_the_limit_is_paid_back() {
+    let s = store(4);
+    let small = vec![b's'; 100];
+    let mut n = 0u32;
+    while s.shared().budget.used() < 4 {
+        set(&s, StoreMode::Set, format!("s{n}").as_bytes(), &small, 0, 5).unwrap();
+        n += 1;
+    }
+    // Memory is full of small items: a 50 KB value still gets its class's first page.
+    let big = vec![b'b'; 50_000];
+    assert!(matches!(
+        set(&s, StoreMode::Set, b"big", &big, 0, 5),
+        Ok(StoreOutcome::Stored(_))
+    ));
+    assert_eq!(s.shared().budget.used(), 5);
+    for _ in 0..4 {
+        s.maintain(0, 0, 5);
+    }
+    assert_eq!(s.shared().budget.used(), 4);
+    assert_eq!(get(&s, b"big", 5), Some(big.clone()));
+    assert!(get(&s, format!("s{}", n - 1).as_bytes(), 5).is_some());
+    // One small class page left and the big class's page: neither is taken back.
+    let all = Store::new(&StoreConfig {
+        memory_limit: 1 << 20,
+        shards: 1,
+        ..StoreConfig::default()
+    });
+    for (i, size) in [10usize, 1000, 10_000, 100_000].into_iter().enumerate() {
+        let v = vec![b'x'; size];
+        set(&all, StoreMode::Set, format!("k{i}").as_bytes(), &v, 0, 5).unwrap();
+    }
+    assert_eq!(all.shared().budget.used(), 4);
+    all.maintain(0, 0, 5);
+    assert_eq!(all.shared().budget.used(), 4);
+    for i in 0..4 {
+        assert!(get(&all, format!("k{i}").as_bytes(), 5).is_some());
+    }
+    let h = all.hash(b"x");
+    all.lock(h).check();
+}
+
 #[test]
 fn memlimit_shrink_releases_pages() {
     let s = store(16);
@@ -308,12 +353,20 @@ fn store_whose_allocation_evicts_its_item_is_not_stored() {
     }
     // The class is full; k1 is the coldest item. Replacing it needs a new chunk first.
     assert!(get_peek(&s, b"k1").is_some());
-    for mode in [StoreMode::Replace, StoreMode::Append(0)] {
+    // Each request keeps the item in its class (a class without pages would take its first
+    // page past the limit instead of evicting).
+    for (mode, add) in [
+        (StoreMode::Replace, &v[..]),
+        (StoreMode::Append(0), &v[..1]),
+    ] {
+        // Takes the chunk a previous round gave back, so the class is full.
+        set(&s, StoreMode::Set, format!("k{n}").as_bytes(), &v, 0, 5).unwrap();
+        n += 1;
         let tail = (1..n)
             .map(|i| format!("k{i}"))
             .find(|k| get_peek(&s, k.as_bytes()).is_some())
             .unwrap();
-        let r = set(&s, mode, tail.as_bytes(), &v, 0, 5).unwrap();
+        let r = set(&s, mode, tail.as_bytes(), add, 0, 5).unwrap();
         assert_eq!(r, StoreOutcome::NotStored, "{mode:?} of the evicted tail");
         assert!(get_peek(&s, tail.as_bytes()).is_none());
     }

@@ -1,6 +1,6 @@
 //! Owns: finding a free chunk for a new item — the class's free list, a dead item just ahead of
-//! the hand, a new page from the budget, eviction, a page from another class, or the one page a
-//! shard without pages may borrow — and carving new pages into free chunks.
+//! the hand, a new page from the budget (or, for a class without one, its first page past the
+//! limit), eviction — and carving new pages into free chunks.
 //! Does not: decide which item is evicted (see `sweep`) or which page moves (see `page_moves`).
 
 use super::{Reclaimer, Shard};
@@ -20,8 +20,8 @@ const ALLOC_TRIES: usize = 10;
 
 impl Shard {
     /// Takes a free chunk of class `cls`: the free list, then a dead item ahead of the hand, then
-    /// a new page from the global budget, then eviction by the hand (or a page taken from another
-    /// class). The flag says whether anything was unlinked or moved on the way (ids found before
+    /// a new page from the global budget (a class without pages takes its first one past the
+    /// limit), then eviction by the hand. The flag says whether anything was unlinked or moved on the way (ids found before
     /// the call may then be stale).
     pub(super) fn alloc(&mut self, cls: usize, now: u32) -> Result<(ChunkId, bool), StoreError> {
         for attempt in 0..ALLOC_TRIES {
@@ -35,6 +35,14 @@ impl Shard {
                 self.add_page(cls);
                 continue;
             }
+            if self.class[cls].pages.is_empty() {
+                // memcached's rule: a class gets its first page even past the limit, so every
+                // size can be stored (the overshoot is bounded by one page per class; `maintain`
+                // pays it back from classes with more than one page).
+                self.shared.budget.force_acquire();
+                self.add_page(cls);
+                continue;
+            }
             if !self.shared.evictions {
                 break;
             }
@@ -42,27 +50,10 @@ impl Shard {
             if self.evict_tail(cls, now) {
                 continue;
             }
-            // The class owns nothing to evict: take a page from the fattest other class here.
-            if let Some(src) = self.fattest_class(cls) {
-                if self.move_page(src, cls, now) {
-                    continue;
-                }
-            }
-            if self.pages_owned() == 0 {
-                // A shard with no page at all may borrow one beyond the limit, so that every shard
-                // can serve; the overshoot is bounded by one page per shard and paid back by `maintain`.
-                self.shared.budget.force_acquire();
-                self.add_page(cls);
-                continue;
-            }
             break;
         }
         self.class[cls].stats.outofmemory += 1;
         Err(StoreError::OutOfMemory)
-    }
-
-    fn pages_owned(&self) -> usize {
-        self.class.iter().map(|c| c.pages.len()).sum()
     }
 
     fn add_page(&mut self, cls: usize) {

@@ -33,7 +33,8 @@ impl Shard {
         Found::Hit(id)
     }
 
-    /// Inserts a freshly written chunk into the index and the HOT segment.
+    /// Inserts a freshly written chunk into the index and the HOT segment (COLD with the flat
+    /// LRU).
     pub(super) fn link_item(&mut self, id: ChunkId, hash: u64, now: u32) {
         let (total, expiring) = {
             let c = self.pages.chunk(id);
@@ -47,9 +48,16 @@ impl Shard {
         self.index
             .insert_unique(hash, id, |&x| hasher.hash(item::key(pages.chunk(x))));
         let cls = self.pages.class_of(id);
-        item::set_segment(self.pages.chunk_mut(id), Some(Segment::Hot));
+        // The flat LRU has no HOT segment to pass through: a new item is at the head of the one
+        // list the hand evicts from.
+        let seg = if self.shared.segmented {
+            Segment::Hot
+        } else {
+            Segment::Cold
+        };
+        item::set_segment(self.pages.chunk_mut(id), Some(seg));
         let class = &mut self.class[cls];
-        class.segs.add(Segment::Hot);
+        class.segs.add(seg);
         class.stats.mem_requested += total as u64;
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
@@ -60,7 +68,7 @@ impl Shard {
         // allocation: it keeps eviction order close to an LRU's (zipf hit ratio under `-m 64`
         // 0.73 without it, 0.76-0.79 with it).
         let budget = &self.shared.budget;
-        if budget.used() >= budget.limit() {
+        if self.shared.segmented && budget.used() >= budget.limit() {
             self.balance_class(cls, 1, Sweep::Link, now);
         }
     }

@@ -36,8 +36,14 @@ impl Shard {
             work += moved;
         }
         work += self.crawl(crawl, now);
+        // Pages past the limit (first pages of classes, or a shrunk limit) go back, evicting
+        // their items; never under `-M`, which promises no evictions.
         let mut released = 0;
-        while self.shared.budget.over_limit() && released < 4 && self.release_page(now) {
+        while self.shared.evictions
+            && self.shared.budget.over_limit()
+            && released < 4
+            && self.release_page(now)
+        {
             released += 1;
         }
         work

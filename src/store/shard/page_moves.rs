@@ -16,13 +16,6 @@ enum Vacate {
 }
 
 impl Shard {
-    /// The class other than `except` with the most pages (at least one).
-    pub(super) fn fattest_class(&self, except: usize) -> Option<usize> {
-        (0..self.class.len())
-            .filter(|&c| c != except && !self.class[c].pages.is_empty())
-            .max_by_key(|&c| self.class[c].pages.len())
-    }
-
     /// Moves one page from class `src` to class `dst`: items in it are copied into free chunks
     /// of `src` elsewhere when possible (rescued), otherwise evicted. The page chosen is the one
     /// the hand reaches next (see `coldest_page`).
@@ -104,9 +97,14 @@ impl Shard {
         }
     }
 
-    /// Releases one page back to the global budget (used when the memory limit shrinks).
+    /// Releases one page of the class with the most pages back to the global budget (when the
+    /// memory limit shrinks, or to pay back first pages taken past the limit). A class's only
+    /// page stays: every class may hold one page past the limit, as in memcached.
     pub(super) fn release_page(&mut self, now: u32) -> bool {
-        let Some(src) = self.fattest_class(usize::MAX) else {
+        let Some(src) = (0..self.class.len())
+            .filter(|&c| self.class[c].pages.len() > 1)
+            .max_by_key(|&c| self.class[c].pages.len())
+        else {
             return false;
         };
         let p = self.coldest_page(src);
