@@ -1,7 +1,8 @@
 //! Owns: credentials — the credentials file shared by SASL (`-S`) and ASCII auth (`-Y`), its
 //! entries (memcached's plaintext `user:password`, or a PHC string: argon2id or PBKDF2-SHA256),
-//! constant-time verification, the cache of successful verifications, SASL PLAIN payloads, and
-//! making new hashed entries (`ferrocache passwd`).
+//! or cyrus' sasldb (`cyrus`, `sasldb`: users as `user@realm`), constant-time verification
+//! (PLAIN and, for sasldb users, CRAM-MD5 in `cram`), the cache of successful verifications,
+//! SASL PLAIN payloads, and making new hashed entries (`ferrocache passwd`).
 //! Does not: run threads or sockets (the server runs slow verifications on its own pool and
 //! reloads the file on SIGHUP), or speak any wire protocol.
 //!
@@ -23,6 +24,11 @@
 //! shows in timing. An unknown user is checked against a stand-in of the same kind (a real
 //! entry's hash when the file has any), so it costs what a wrong password costs.
 
+pub mod cram;
+pub mod cyrus;
+pub mod sasldb;
+
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::path::Path;
@@ -80,6 +86,11 @@ pub enum CredentialsError {
     Io { path: String, err: std::io::Error },
     #[error("line {line}: {reason}")]
     Malformed { line: usize, reason: String },
+    #[error("{path}: {err}")]
+    Sasldb {
+        path: String,
+        err: sasldb::SasldbError,
+    },
 }
 
 #[derive(Clone)]
@@ -103,6 +114,19 @@ pub struct Credentials {
     hashed: bool,
     /// Digests of (user, password, stored secret) that verified.
     verified: Mutex<HashSet<[u8; 32]>>,
+    /// A sasldb's users: names are `user NUL realm`, and this is the realm of a name without
+    /// `@realm`.
+    realm: Option<Vec<u8>>,
+    /// A sasldb's passwords in clear, for CRAM-MD5 (they are plaintext in the file already).
+    clear: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Drop for Credentials {
+    fn drop(&mut self) {
+        for p in self.clear.values_mut() {
+            p.fill(0);
+        }
+    }
 }
 
 impl fmt::Debug for Credentials {
@@ -247,20 +271,80 @@ impl Credentials {
                 return Err(bad("duplicate user"));
             }
         }
+        Ok(Credentials::assemble(users, key, standin, plaintext))
+    }
+
+    fn assemble(
+        users: HashMap<Vec<u8>, Secret>,
+        key: [u8; 32],
+        standin: Option<Secret>,
+        plaintext: usize,
+    ) -> Credentials {
         let standin = standin.unwrap_or_else(|| {
             let mut r = [0u8; 32];
             OsRng.fill_bytes(&mut r);
             Secret::Plain(digest(&key, &[&r]))
         });
         let hashed = matches!(standin, Secret::Hashed(_));
-        Ok(Credentials {
+        Credentials {
             users,
             key,
             standin,
             plaintext,
             hashed,
             verified: Mutex::new(HashSet::new()),
-        })
+            realm: None,
+            clear: HashMap::new(),
+        }
+    }
+
+    /// The users of a sasldb (their `userPassword` entries; every one is plaintext). A name
+    /// without `@realm` logs in to `default_realm`, as cyrus does for memcached.
+    pub fn from_sasldb(entries: Vec<sasldb::Entry>, default_realm: &[u8]) -> Credentials {
+        let mut key = [0u8; 32];
+        OsRng.fill_bytes(&mut key);
+        let mut users = HashMap::new();
+        let mut clear = HashMap::new();
+        for mut e in entries {
+            if e.property != sasldb::PASSWORD || e.user.len() > MAX_FIELD {
+                continue;
+            }
+            let name = [&e.user[..], &b"\0"[..], &e.realm[..]].concat();
+            users.insert(name.clone(), Secret::Plain(digest(&key, &[&e.value])));
+            clear.insert(name, std::mem::take(&mut e.value));
+        }
+        let n = users.len();
+        let mut c = Credentials::assemble(users, key, None, n);
+        c.realm = Some(default_realm.to_vec());
+        c.clear = clear;
+        c
+    }
+
+    /// The name a login's user is stored under: itself, or for a sasldb `user NUL realm`, the
+    /// realm being what follows the first `@` (else the default realm).
+    fn name<'a>(&self, user: &'a [u8]) -> Cow<'a, [u8]> {
+        let Some(realm) = &self.realm else {
+            return Cow::Borrowed(user);
+        };
+        let (u, r) = match user.iter().position(|&b| b == b'@') {
+            Some(at) => (&user[..at], &user[at + 1..]),
+            None => (user, &realm[..]),
+        };
+        Cow::Owned([u, &b"\0"[..], r].concat())
+    }
+
+    /// Checks a CRAM-MD5 response (`user SP hex-digest`) to `challenge`. Only sasldb users can
+    /// log in this way (it needs the password in clear).
+    pub fn check_cram(&self, challenge: &[u8], response: &[u8]) -> bool {
+        let Some((user, given)) = cram::parse_response(response) else {
+            return false;
+        };
+        let name = self.name(user);
+        let (password, known) = match self.clear.get(&*name) {
+            Some(p) => (&p[..], true),
+            None => (&self.key[..], false),
+        };
+        bool::from(cram::digest(password, challenge).ct_eq(&given)) & known
     }
 
     /// Number of users.
@@ -278,7 +362,7 @@ impl Credentials {
     }
 
     fn entry(&self, user: &[u8]) -> (&Secret, bool) {
-        match self.users.get(user) {
+        match self.users.get(&*self.name(user)) {
             Some(s) => (s, true),
             None => (&self.standin, false),
         }
@@ -436,6 +520,51 @@ mod tests {
         ] {
             assert!(Credentials::parse(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn sasldb_users_log_in_as_user_at_realm() {
+        let e = |user: &str, realm: &str, prop: &[u8], value: &str| sasldb::Entry {
+            user: user.into(),
+            realm: realm.into(),
+            property: prop.to_vec(),
+            value: value.into(),
+        };
+        let c = Credentials::from_sasldb(
+            vec![
+                e("alice", "vm", sasldb::PASSWORD, "pw1"),
+                e("testuser", "memcached.realm", sasldb::PASSWORD, "testpass"),
+                e("otp", "vm", b"cmusaslsecretOTP", "x"),
+            ],
+            b"vm",
+        );
+        assert_eq!(c.len(), 2);
+        assert_eq!(c.plaintext_entries(), 2);
+        assert!(c.check(b"alice", b"pw1"));
+        assert!(c.check(b"alice@vm", b"pw1"));
+        assert!(c.check(b"testuser@memcached.realm", b"testpass"));
+        assert!(!c.check(b"testuser", b"testpass"), "other realm");
+        assert!(
+            !c.check(b"alice@vm@x", b"pw1"),
+            "realm is after the first @"
+        );
+        assert!(!c.check(b"otp", b"x"));
+        assert!(!c.check(b"alice", b"pw2"));
+
+        let ch = cram::challenge(b"vm");
+        let answer = |user: &str, pw: &[u8]| {
+            let d = cram::digest(pw, &ch);
+            let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{user} {hex}").into_bytes()
+        };
+        assert!(c.check_cram(&ch, &answer("alice", b"pw1")));
+        assert!(c.check_cram(&ch, &answer("testuser@memcached.realm", b"testpass")));
+        assert!(!c.check_cram(&ch, &answer("alice", b"pw2")));
+        assert!(!c.check_cram(&ch, &answer("ghost", b"pw1")));
+        assert!(!c.check_cram(b"<other>", &answer("alice", b"pw1")));
+        // A credentials file's users have no clear password: no CRAM-MD5.
+        let f = Credentials::parse("alice:pw1\n").unwrap();
+        assert!(!f.check_cram(&ch, &answer("alice", b"pw1")));
     }
 
     #[test]

@@ -87,13 +87,14 @@ pub struct Args {
     /// Backlog queue limit.
     #[arg(short = 'b', long = "listen-backlog", default_value_t = 1024)]
     pub backlog: i32,
-    /// Protocol: auto, ascii or binary.
-    #[arg(short = 'B', long = "protocol", default_value = "auto")]
-    pub protocol: String,
+    /// Protocol: auto (the default), ascii or binary.
+    #[arg(short = 'B', long = "protocol")]
+    pub protocol: Option<String>,
     /// Maximum item size, with k/m suffixes (default 1m, min 1k, max 1g).
     #[arg(short = 'I', long = "max-item-size", default_value = "1m")]
     pub max_item_size: String,
-    /// Turn on SASL authentication (binary protocol).
+    /// Turn on SASL authentication (binary protocol): users from --sasl-pwdb, else
+    /// $MEMCACHED_SASL_PWDB, else cyrus' sasldb as memcached.conf in $SASL_CONF_PATH names it.
     #[arg(short = 'S', long = "enable-sasl")]
     pub sasl: bool,
     /// Disable flush_all.

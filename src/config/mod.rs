@@ -17,6 +17,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
+use crate::auth::cyrus::{self, SaslConf};
 use crate::cluster::state::ClusterSettings;
 
 /// Exit code for usage errors (`EX_USAGE`), as memcached uses.
@@ -87,6 +88,8 @@ pub struct Config {
     pub auth_file: Option<PathBuf>,
     /// The credentials file in use: `-Y`, else `--sasl-pwdb`, else `$MEMCACHED_SASL_PWDB` (with `-S`).
     pub credentials_file: Option<PathBuf>,
+    /// With `-S` and no credentials file: cyrus' config (`$SASL_CONF_PATH`) and its sasldb.
+    pub sasl_conf: Option<SaslConf>,
     pub ext: Extended,
     pub cluster: ClusterSettings,
 }
@@ -261,7 +264,7 @@ impl Config {
             Some(t) => t as usize,
             None => std::thread::available_parallelism().map_or(4, |n| n.get()),
         };
-        let protocol = match a.protocol.as_str() {
+        let protocol = match a.protocol.as_deref().unwrap_or("auto") {
             "auto" => Protocol::Auto,
             "ascii" => Protocol::Ascii,
             "binary" => Protocol::Binary,
@@ -272,14 +275,15 @@ impl Config {
             }
         };
         let protocol = if a.sasl {
-            if protocol == Protocol::Ascii {
+            // As memcached: -S means binary, and a -B naming anything else is refused.
+            if a.protocol.is_some() && protocol != Protocol::Binary {
                 return Err(usage(
                     "ERROR: You cannot allow the ASCII protocol while using SASL.",
                 ));
             }
             Protocol::Binary
         } else if a.auth_file.is_some() {
-            if protocol == Protocol::Binary {
+            if a.protocol.is_some() && protocol != Protocol::Ascii {
                 return Err(usage(
                     "ERROR: You cannot allow the BINARY protocol while using ascii authentication tokens.",
                 ));
@@ -287,6 +291,19 @@ impl Config {
             Protocol::Ascii
         } else {
             protocol
+        };
+        let credentials_file = a.auth_file.clone().or(a.sasl_pwdb.clone()).or_else(|| {
+            a.sasl
+                .then(|| std::env::var_os("MEMCACHED_SASL_PWDB").map(PathBuf::from))
+                .flatten()
+        });
+        let sasl_conf = if a.sasl && credentials_file.is_none() {
+            let conf_path = std::env::var_os("SASL_CONF_PATH");
+            let conf = SaslConf::find(conf_path.as_deref())
+                .map_err(|e| bad(format!("ERROR: SASL: {e}\n{}", cyrus::INIT_FAILED)))?;
+            Some(conf)
+        } else {
+            None
         };
         let cluster = ClusterSettings {
             nodes: if a.cluster_nodes.is_empty() {
@@ -367,11 +384,8 @@ impl Config {
             watch_enabled: !a.disable_watch,
             shutdown_enabled: a.enable_shutdown,
             prefix_delimiter: a.prefix_delimiter,
-            credentials_file: a.auth_file.clone().or(a.sasl_pwdb.clone()).or_else(|| {
-                a.sasl
-                    .then(|| std::env::var_os("MEMCACHED_SASL_PWDB").map(PathBuf::from))
-                    .flatten()
-            }),
+            credentials_file,
+            sasl_conf,
             auth_file: a.auth_file,
             ext,
             cluster,

@@ -72,6 +72,14 @@ fn errors_name_the_option() {
     assert!(cfg(&["-S", "-U", "11211"]).unwrap_err().msg.contains("UDP"));
     assert!(cfg(&["-U", "70000"]).is_err());
     assert!(cfg(&["-S", "-B", "ascii"]).is_err());
+    // As memcached: an explicit -B other than the one the auth mode needs is refused.
+    for bad in [
+        &["-S", "-B", "auto"][..],
+        &["-S", "-B", "binary", "-B", "ascii"],
+        &["-Y", "/x", "-B", "auto"],
+    ] {
+        assert_eq!(cfg(bad).unwrap_err().code, EX_USAGE, "{bad:?}");
+    }
 }
 
 #[test]

@@ -4,8 +4,9 @@
 //! and the replies of both auth modes once credentials are checked (`finish_auth`).
 //! Does not: frame packets (see `protocol::binary`) or check passwords (see `auth`).
 
-use super::{count_lookup, flush_all, stats, store_counted, Action, Ctx, Session};
+use super::{count_lookup, flush_all, stats, store_counted, Action, Ctx, SaslStep, Session};
 
+use crate::auth::cyrus::Mech;
 use crate::auth::{self, Attempt};
 use crate::protocol::admin;
 use crate::protocol::ascii::{self, Stats};
@@ -15,7 +16,7 @@ use crate::store::{
     ArithOp, ArithOutcome, DeleteOutcome, Recency, StoreError, StoreMode, StoreOutcome,
 };
 
-/// Mechanisms offered to SASL clients.
+/// Mechanisms offered to SASL clients of a credentials file (a sasldb's config names its own).
 pub const MECHANISMS: &str = "PLAIN";
 
 fn be_u32(b: &[u8], at: usize) -> u32 {
@@ -141,7 +142,10 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
             if !sh.config().sasl {
                 err(out, status::UNKNOWN_COMMAND);
             } else {
-                ok(out, 0, MECHANISMS.as_bytes());
+                match &sh.config().sasl_conf {
+                    Some(conf) => ok(out, 0, conf.mech_list().as_bytes()),
+                    None => ok(out, 0, MECHANISMS.as_bytes()),
+                }
             }
             Action::Continue
         }
@@ -365,17 +369,49 @@ fn sasl(
         opcode,
         opaque: r.opaque,
     };
-    let plain = f.key.eq_ignore_ascii_case(b"PLAIN");
-    // PLAIN with no initial response: ask for it (empty challenge), it comes in a STEP.
-    if opcode == op::SASL_AUTH && plain && f.value.is_empty() {
-        session.sasl_step_expected = true;
-        r.always(out, status::AUTH_CONTINUE, &[], &[]);
-        return Action::Flush;
+    let mech = match &ctx.shared.config().sasl_conf {
+        Some(conf) => conf.offered(f.key),
+        None => Some(Mech::Plain).filter(|_| f.key.eq_ignore_ascii_case(b"PLAIN")),
+    };
+    let step = std::mem::take(&mut session.sasl_step);
+    if opcode == op::SASL_AUTH && f.value.is_empty() {
+        // No initial response: PLAIN asks for it (empty challenge), CRAM-MD5 sends its
+        // challenge; the answer comes in a STEP.
+        let challenge = match mech {
+            Some(Mech::Plain) => Some((SaslStep::Plain, Vec::new())),
+            Some(Mech::CramMd5) => {
+                let host = ctx
+                    .shared
+                    .config()
+                    .sasl_conf
+                    .as_ref()
+                    .map_or(&[][..], |c| &c.realm[..]);
+                let ch = auth::cram::challenge(host);
+                Some((SaslStep::CramMd5(ch.clone()), ch))
+            }
+            None => None,
+        };
+        if let Some((next, ch)) = challenge {
+            session.sasl_step = next;
+            r.always(out, status::AUTH_CONTINUE, &[], &ch);
+            return Action::Flush;
+        }
     }
-    let expected = std::mem::take(&mut session.sasl_step_expected);
-    // The STEP continuing a PLAIN exchange carries the response whatever its key says.
-    let usable = (plain && opcode == op::SASL_AUTH) || (opcode == op::SASL_STEP && expected);
-    let creds = usable.then(|| auth::parse_plain(f.value)).flatten();
+    // The STEP continuing an exchange carries the response whatever its key says.
+    let plain = match (opcode, step) {
+        (op::SASL_AUTH, _) => mech == Some(Mech::Plain),
+        (_, SaslStep::Plain) => true,
+        (_, SaslStep::CramMd5(challenge)) => {
+            let ok = ctx
+                .shared
+                .credentials()
+                .is_some_and(|c| c.check_cram(&challenge, f.value));
+            finish_auth(ok, reply, ctx, session, out);
+            return Action::Continue;
+        }
+        (_, SaslStep::None) => false,
+    };
+    let creds = plain.then(|| auth::parse_plain(f.value)).flatten();
     match creds {
         Some((user, pass)) => {
             session.pending = Some(Attempt {

@@ -43,8 +43,19 @@ pub struct Session {
     pub authenticated: bool,
     /// Credentials waiting to be checked (see `Action::Verify`).
     pub pending: Option<crate::auth::Attempt>,
-    /// A SASL PLAIN exchange was started without an initial response: the next step carries it.
-    pub sasl_step_expected: bool,
+    /// A SASL exchange waiting for the client's next step.
+    pub sasl_step: SaslStep,
+}
+
+/// What a SASL_STEP continues.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub enum SaslStep {
+    #[default]
+    None,
+    /// PLAIN started without an initial response: the step carries it.
+    Plain,
+    /// CRAM-MD5: the challenge sent.
+    CramMd5(Vec<u8>),
 }
 
 /// Per-connection facts a request may need.

@@ -30,7 +30,7 @@ pub mod worker;
 use std::io;
 use std::sync::Arc;
 
-use log::info;
+use log::{info, warn};
 
 use crate::config::{Config, ConfigError, EX_USAGE};
 use crate::state::{Shared, Shutdown};
@@ -71,14 +71,10 @@ fn shared_state(cfg: Config) -> Result<Shared, ConfigError> {
     let shared = Shared::new(cfg).with_cluster(cluster);
     if shared.config().sasl || shared.config().auth_file.is_some() {
         match shared.reload_credentials() {
-            Ok(0) if shared.config().credentials_file.is_none() => {
-                return Err(fail(
-                    "ERROR: -S needs a credentials file: --sasl-pwdb FILE or MEMCACHED_SASL_PWDB"
-                        .to_string(),
-                    EX_USAGE,
-                ))
-            }
-            Ok(n) => info!("loaded {n} credential(s)"),
+            Ok(n) => match &shared.config().sasl_conf {
+                Some(conf) => sasl_banner(conf, n),
+                None => info!("loaded {n} credential(s)"),
+            },
             Err(e) => {
                 return Err(fail(
                     format!("ERROR: cannot load credentials: {e}"),
@@ -88,6 +84,26 @@ fn shared_state(cfg: Config) -> Result<Shared, ConfigError> {
         }
     }
     Ok(shared)
+}
+
+/// What memcached's `-vv` says at SASL start-up, and what ferrocache read.
+fn sasl_banner(conf: &crate::auth::cyrus::SaslConf, users: usize) {
+    match &conf.file {
+        Some(f) => info!("Reading configuration from: <{}>", f.display()),
+        None => info!("SASL: no memcached.conf in SASL_CONF_PATH; cyrus defaults"),
+    }
+    if conf.sasldb.exists() {
+        info!(
+            "SASL: {users} user(s) from {} (re-read when it changes); mechanisms {}",
+            conf.sasldb.display(),
+            conf.mech_list()
+        );
+    } else {
+        warn!(
+            "SASL: {} does not exist yet: no user can log in until saslpasswd2 creates it",
+            conf.sasldb.display()
+        );
+    }
 }
 
 /// Serves on `listeners` until shutdown, then stops accepting, lets the workers finish their

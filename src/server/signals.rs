@@ -49,7 +49,7 @@ fn reload(sh: &Shared) -> String {
             }
         }
     }
-    if sh.config().credentials_file.is_some() {
+    if sh.config().credentials_file.is_some() || sh.config().sasl_conf.is_some() {
         match sh.reload_credentials() {
             Ok(n) => {
                 info!("SIGHUP: reloaded {n} credential(s)");

@@ -16,7 +16,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use parking_lot::RwLock;
 
-use crate::auth::{Credentials, CredentialsError};
+use crate::auth::{cyrus, Credentials, CredentialsError};
 use crate::cluster::state::ClusterState;
 use crate::config::Config;
 use crate::stats::ThreadStats;
@@ -85,8 +85,10 @@ pub struct Shared {
     /// Server time at which a delayed `flush_all` takes effect (0 = none).
     pending_flush: AtomicU32,
     shutdown: AtomicU8,
-    /// The credentials file of `-S`/`-Y`, replaced whole on SIGHUP.
+    /// The credentials file of `-S`/`-Y` (or the sasldb), replaced whole on SIGHUP.
     credentials: RwLock<Option<Arc<Credentials>>>,
+    /// The sasldb's stamp when it was last read: a login finding another re-reads it.
+    sasldb_stamp: parking_lot::Mutex<Option<cyrus::Stamp>>,
     /// Auto Discovery.
     cluster: ClusterState,
 }
@@ -118,6 +120,7 @@ impl Shared {
             pending_flush: AtomicU32::new(0),
             shutdown: AtomicU8::new(Shutdown::None as u8),
             credentials: RwLock::new(None),
+            sasldb_stamp: parking_lot::Mutex::new(None),
             cluster: ClusterState::disabled(),
             config,
         }
@@ -160,20 +163,43 @@ impl Shared {
         &self.cluster
     }
 
-    /// The credentials in force now.
+    /// The credentials in force now. With a sasldb, a login first re-reads it if it changed
+    /// (as cyrus opens it per login): users added with `saslpasswd2` can log in at once.
     pub fn credentials(&self) -> Option<Arc<Credentials>> {
+        if let Some(conf) = &self.config.sasl_conf {
+            let now = cyrus::stamp(&conf.sasldb);
+            let mut seen = self.sasldb_stamp.lock();
+            if seen.as_ref() != Some(&now) {
+                *seen = Some(now);
+                drop(seen);
+                match self.reload_credentials() {
+                    Ok(n) => log::info!("{}: changed, {n} user(s)", conf.sasldb.display()),
+                    Err(e) => log::error!("keeping the previous SASL users: {e}"),
+                }
+            }
+        }
         self.credentials.read().clone()
     }
 
-    /// Loads the credentials file (if any) and puts it in force; on error the old one stays.
+    /// Loads the credentials file or the sasldb (if any) and puts it in force; on error the old
+    /// one stays.
     pub fn reload_credentials(&self) -> Result<usize, CredentialsError> {
-        let Some(path) = self.config.credentials_file.as_deref() else {
-            return Ok(0);
+        let (c, path) = match (&self.config.credentials_file, &self.config.sasl_conf) {
+            (Some(path), _) => (Credentials::load(path)?, path),
+            (None, Some(conf)) => {
+                *self.sasldb_stamp.lock() = Some(cyrus::stamp(&conf.sasldb));
+                (conf.load()?, &conf.sasldb)
+            }
+            (None, None) => return Ok(0),
         };
-        let c = Credentials::load(path)?;
         if c.plaintext_entries() > 0 {
+            let advice = if self.config.sasl_conf.is_some() {
+                "sasldb passwords are stored in clear; use `ferrocache passwd USER` and --sasl-pwdb to store hashes instead"
+            } else {
+                "use `ferrocache passwd USER` to store hashes instead"
+            };
             log::warn!(
-                "{}: {} plaintext password(s); use `ferrocache passwd USER` to store hashes instead",
+                "{}: {} plaintext password(s); {advice}",
                 path.display(),
                 c.plaintext_entries()
             );

@@ -79,6 +79,11 @@ impl Server {
 
     /// Starts the reference memcached (the apt package) if installed, else None.
     pub fn memcached(args: &[&str]) -> Option<Server> {
+        Server::memcached_with_env(args, &[])
+    }
+
+    /// `memcached` with extra environment variables.
+    pub fn memcached_with_env(args: &[&str], env: &[(&str, &str)]) -> Option<Server> {
         if Command::new("memcached")
             .arg("-h")
             .stdout(Stdio::null())
@@ -100,6 +105,7 @@ impl Server {
                 "root",
             ])
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -286,4 +292,36 @@ pub fn passwd(user: &str, password: &str, alg: &str) -> String {
         "the password must not appear: {line}"
     );
     line
+}
+
+/// Sends one binary packet, reads one response (None when the server closed instead).
+pub fn call(
+    s: &mut TcpStream,
+    pkt: &[u8],
+) -> Option<(ferrocache::protocol::binary::Response, Vec<u8>)> {
+    s.write_all(pkt).ok()?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some((r, used)) = ferrocache::protocol::binary::parse_response(&buf) {
+            return Some((r, buf[..used].to_vec()));
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// A binary SASL_AUTH with mechanism PLAIN for `user`, `pass`.
+pub fn auth_pkt(user: &str, pass: &str) -> Vec<u8> {
+    use ferrocache::protocol::binary::{op, request};
+    request(
+        op::SASL_AUTH,
+        0,
+        0,
+        &[],
+        b"PLAIN",
+        format!("\0{user}\0{pass}").as_bytes(),
+    )
 }
