@@ -247,3 +247,172 @@ fn an_unknown_socket_name_stops_start_up() {
     };
     assert_eq!(status.code(), Some(71));
 }
+
+/// `stats settings` value of `name`.
+fn setting(c: &mut std::net::TcpStream, name: &str) -> String {
+    let all = common::show(&common::exchange(c, b"stats settings\r\n"));
+    let prefix = format!("STAT {name} ");
+    all.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no {name} in {all}"))
+        .to_string()
+}
+
+#[test]
+fn sighup_reloads_the_config_file_live() {
+    let (m, path) = Manager::at_path("reload-config");
+    let conf = tmpdir("reload-config-file").join("ferrocache.conf");
+    std::fs::write(&conf, "# as memcached.conf\n-c 100\n-v\n-t 2\n").unwrap();
+    let conf_arg = conf.to_str().unwrap();
+    // No RUST_LOG: the levels follow -v.
+    let server = Server::start_with_env(
+        &["--config-file", conf_arg],
+        &[("NOTIFY_SOCKET", &path), ("RUST_LOG", "")],
+    );
+    assert!(m.next().starts_with("READY=1"));
+    let mut c = server.connect();
+    assert_eq!(setting(&mut c, "maxconns"), "100");
+    assert_eq!(setting(&mut c, "verbosity"), "1");
+
+    let reload = |text: &str| {
+        std::fs::write(&conf, text).unwrap();
+        signal(&server, "-HUP");
+        assert!(m.next().starts_with("RELOADING=1"));
+        let ready = m.next();
+        assert!(ready.starts_with("READY=1\n"), "{ready}");
+        ready
+    };
+    let ready = reload("-c 3\n-vv\n-m 32\n-t 2\n");
+    assert!(ready.contains("connection limit 3"), "{ready}");
+    assert!(ready.contains("verbosity 2"), "{ready}");
+    assert_eq!(setting(&mut c, "maxconns"), "3");
+    assert_eq!(setting(&mut c, "verbosity"), "2");
+    assert_eq!(setting(&mut c, "maxbytes"), (32u64 << 20).to_string());
+
+    // Three connections are the limit now: the fourth is refused as memcached refuses it.
+    let mut others: Vec<_> = (0..2).map(|_| server.connect()).collect();
+    for o in &mut others {
+        assert_eq!(common::exchange(o, b"version\r\n")[..8], *b"VERSION ");
+    }
+    let mut fourth = server.connect();
+    assert_eq!(
+        common::show(&common::read_to_close(&mut fourth)),
+        "ERROR Too many open connections\r\n"
+    );
+
+    // A file that does not parse changes nothing, and says why.
+    let ready = reload("-c banana\n-v\n-t 2\n");
+    assert!(ready.contains("nothing changed"), "{ready}");
+    assert_eq!(setting(&mut c, "maxconns"), "3");
+    assert_eq!(setting(&mut c, "verbosity"), "2");
+
+    // Threads and ports wait for a restart.
+    let ready = reload("-c 3\n-vv\n-m 32\n-t 7\n");
+    assert!(ready.contains("-t need a restart"), "{ready}");
+    assert_eq!(setting(&mut c, "num_threads"), "2");
+}
+
+/// Starts ferrocache with stderr on a pipe whose device and inode `journal` decides to put in
+/// `$JOURNAL_STREAM` (as systemd does for a journald stream) or not; returns the child and its
+/// stderr lines up to the `listening on` one.
+fn start_logging_to(journal: bool, args: &[&str]) -> (std::process::Child, Vec<String>) {
+    use std::io::BufRead;
+    use std::os::unix::fs::MetadataExt;
+    let (reader, writer) = std::io::pipe().unwrap();
+    let writer = std::fs::File::from(std::os::fd::OwnedFd::from(writer));
+    let meta = writer.metadata().unwrap();
+    let stream = if journal {
+        format!("{}:{}", meta.dev(), meta.ino())
+    } else {
+        format!("{}:{}", meta.dev(), meta.ino() + 1)
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+        .args(["-p", "-1", "-l", "127.0.0.1", "-u", "root"])
+        .args(args)
+        .env_remove("RUST_LOG")
+        .env("JOURNAL_STREAM", stream)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(reader).lines();
+    let mut seen = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        let done = line.contains("listening on");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    (child, seen)
+}
+
+#[test]
+fn journald_lines_carry_priorities_when_stderr_is_the_journal_stream() {
+    let (mut child, seen) = start_logging_to(true, &["-v"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let listening = seen.last().unwrap();
+    assert!(listening.starts_with("<6>listening on tcp:"), "{seen:?}");
+
+    let (mut child, seen) = start_logging_to(false, &["-v"]);
+    let _ = child.kill();
+    let _ = child.wait();
+    let listening = seen.last().unwrap();
+    assert!(listening.starts_with("[INFO "), "{seen:?}");
+}
+
+#[test]
+fn no_secret_in_the_journal_at_default_verbosity() {
+    use std::io::{BufRead, Read, Write};
+    let dir = tmpdir("journal-secret");
+    let creds = dir.join("users");
+    std::fs::write(&creds, "alice:s3cr3t-pw\n").unwrap();
+    let (m, notify) = Manager::at_path("journal-secret-notify");
+    let (reader, writer) = std::io::pipe().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+        .args(["-p", "-1", "-l", "127.0.0.1", "-u", "root", "-Y"])
+        .arg(&creds)
+        .env_remove("RUST_LOG")
+        .env("NOTIFY_SOCKET", notify)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(writer)
+        .spawn()
+        .unwrap();
+    // Readiness from the notification: at the default verbosity no `listening on` line.
+    let ready = m.next();
+    let addr = ready
+        .split("on tcp:")
+        .nth(1)
+        .and_then(|a| a.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{ready}"))
+        .to_string();
+    for attempt in ["alice wrong-pw", "alice s3cr3t-pw"] {
+        let mut c = std::net::TcpStream::connect(&addr).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let req = format!(
+            "set k 0 0 {}\r\n{attempt}\r\nset key-name 0 0 5\r\nvalue\r\nget key-name\r\n",
+            attempt.len()
+        );
+        c.write_all(req.as_bytes()).unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(c).read_line(&mut line).unwrap();
+        assert!(!line.is_empty());
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut all = String::new();
+    std::io::BufReader::new(reader)
+        .read_to_string(&mut all)
+        .unwrap();
+    for secret in ["s3cr3t-pw", "wrong-pw", "key-name"] {
+        assert!(!all.contains(secret), "{secret} logged: {all}");
+    }
+    assert!(
+        all.contains("plaintext password"),
+        "the plaintext warning: {all}"
+    );
+}

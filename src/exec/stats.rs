@@ -172,7 +172,7 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "pointer_size", &(usize::BITS));
     s(out, "rusage_user", &ru);
     s(out, "rusage_system", &rs);
-    s(out, "max_connections", &sh.config().maxconns);
+    s(out, "max_connections", &sh.settings().max_conns());
     s(out, "curr_connections", &curr);
     s(out, "total_connections", &sh.conns().total());
     if sh.config().ext.maxconns_fast {
@@ -211,7 +211,7 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "store_no_memory", &c.store_no_memory);
     s(out, "auth_cmds", &c.auth_cmds);
     s(out, "auth_errors", &c.auth_errors);
-    if sh.config().ext.idle_timeout > 0 {
+    if sh.settings().idle_timeout() > 0 {
         s(out, "idle_kicks", &c.idle_kicks);
     }
     s(out, "bytes_read", &c.bytes_read);
@@ -319,7 +319,7 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let (temp_lru, temporary_ttl) = shown.temp_lru();
     let s = |out: &mut Vec<u8>, k: &str, v: &dyn std::fmt::Display| write_stat(out, k, v);
     s(out, "maxbytes", &sh.store().memory_limit());
-    s(out, "maxconns", &c.maxconns);
+    s(out, "maxconns", &rt.max_conns());
     s(out, "tcpport", &c.port.max(0));
     s(out, "udpport", &c.udp_port);
     s(out, "inter", &c.inter.as_deref().unwrap_or("NULL"));
@@ -395,7 +395,7 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "warm_max_factor", &format!("{warm_factor:.2}"));
     s(out, "temp_lru", &yes_no(temp_lru));
     s(out, "temporary_ttl", &temporary_ttl);
-    s(out, "idle_timeout", &c.ext.idle_timeout);
+    s(out, "idle_timeout", &rt.idle_timeout());
     s(out, "watcher_logbuf_size", &c.ext.watcher_logbuf_size);
     s(out, "worker_logbuf_size", &c.ext.worker_logbuf_size);
     s(out, "read_buf_mem_limit", &c.ext.read_buf_mem_limit);

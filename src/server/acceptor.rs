@@ -128,7 +128,7 @@ fn accept_all(l: &Listener, sh: &Shared, workers: &mut Workers) {
             }
         };
         let mut stream = accepted.stream;
-        if !sh.conns().admit(sh.config().maxconns) {
+        if !sh.conns().admit(sh.settings().max_conns()) {
             let _ = stream.write(b"ERROR Too many open connections\r\n");
             continue;
         }

@@ -8,18 +8,20 @@
 //! `worker` (one worker's event loop), `conn` (one connection), `stream` (its socket),
 //! `udp` (the `-U` sockets and datagrams), `verify` (the credential-verification pool), `maintainer`, `health` (cluster probes), `push`
 //! (the `cluster push` client), `notify` (systemd notifications), `watchdog` (worker heartbeats
-//! and systemd's watchdog).
+//! and systemd's watchdog), `reload` (what SIGHUP changes), `logging` (stderr and journald).
 
 pub mod acceptor;
 pub mod activation;
 pub mod conn;
 pub mod health;
 pub mod listeners;
+pub mod logging;
 pub mod maintainer;
 pub mod notify;
 pub mod pool;
 pub mod process;
 pub mod push;
+pub mod reload;
 pub mod signals;
 pub mod stream;
 pub mod udp;

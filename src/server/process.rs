@@ -20,8 +20,14 @@ pub fn check_user(cfg: &Config) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// `-d`: detaches from the terminal.
+/// `-d`: detaches from the terminal — except under systemd's `Type=notify` (`$NOTIFY_SOCKET`
+/// set), where the service manager keeps the process and a fork would lose the main pid, as
+/// Debian's wrapper drops the `-d` of memcached.conf.
 pub fn daemonize(cfg: &Config) -> Result<(), ConfigError> {
+    if cfg.daemon && std::env::var_os("NOTIFY_SOCKET").is_some() {
+        log::info!("-d ignored: started by systemd (NOTIFY_SOCKET is set)");
+        return Ok(());
+    }
     if cfg.daemon {
         nix::unistd::daemon(cfg.coredumps, cfg.verbose > 0)
             .map_err(|e| fail(format!("failed to daemon() in order to daemonize: {e}"), 71))?;
@@ -37,7 +43,20 @@ pub fn set_limits(cfg: &Config) {
             let _ = setrlimit(Resource::RLIMIT_CORE, hard, hard);
         }
     }
-    let want = cfg.maxconns as u64 + 64;
+    raise_open_files(cfg.maxconns);
+    if cfg.lock_memory {
+        use nix::sys::mman::{mlockall, MlockAllFlags};
+        if let Err(e) = mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
+            warn!("failed to mlockall(): {e}; proceeding without");
+        }
+    }
+}
+
+/// Room for `maxconns` connections (`-c`, at start-up and when a reload raises it): the open
+/// files limit raised, up to the hard limit once privileges are dropped.
+pub fn raise_open_files(maxconns: usize) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let want = maxconns as u64 + 64;
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
         if soft < want {
             let new_hard = hard.max(want);
@@ -46,12 +65,6 @@ pub fn set_limits(cfg: &Config) {
             {
                 warn!("failed to set rlimit for open files to {want}");
             }
-        }
-    }
-    if cfg.lock_memory {
-        use nix::sys::mman::{mlockall, MlockAllFlags};
-        if let Err(e) = mlockall(MlockAllFlags::MCL_CURRENT | MlockAllFlags::MCL_FUTURE) {
-            warn!("failed to mlockall(): {e}; proceeding without");
         }
     }
 }

@@ -99,8 +99,6 @@ struct Worker {
     /// Connections to drive this round; kept across rounds so the loop does not allocate.
     ready: Vec<usize>,
     stopping_since: Option<Instant>,
-    /// `-o idle_timeout` in seconds (0: off).
-    idle: u32,
     last_idle_check: u32,
     /// The UDP sockets this worker reads, those with datagrams to serve, and their buffers.
     udp: Vec<Port>,
@@ -126,7 +124,6 @@ impl Worker {
         // Room for the largest request any parser accepts (an item, a long get line, a pushed
         // cluster config), plus slack for the line around it.
         let max_buf = (sh.config().item_size_max + 64 * 1024).max(limits.max_get_line + 64 * 1024);
-        let idle = sh.config().ext.idle_timeout;
         let last_idle_check = sh.clock().now();
         Worker {
             index,
@@ -144,7 +141,6 @@ impl Worker {
             pending: Vec::new(),
             ready: Vec::new(),
             stopping_since: None,
-            idle,
             last_idle_check,
             udp: Vec::new(),
             udp_ready: Vec::new(),
@@ -158,7 +154,7 @@ impl Worker {
             Some(Duration::ZERO)
         } else if self.stopping_since.is_some() {
             Some(Duration::from_millis(50))
-        } else if self.idle > 0 {
+        } else if self.sh.settings().idle_timeout() > 0 {
             Some(Duration::from_secs(1))
         } else {
             None
@@ -324,9 +320,11 @@ impl Worker {
         self.conns.is_empty()
     }
 
-    /// `-o idle_timeout`: closes connections idle for longer, checked once a second.
+    /// `-o idle_timeout` (live: a reload changes it): closes connections idle for longer,
+    /// checked once a second.
     fn kick_idle(&mut self) {
-        if self.idle == 0 {
+        let idle = self.sh.settings().idle_timeout();
+        if idle == 0 {
             return;
         }
         let now = self.sh.clock().now();
@@ -337,7 +335,7 @@ impl Worker {
         let stale: Vec<usize> = self
             .conns
             .iter()
-            .filter(|(_, c)| now.saturating_sub(c.last_active) > self.idle)
+            .filter(|(_, c)| now.saturating_sub(c.last_active) > idle)
             .map(|(k, _)| k)
             .collect();
         for key in stale {

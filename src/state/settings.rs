@@ -1,11 +1,12 @@
-//! Owns: the settings admin commands change at run time. Live ones are read by the code they
-//! steer (verbosity, the crawler switch and its on-demand pass, `stats detail`, `stats sizes`);
+//! Owns: the settings admin commands and a SIGHUP reload change at run time. Live ones are read
+//! by the code they steer (verbosity, the crawler switch and its on-demand pass, `stats detail`,
+//! `stats sizes`, the connection limit `-c` and `-o idle_timeout`);
 //! display-only ones are accepted and shown by `stats settings` exactly as memcached does, but
 //! nothing reads them, because the mechanism they tune in memcached does not exist here (the
 //! crawler runs in the maintainer's slices, LRU ageing is a clock hand). docs/protocol.md lists
 //! them.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 
 use parking_lot::{Mutex, MutexGuard};
 
@@ -43,6 +44,10 @@ pub struct Settings {
     prefixes: Mutex<PrefixTable>,
     /// `stats sizes_enable|disable` (on top of `-o track_sizes`).
     sizes_enabled: AtomicBool,
+    /// `-c`, changed by a reload.
+    max_conns: AtomicUsize,
+    /// `-o idle_timeout` in seconds (0: off), changed by a reload.
+    idle_timeout: AtomicU32,
     display: DisplayOnly,
 }
 
@@ -69,6 +74,8 @@ impl Settings {
             detail_enabled: AtomicBool::new(false),
             prefixes: Mutex::new(PrefixTable::default()),
             sizes_enabled: AtomicBool::new(false),
+            max_conns: AtomicUsize::new(config.maxconns),
+            idle_timeout: AtomicU32::new(ext.idle_timeout),
             display: DisplayOnly {
                 lru_crawler_sleep: AtomicU32::new(ext.lru_crawler_sleep),
                 lru_crawler_tocrawl: AtomicU32::new(ext.lru_crawler_tocrawl),
@@ -87,6 +94,22 @@ impl Settings {
     }
     pub fn set_verbosity(&self, level: u32) {
         self.verbosity.store(level, Ordering::Relaxed);
+    }
+
+    /// `-c`: the most client connections at once.
+    pub fn max_conns(&self) -> usize {
+        self.max_conns.load(Ordering::Relaxed)
+    }
+    pub fn set_max_conns(&self, n: usize) {
+        self.max_conns.store(n, Ordering::Relaxed);
+    }
+
+    /// `-o idle_timeout`: seconds a connection may stay idle (0: for ever).
+    pub fn idle_timeout(&self) -> u32 {
+        self.idle_timeout.load(Ordering::Relaxed)
+    }
+    pub fn set_idle_timeout(&self, secs: u32) {
+        self.idle_timeout.store(secs, Ordering::Relaxed);
     }
 
     /// `lru_crawler enable|disable`: whether the maintainer runs the expiry crawler.

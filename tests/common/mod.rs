@@ -22,7 +22,7 @@ impl Server {
         Server::start_with_env(args, &[])
     }
 
-    /// `start` with extra environment variables.
+    /// `start` with extra environment variables (they win over the default `RUST_LOG=info`).
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
         Server::spawn(args, env, false).0
     }
@@ -44,8 +44,8 @@ impl Server {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocache"));
         cmd.args(["-p", "-1", "-l", "127.0.0.1", "-u", "root"])
             .args(args)
-            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
