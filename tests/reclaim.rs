@@ -114,3 +114,35 @@ fn flat_lru_store_reclaims_dead_tail_items() {
     );
     assert_eq!(results[1], results[0], "ferrocache vs memcached");
 }
+
+/// With the LRU maintainer (the default), expired items are freed by it as it reaches them at
+/// the tail, before the crawler comes by: counted as `reclaimed`, not `crawler_reclaimed` (as
+/// t/lru-maintainer.t checks).
+#[test]
+fn lru_maintainer_reclaims_expired_items_it_reaches() {
+    let args = ["-o", "lru_maintainer,lru_crawler"];
+    let (_mc, mut m) = start_memcached(&args);
+    let fc = Server::start(&args);
+    let mut f = fc.connect();
+    let mut results = Vec::new();
+    for s in [&mut m, &mut f] {
+        let t0 = num(s, "", "time");
+        let mut req = Vec::new();
+        for i in 0..10 {
+            req.extend_from_slice(format!("set ifoo{i} 0 1 2\r\nok\r\n").as_bytes());
+        }
+        exchange(s, &req);
+        wait_clock(s, t0, 3);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while num(s, "", "curr_items") > 0 {
+            assert!(
+                Instant::now() < deadline,
+                "expired items were not reclaimed"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        results.push((num(s, "", "reclaimed"), num(s, "", "crawler_reclaimed")));
+    }
+    assert_eq!(results[0], (10, 0), "memcached");
+    assert_eq!(results[1], results[0], "ferrocache vs memcached");
+}

@@ -210,6 +210,10 @@ pub struct Page {
     pub data: PageMem,
     pub class: usize,
     pub chunk_size: usize,
+    /// Chunks from the start that have held an item (free chunks are handed out from the
+    /// start of a page): the walks over a class (its hand, the crawler) stop here, so a page
+    /// mostly never used costs them nothing.
+    pub carved: usize,
 }
 
 /// All pages of one shard.
@@ -293,6 +297,7 @@ impl Pages {
             data,
             class: cls,
             chunk_size,
+            carved: 0,
         };
         if let Some(slot) = self.free_slots.pop() {
             self.pages[slot as usize] = Some(page);
@@ -308,6 +313,7 @@ impl Pages {
         if let Some(page) = self.pages[p].as_mut() {
             page.class = cls;
             page.chunk_size = chunk_size;
+            page.carved = 0;
             page.data.fill(0);
         }
     }
@@ -334,6 +340,21 @@ impl Pages {
     /// Chunks in page `p`.
     pub fn chunks_in(&self, p: usize) -> usize {
         self.get(p).map_or(0, |pg| self.page_size / pg.chunk_size)
+    }
+
+    /// Chunks of page `p` from its start that have held an item (see `Page::carved`).
+    #[inline]
+    pub fn carved(&self, p: usize) -> usize {
+        self.get(p).map_or(0, |pg| pg.carved)
+    }
+
+    /// Records that chunk `id` holds an item.
+    #[inline]
+    pub fn mark_used(&mut self, id: ChunkId) {
+        let (p, n) = self.split(id);
+        if let Some(page) = self.pages[p].as_mut() {
+            page.carved = page.carved.max(n + 1);
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use crate::store::StoreError;
 
 /// Items ahead of the hand looked at per allocation attempt when searching for expired
 /// items to reuse.
-const TAIL_PEEK: usize = 5;
+pub(super) const TAIL_PEEK: usize = 5;
 
 /// Chunks the flat LRU's tail pull passes at most to find the next item: a bound on the work
 /// added to a store (the chunks ahead of the hand are mostly items; free ones are rare).
@@ -73,24 +73,25 @@ impl Shard {
         }
     }
 
-    /// Frees the expired or flushed items just ahead of the hand, up to `TAIL_PEEK` of them,
-    /// stopping at the first live one (counted as `reclaimed`). Looks at no more than
-    /// `PULL_CHUNKS_MAX` chunks per item, free ones included.
-    pub(super) fn pull_tail(&mut self, cls: usize, now: u32) {
-        for _ in 0..TAIL_PEEK {
+    /// Frees the expired or flushed items just ahead of the hand, up to `max` of them, stopping
+    /// at the first live one (counted as `reclaimed`); returns how many it freed. Looks at no
+    /// more than `PULL_CHUNKS_MAX` chunks per item, free ones included.
+    pub(super) fn pull_tail(&mut self, cls: usize, max: usize, now: u32) -> usize {
+        for freed in 0..max {
             let mut first = None;
             self.peek_ahead_within(cls, 1, PULL_CHUNKS_MAX, |id, c, passed| {
                 first = Some((id, passed, self.is_dead(c, now)));
                 false
             });
             let Some((id, passed, true)) = first else {
-                return;
+                return freed;
             };
             for _ in 0..=passed {
                 self.advance_hand(cls);
             }
             self.reclaim(id, Reclaimer::Other);
         }
+        max
     }
 
     /// Reuses an expired or flushed item found among the next few under the hand, moving

@@ -47,6 +47,7 @@ impl Shard {
         let hasher = &self.hasher;
         self.index
             .insert_unique(hash, id, |&x| hasher.hash(item::key(pages.chunk(x))));
+        self.pages.mark_used(id);
         let cls = self.pages.class_of(id);
         // The flat LRU has no HOT segment to pass through: a new item is at the head of the one
         // list the hand evicts from.

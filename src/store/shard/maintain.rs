@@ -22,14 +22,18 @@ pub(super) struct Crawler {
 }
 
 impl Shard {
-    /// Bounded background work: balance LRU segments, reclaim expired/flushed items (crawler),
+    /// Bounded background work: free the dead items at each class's hand and balance LRU
+    /// segments (the LRU maintainer, when `balance` > 0), reclaim expired/flushed items (crawler),
     /// give pages back when over the memory limit. `balance` bounds the items moved per class,
     /// `crawl` the chunks the crawler looks at (0 when the crawler is off). Returns the items it
     /// looked at.
     pub fn maintain(&mut self, balance: usize, crawl: usize, now: u32) -> usize {
         let mut work = 0;
         for cls in 0..self.class.len() {
-            let moved = self.balance_class(cls, balance, Sweep::Background, now);
+            // As memcached's LRU maintainer at each LRU tail: the dead items the hand reaches
+            // next are freed first (counted `reclaimed`; the crawler's are `crawler_reclaimed`).
+            let moved = self.pull_tail(cls, balance, now)
+                + self.balance_class(cls, balance, Sweep::Background, now);
             if moved > 0 {
                 self.counters.lru_maintainer_juggles += 1;
             }
@@ -83,7 +87,7 @@ impl Shard {
                 self.crawler.flush_done = self.crawler.pass_flush;
                 break;
             }
-            let n = self.pages.chunks_in(self.crawler.page);
+            let n = self.pages.carved(self.crawler.page);
             if self.crawler.chunk >= n {
                 self.crawler.page += 1;
                 self.crawler.chunk = 0;

@@ -26,7 +26,7 @@ impl Shard {
             let total = item::total_size(key.len(), value.len(), flags);
             if let Some(cls) = self.classes.class_for(total) {
                 if total <= self.shared.item_size_max {
-                    self.pull_tail(cls, now);
+                    self.pull_tail(cls, super::alloc::TAIL_PEEK, now);
                 }
             }
         }

@@ -91,6 +91,7 @@ impl Shard {
         let hash = self.hasher.hash(item::key(self.pages.chunk(from)));
         let bytes = self.pages.chunk(from).to_vec();
         self.pages.chunk_mut(to).copy_from_slice(&bytes);
+        self.pages.mark_used(to);
         item::set_segment(self.pages.chunk_mut(from), None);
         if let Ok(mut entry) = self.index.find_entry(hash, |&x| x == from) {
             *entry.get_mut() = to;

@@ -95,18 +95,18 @@ impl Shard {
         )
     }
 
-    /// The chunk under class `cls`'s hand (None when the class owns no page).
-    fn hand_chunk(&self, cls: usize) -> Option<ChunkId> {
+    /// The page and chunk number under class `cls`'s hand (None when the class owns no page).
+    fn hand_chunk(&self, cls: usize) -> Option<(usize, usize)> {
         let class = &self.class[cls];
         let (pi, n) = class.hand.at();
-        let p = *class.pages.get(pi)?;
-        (n < self.pages.chunks_in(p)).then(|| self.pages.id(p, n))
+        Some((*class.pages.get(pi)?, n))
     }
 
+    /// Moves the hand one chunk on within the part of each page that has held items.
     pub(super) fn advance_hand(&mut self, cls: usize) {
         let class = &mut self.class[cls];
         let (pi, _) = class.hand.at();
-        let chunks = class.pages.get(pi).map_or(0, |&p| self.pages.chunks_in(p));
+        let chunks = class.pages.get(pi).map_or(0, |&p| self.pages.carved(p));
         class.hand.advance(chunks, class.pages.len());
     }
 
@@ -125,11 +125,15 @@ impl Shard {
         let warm_pct = self.shared.warm_lru_pct.load(Ordering::Relaxed) as usize;
         let mut moved = 0;
         for _ in 0..steps {
-            let Some(id) = self.hand_chunk(cls) else {
+            let Some((p, n)) = self.hand_chunk(cls) else {
                 break;
             };
             let hand = self.class[cls].hand.at();
             self.advance_hand(cls);
+            if n >= self.pages.carved(p) {
+                continue;
+            }
+            let id = self.pages.id(p, n);
             let c = self.pages.chunk(id);
             let Some(seg) = item::segment(c) else {
                 continue;
@@ -224,13 +228,14 @@ impl Shard {
         }
         let mut hand = class.hand;
         let mut seen = 0;
-        let chunks: usize = class.pages.iter().map(|&p| self.pages.chunks_in(p)).sum();
-        for passed in 0..chunks.min(max_chunks) {
+        // Every chunk that has held an item, and a step past each page that has none.
+        let chunks: usize = class.pages.iter().map(|&p| self.pages.carved(p)).sum();
+        for passed in 0..(chunks + class.pages.len()).min(max_chunks) {
             let (pi, n) = hand.at();
             let Some(&p) = class.pages.get(pi) else {
                 return;
             };
-            let in_page = self.pages.chunks_in(p);
+            let in_page = self.pages.carved(p);
             if n < in_page {
                 let id = self.pages.id(p, n);
                 let c = self.pages.chunk(id);
