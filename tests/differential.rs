@@ -11,7 +11,7 @@
 //!   memcached;
 //! * `-t` defaults to the number of cores (thread per core), memcached's to 4, so
 //!   `num_threads` differs unless `-t` is given;
-//! * `watch` is not supported (ferrocache answers with a `CLIENT_ERROR`);
+//! * `watch` streams are compared in tests/watch.rs;
 //! * `stats` values (counters, times, memory) are not compared, only the names and their order;
 //!   ferrocache's own fields are in `stats ferrocache`, so `stats` has memcached's names only;
 //! * `stats settings` of memcached ends with build-specific `ext_*`/`ssl_*` names that

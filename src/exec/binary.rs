@@ -180,6 +180,7 @@ fn get(f: &Frame<'_>, base: u8, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     } else {
         shard.get(f.key, hash, now, Recency::Bump)
     };
+    super::watch::fetched(ctx, f.key, &res);
     let hit = res.is_ok();
     match res {
         Ok(v) => {

@@ -126,7 +126,9 @@ fn mget(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let mut shard = sh.store().lock(h);
     let mut miss = None;
     let mut created = false;
-    match shard.peek(key, h, now) {
+    let found = shard.peek(key, h, now);
+    super::watch::fetched(ctx, key, &found);
+    match found {
         Ok(_) => {}
         Err(m) => {
             miss = Some(m);
@@ -281,6 +283,7 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let mut shard = sh.store().lock(h);
     // Checks memcached makes before storing that the plain store modes do not express.
     let mut keep_bits = 0;
+    super::watch::lookup_first(ctx, &mut shard, key, h);
     // `I` with an older CAS: store anyway, keep the TTL, mark stale (invalidation).
     if let StoreMode::Cas(c) = mode {
         if f.stale {
@@ -311,6 +314,15 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             shard.update_bits(key, h, bits, now);
         }
     }
+    let log = super::watch::StoreLog {
+        mode,
+        key,
+        hash: h,
+        flags: f.client_flags,
+        exptime,
+        value_len: req.data.len(),
+    };
+    super::watch::stored(ctx, &mut shard, log, &r);
     drop(shard);
     bump(&st.cmd_set);
     let stale_store = keep_bits != 0;
@@ -373,7 +385,9 @@ fn mdelete(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let now = ctx.now();
     let h = sh.store().hash(key);
     let mut shard = sh.store().lock(h);
-    let found = shard.peek(key, h, now).map(|v| ctx.visible_cas(v.cas));
+    let found = shard.peek(key, h, now);
+    super::watch::fetched(ctx, key, &found);
+    let found = found.map(|v| ctx.visible_cas(v.cas));
     let code: &[u8] = match found {
         Err(_) => {
             bump(&st.delete_misses);

@@ -11,6 +11,7 @@ pub mod cluster;
 pub mod meta;
 pub mod stats;
 pub mod text;
+pub mod watch;
 
 #[cfg(test)]
 mod tests;
@@ -34,6 +35,9 @@ pub enum Action {
     Shutdown(Shutdown),
     /// Check the credentials left in `Session::pending`, then answer with `finish_auth`.
     Verify,
+    /// `watch`: the connection becomes a log watcher in this slot (its `OK` is the watcher
+    /// thread's first line).
+    Watch(crate::state::logger::Ticket),
 }
 
 /// Per-connection protocol state the executor reads and changes.
@@ -164,7 +168,9 @@ pub fn store_counted(
     let sh = ctx.shared;
     let st = ctx.stats;
     let h = sh.store().hash(key);
-    let r = sh.store().lock(h).store(
+    let mut shard = sh.store().lock(h);
+    watch::lookup_first(ctx, &mut shard, key, h);
+    let r = shard.store(
         StoreRequest {
             mode,
             key,
@@ -175,6 +181,16 @@ pub fn store_counted(
         },
         ctx.now(),
     );
+    let log = watch::StoreLog {
+        mode,
+        key,
+        hash: h,
+        flags,
+        exptime,
+        value_len: data.len(),
+    };
+    watch::stored(ctx, &mut shard, log, &r);
+    drop(shard);
     let is_cas = matches!(mode, StoreMode::Cas(_));
     match r {
         Ok(o) => {

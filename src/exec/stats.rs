@@ -106,6 +106,7 @@ pub fn reset(ctx: &Ctx<'_>) {
     }
     sh.conns().reset();
     sh.store().reset_stats();
+    sh.logger().reset_stats();
     sh.settings().prefixes().clear();
 }
 
@@ -252,11 +253,12 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         s(out, "lru_maintainer_juggles", &store.lru_maintainer_juggles);
     }
     s(out, "malloc_fails", &0);
-    s(out, "log_worker_dropped", &0);
-    s(out, "log_worker_written", &0);
-    s(out, "log_watcher_skipped", &0);
-    s(out, "log_watcher_sent", &0);
-    s(out, "log_watchers", &0);
+    let log = sh.logger().stats();
+    s(out, "log_worker_dropped", &log.worker_dropped);
+    s(out, "log_worker_written", &log.worker_written);
+    s(out, "log_watcher_skipped", &log.watcher_skipped);
+    s(out, "log_watcher_sent", &log.watcher_sent);
+    s(out, "log_watchers", &log.watchers);
     s(out, "unexpected_napi_ids", &0);
     s(out, "round_robin_fallback", &0);
     s(out, "bytes", &store.bytes);

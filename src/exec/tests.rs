@@ -263,9 +263,16 @@ fn text_misc_commands() {
         b"shutdown now\r\n",
         "CLIENT_ERROR invalid shutdown mode\r\n",
     );
-    check(
+    check_with(
+        &["-W"],
         b"watch\r\n",
-        "CLIENT_ERROR watch is not supported by this server\r\n",
+        "CLIENT_ERROR watch commands not allowed\r\n",
+    );
+    // 1.6.18 has no `deletions` stream; a watch behind a pipelined request is refused.
+    check(b"watch fetchers deletions\r\n", "ERROR\r\n");
+    check(
+        b"get a\r\nwatch\r\n",
+        "END\r\nERROR cannot pipeline other commands before watch\r\n",
     );
     check(b"quit\r\nversion\r\n", "");
 }

@@ -71,7 +71,11 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         Command::Delete { key, noreply } => {
             stats::record_prefix(ctx, key, PrefixOp::Delete);
             let h = sh.store().hash(key);
-            let r = sh.store().lock(h).delete(key, h, 0, ctx.now());
+            let r = {
+                let mut shard = sh.store().lock(h);
+                super::watch::lookup_first(ctx, &mut shard, key, h);
+                shard.delete(key, h, 0, ctx.now())
+            };
             let reply = match r {
                 DeleteOutcome::Deleted => {
                     bump(&st.delete_hits);
@@ -92,7 +96,9 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             noreply,
         } => {
             let h = sh.store().hash(key);
-            let r = sh.store().lock(h).arith(
+            let mut shard = sh.store().lock(h);
+            super::watch::lookup_first(ctx, &mut shard, key, h);
+            let r = shard.arith(
                 key,
                 h,
                 if incr { ArithOp::Incr } else { ArithOp::Decr },
@@ -100,6 +106,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
                 0,
                 ctx.now(),
             );
+            drop(shard);
             match r {
                 Ok(ArithOutcome::Value(v, _)) => {
                     bump(if incr { &st.incr_hits } else { &st.decr_hits });
@@ -125,7 +132,12 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
         } => {
             let h = sh.store().hash(key);
             let exp = ctx.exptime(exptime);
-            let miss = sh.store().lock(h).touch(key, h, exp, ctx.now()).err();
+            let miss = {
+                let mut shard = sh.store().lock(h);
+                let r = shard.touch(key, h, exp, ctx.now());
+                super::watch::fetched(ctx, key, &r);
+                r.err()
+            };
             count_lookup(st, true, miss);
             Reply { noreply }.line(
                 out,
@@ -201,14 +213,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Reply { noreply }.line(out, admin::lru(cmd, ctx));
             Action::Continue
         }
-        Command::Watch => {
-            if sh.config().watch_enabled {
-                ascii::write_line(out, "CLIENT_ERROR watch is not supported by this server");
-            } else {
-                ascii::write_line(out, "CLIENT_ERROR watch commands not allowed");
-            }
-            Action::Continue
-        }
+        Command::Watch { streams, noreply } => super::watch::watch(streams, noreply, ctx, out),
         Command::MetaNoop => {
             ascii::write_line(out, "MN");
             Action::Flush
@@ -289,6 +294,7 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
             shard.get(key, h, now, Recency::Bump)
         };
         stats::record_prefix(ctx, key, PrefixOp::Get { hit: r.is_ok() });
+        super::watch::fetched(ctx, key, &r);
         match r {
             Ok(v) => {
                 let cas = want_cas.then_some(ctx.visible_cas(v.cas));

@@ -172,7 +172,11 @@ pub enum Command<'a> {
         cmd: Lru,
         noreply: bool,
     },
-    Watch,
+    /// `watch [streams...]`: the stream bits, or `None` for an unknown stream name.
+    Watch {
+        streams: Option<u16>,
+        noreply: bool,
+    },
     /// `mn`: meta no-op, answered `MN`.
     MetaNoop,
     /// A meta command (`mg ms md ma me`) with its words and, for `ms`, its data block.

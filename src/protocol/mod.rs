@@ -10,6 +10,7 @@ pub mod binary;
 pub mod meta;
 pub mod text;
 pub mod udp;
+pub mod watch;
 
 use ascii::{reply, Command, Tokens, ERROR};
 

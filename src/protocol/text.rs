@@ -158,7 +158,10 @@ pub fn parse_command<'a>(
                 None => done(reply(ERROR, noreply)),
             }
         }
-        b"watch" => done(Command::Watch),
+        b"watch" => done(Command::Watch {
+            streams: super::watch::streams((1..t.len()).map(|i| t.get(i))),
+            noreply: t.noreply(),
+        }),
         _ => {
             if nt >= 3 && t.get(t.len() - 1).starts_with(b"HTTP/") {
                 return Err(ParseError::Http);

@@ -8,7 +8,9 @@ use log::debug;
 
 use super::stream::Stream;
 use crate::exec::{self, Action, ConnRef, Ctx, Session};
+use crate::protocol::watch::CloseReason;
 use crate::protocol::{self, binary, text, Kind, Limits, Parsed};
+use crate::state::logger::Ticket;
 use crate::state::{Phase, Shared};
 use crate::stats;
 
@@ -28,6 +30,8 @@ pub enum Next {
     Yield,
     /// Credentials need a slow check: take them with `take_attempt`, answer with `auth_done`.
     Verify,
+    /// `watch` succeeded: hand the connection to the watcher thread (`take_watch`).
+    Watch,
     Close,
 }
 
@@ -59,12 +63,18 @@ pub struct Conn {
     paused: bool,
     /// The client's address (TCP), for limiting failed logins per peer.
     pub peer_ip: Option<std::net::IpAddr>,
+    /// The client's address and port (TCP), for `conn_*` log lines.
+    pub peer: Option<std::net::SocketAddr>,
     /// The readiness interest registered with the worker's poll.
     pub interest: mio::Interest,
     /// The poll reported the peer's end closed: read until EOF rather than stop at a short read.
     pub peer_closing: bool,
     pub last_active: u32,
     pub last_cmd: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    /// Why the connection closes (`conn_close` log lines): an error unless something says else.
+    pub close_reason: CloseReason,
+    /// The watcher slot `watch` reserved, until the worker hands the connection over.
+    watch: Option<Ticket>,
     /// What the connection waits for, as `stats conns` shows it (written only on a change).
     phase: std::sync::Arc<std::sync::atomic::AtomicU8>,
     phase_shown: Phase,
@@ -101,10 +111,13 @@ impl Conn {
             serial,
             paused: false,
             peer_ip: None,
+            peer: None,
             interest: mio::Interest::READABLE,
             peer_closing: false,
             last_active: now,
             last_cmd,
+            close_reason: CloseReason::Error,
+            watch: None,
             phase,
             phase_shown: Phase::New,
         }
@@ -142,7 +155,9 @@ impl Conn {
     /// buffered line end belongs to an unfinished request — or the next request.
     fn waits_for(&self, next: Next) -> Phase {
         let rest = &self.rbuf[self.rstart..self.rend];
-        if next == Next::Write {
+        if next == Next::Watch {
+            Phase::Watch
+        } else if next == Next::Write {
             Phase::Mwrite
         } else if self.kind.is_none() {
             Phase::New
@@ -176,6 +191,9 @@ impl Conn {
             let more = self.process(&ctx, limits, &mut budget);
             if self.flush(ctx.stats).is_err() {
                 return Next::Close;
+            }
+            if self.watch.is_some() {
+                return Next::Watch;
             }
             if self.verifying {
                 // Even after a half-close the check finishes and is answered, then what is
@@ -240,6 +258,7 @@ impl Conn {
             match self.stream.read(&mut self.rbuf[self.rend..]) {
                 Ok(0) => {
                     self.eof = true;
+                    self.close_reason = CloseReason::Normal;
                     return Ok(true);
                 }
                 Ok(n) => {
@@ -271,7 +290,7 @@ impl Conn {
                     return false;
                 }
             }
-            if self.rstart == self.rend || self.closing || self.verifying {
+            if self.rstart == self.rend || self.closing || self.verifying || self.watch.is_some() {
                 return false;
             }
             if self.out.len() - self.wpos > OUT_HIGH_WATER {
@@ -343,11 +362,19 @@ impl Conn {
             self.rstart += used;
             match action {
                 Action::Continue | Action::Flush => {}
-                Action::Close => self.closing = true,
+                Action::Close => {
+                    self.closing = true;
+                    self.close_reason = CloseReason::Normal;
+                }
                 Action::Swallow(n) => self.swallow = n,
+                Action::Watch(ticket) => {
+                    self.watch = Some(ticket);
+                    return false;
+                }
                 Action::Shutdown(how) => {
                     ctx.shared.request_shutdown(how);
                     self.closing = true;
+                    self.close_reason = CloseReason::Shutdown;
                     crate::server::signal_shutdown(how);
                 }
                 Action::Verify => {
@@ -380,6 +407,11 @@ impl Conn {
             }
             None => false,
         }
+    }
+
+    /// The watcher slot a `Next::Watch` reserved.
+    pub fn take_watch(&mut self) -> Option<Ticket> {
+        self.watch.take()
     }
 
     /// The attempt a `Next::Verify` asked to check.

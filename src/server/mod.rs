@@ -6,7 +6,8 @@
 //! Files: `process` (root rule, daemon, limits, privileges, pid/port files), `activation`
 //! (sockets inherited from systemd), `listeners` (binding), `acceptor` (accept loop, `-c`, hand-off), `signals`, `pool` (worker threads),
 //! `worker` (one worker's event loop), `conn` (one connection), `stream` (its socket),
-//! `udp` (the `-U` sockets and datagrams), `verify` (the credential-verification pool), `maintainer`, `health` (cluster probes), `push`
+//! `udp` (the `-U` sockets and datagrams), `verify` (the credential-verification pool), `maintainer`, `watcher` (the `watch`
+//! connections and their log lines), `health` (cluster probes), `push`
 //! (the `cluster push` client), `notify` (systemd notifications), `watchdog` (worker heartbeats
 //! and systemd's watchdog), `reload` (what SIGHUP changes), `logging` (stderr and journald).
 
@@ -27,6 +28,7 @@ pub mod stream;
 pub mod udp;
 pub mod verify;
 pub mod watchdog;
+pub mod watcher;
 pub mod worker;
 
 use std::io;
@@ -123,8 +125,10 @@ fn serve(
     let cfg = sh.config();
     let ports = udp::spread(udp, cfg.threads, cfg.threads_per_udp(), &sh).map_err(io_err)?;
     let verifier = verify::Verifier::start(2).map_err(io_err)?;
+    let (watchers, watcher) = watcher::start(&sh).map_err(io_err)?;
     let beats = watchdog::Heartbeats::new(cfg.threads);
-    let mut workers = Workers::start(&sh, &verifier, ports, &beats).map_err(io_err)?;
+    let mut workers = Workers::start(&sh, &verifier, ports, &beats, &watchers).map_err(io_err)?;
+    drop(watchers);
     let health = health::start(&sh).map_err(io_err)?;
     let maintainer = maintainer::start(&sh).map_err(io_err)?;
     if let Some(period) = notify::watchdog_period() {
@@ -157,6 +161,7 @@ fn serve(
     acceptor.close_listeners();
     workers.join();
     let _ = maintainer.join();
+    let _ = watcher.join();
     // The health thread is not joined: a probe may be waiting on a dead peer's timeout, and it
     // holds nothing that needs an orderly end.
     drop(health);

@@ -32,6 +32,7 @@ impl Workers {
         verifier: &Verifier,
         udp: Vec<Vec<super::udp::Port>>,
         beats: &Arc<Heartbeats>,
+        watchers: &Sender<super::watcher::NewWatcher>,
     ) -> io::Result<Workers> {
         let mut handles = Vec::new();
         let mut senders = Vec::new();
@@ -45,6 +46,7 @@ impl Workers {
             let link = AuthLink {
                 verifier: verifier.clone(),
                 waker: wwaker.clone(),
+                watchers: watchers.clone(),
             };
             let h = std::thread::Builder::new()
                 .name(format!("worker-{i}"))

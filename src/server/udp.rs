@@ -261,7 +261,7 @@ fn serve_datagram(
                 pos += n;
                 then
             }
-            Action::Swallow(_) | Action::Verify => Then::DropStop,
+            Action::Swallow(_) | Action::Verify | Action::Watch(_) => Then::DropStop,
             Action::Shutdown(how) => {
                 ctx.shared.request_shutdown(how);
                 crate::server::signal_shutdown(how);

@@ -16,6 +16,8 @@ use super::stream::Stream;
 use super::udp::{Port, Scratch};
 use super::verify::{Done, FailureLimiter, Job, Verifier};
 use super::watchdog::Heartbeats;
+use super::watcher::{self, NewWatcher};
+use crate::protocol::watch::{CloseReason, Event};
 use crate::protocol::Limits;
 use crate::state::{ConnInfo, Shared, Shutdown};
 use crate::stats;
@@ -35,12 +37,14 @@ pub struct NewConn {
     pub admin: bool,
 }
 
-/// What a worker needs to hand slow credential checks to the verification pool.
+/// What a worker hands connections on to: slow credential checks to the verification pool,
+/// watchers to the watcher thread.
 #[allow(missing_debug_implementations)]
 pub struct AuthLink {
     pub verifier: Verifier,
     /// This worker's own waker (the pool wakes it with each result).
     pub waker: Arc<Waker>,
+    pub watchers: Sender<NewWatcher>,
 }
 
 /// Runs the worker loop until shutdown, bumping heartbeat `index` each time the loop turns.
@@ -53,6 +57,7 @@ pub fn run(
     mut udp: Vec<Port>,
     beats: Arc<Heartbeats>,
 ) -> io::Result<()> {
+    crate::state::logger::set_thread_slot(index);
     for (i, p) in udp.iter_mut().enumerate() {
         poll.registry()
             .register(p.source(), Token(UDP_BASE - i), Interest::READABLE)?;
@@ -246,6 +251,10 @@ impl Worker {
                 next = Next::Read;
                 self.submit_check(key);
             }
+            if next == Next::Watch {
+                self.hand_to_watcher(key);
+                continue;
+            }
             settle(
                 &mut self.poll,
                 &mut self.conns,
@@ -256,6 +265,23 @@ impl Worker {
             );
         }
         self.ready = ready;
+    }
+
+    /// Gives a connection whose `watch` succeeded to the watcher thread.
+    fn hand_to_watcher(&mut self, key: usize) {
+        let Some(mut conn) = self.conns.try_remove(key) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.stream);
+        let Some(ticket) = conn.take_watch() else {
+            return;
+        };
+        if let Err(e) = self.link.watchers.send(NewWatcher { conn, ticket }) {
+            // The watcher thread is gone (shutdown): the connection closes.
+            self.sh.logger().remove_watcher(ticket.slot);
+            self.sh.conns().unregister(e.0.conn.id);
+            self.sh.conns().closed();
+        }
     }
 
     /// Queues the connection's credentials on the verification pool, or refuses them at once
@@ -314,6 +340,9 @@ impl Worker {
                 .get_mut(key)
                 .is_none_or(|c| c.flush(st).is_err() || !c.has_output());
             if done || since.elapsed() > Duration::from_secs(2) {
+                if let Some(c) = self.conns.get_mut(key) {
+                    c.close_reason = CloseReason::Shutdown;
+                }
                 close(&mut self.poll, &mut self.conns, key, &self.sh);
             }
         }
@@ -340,6 +369,9 @@ impl Worker {
             .collect();
         for key in stale {
             stats::bump(&self.sh.thread_stats()[self.index].idle_kicks);
+            if let Some(c) = self.conns.get_mut(key) {
+                c.close_reason = CloseReason::IdleTimeout;
+            }
             close(&mut self.poll, &mut self.conns, key, &self.sh);
         }
     }
@@ -353,12 +385,11 @@ fn accept(
     ready: &mut Vec<usize>,
     serial: u64,
 ) {
-    let peer_ip = nc
+    let peer = nc
         .addr
         .strip_prefix("tcp:")
         .or_else(|| nc.addr.strip_prefix("tcp6:"))
-        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-        .map(|a| a.ip());
+        .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
     let entry = conns.vacant_entry();
     let key = entry.key();
     if let Err(e) = poll
@@ -383,7 +414,13 @@ fn accept(
         },
     );
     let mut conn = Conn::new(nc.stream, nc.id, now, (last_cmd, phase), nc.admin, serial);
-    conn.peer_ip = peer_ip;
+    conn.peer_ip = peer.map(|a| a.ip());
+    conn.peer = peer;
+    sh.logger().log(Event::ConnNew {
+        peer,
+        transport: watcher::transport(&conn.stream),
+        cfd: conn.id,
+    });
     entry.insert(conn);
     // Data may have arrived before registration; edge-triggered polling would not report it.
     ready.push(key);
@@ -402,7 +439,7 @@ fn settle(
             close(poll, conns, key, sh);
             return;
         }
-        Next::Read | Next::Verify => Interest::READABLE,
+        Next::Read | Next::Verify | Next::Watch => Interest::READABLE,
         Next::Write => Interest::READABLE | Interest::WRITABLE,
         Next::Yield => {
             pending.push(key);
@@ -429,6 +466,12 @@ fn settle(
 fn close(poll: &mut Poll, conns: &mut slab::Slab<Conn>, key: usize, sh: &Shared) {
     if let Some(mut c) = conns.try_remove(key) {
         let _ = poll.registry().deregister(&mut c.stream);
+        sh.logger().log(Event::ConnClose {
+            peer: c.peer,
+            transport: watcher::transport(&c.stream),
+            reason: c.close_reason,
+            cfd: c.id,
+        });
         sh.conns().unregister(c.id);
         sh.conns().closed();
     }

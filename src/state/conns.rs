@@ -34,6 +34,8 @@ pub enum Phase {
     Swallow = 2,
     /// The socket to take pending output.
     Mwrite = 3,
+    /// Handed to the watcher thread (`watch`).
+    Watch = 5,
 }
 
 impl Phase {
@@ -43,6 +45,7 @@ impl Phase {
             2 => Phase::Swallow,
             3 => Phase::Mwrite,
             4 => Phase::Read,
+            5 => Phase::Watch,
             _ => Phase::New,
         }
     }
@@ -54,6 +57,7 @@ impl Phase {
             Phase::Nread => "conn_nread",
             Phase::Swallow => "conn_swallow",
             Phase::Mwrite => "conn_mwrite",
+            Phase::Watch => "conn_watch",
         }
     }
 }

@@ -1,13 +1,15 @@
 //! Owns: process-wide state shared by every thread, as typed parts with private fields — the
 //! config, the store, the server clock, runtime settings (`settings`), connection accounting
-//! (`conns`), per-thread counters, shutdown and delayed-flush requests, the credentials in force
-//! and the served cluster config.
+//! (`conns`), per-thread counters, shutdown and delayed-flush requests, the credentials in force,
+//! the served cluster config and the log streams `watch` reads (`logger`).
 //! Does not: touch sockets or spawn threads (reloads read files; see `auth` and `cluster::state`).
 
 mod conns;
+pub mod logger;
 mod settings;
 
 pub use conns::{ConnInfo, Connections, Phase};
+pub use logger::Logger;
 pub use settings::{DisplayOnly, Settings};
 
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
@@ -91,6 +93,8 @@ pub struct Shared {
     sasldb_stamp: parking_lot::Mutex<Option<cyrus::Stamp>>,
     /// Auto Discovery.
     cluster: ClusterState,
+    /// The log streams `watch` reads.
+    logger: Arc<Logger>,
 }
 
 impl Shared {
@@ -111,8 +115,15 @@ impl Shared {
         let thread_stats = (0..config.threads)
             .map(|_| ThreadStats::default())
             .collect();
+        let store = Store::new(&config.store_config());
+        let logger = Arc::new(Logger::new(
+            config.threads,
+            config.ext.worker_logbuf_size as usize,
+        ));
+        store.set_eviction_watch(logger.clone());
         Shared {
-            store: Store::new(&config.store_config()),
+            store,
+            logger,
             clock: Clock::new(),
             settings: Settings::new(&config),
             conns: Connections::default(),
@@ -157,6 +168,11 @@ impl Shared {
     #[inline]
     pub fn thread_stats(&self) -> &[ThreadStats] {
         &self.thread_stats
+    }
+    /// The log streams behind `watch`.
+    #[inline]
+    pub fn logger(&self) -> &Logger {
+        &self.logger
     }
     /// The served Auto Discovery config.
     pub fn cluster(&self) -> &ClusterState {

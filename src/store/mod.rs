@@ -30,7 +30,7 @@ use crossbeam_utils::CachePadded;
 use parking_lot::{Mutex, MutexGuard};
 
 pub use shard::{Shard, ShardCounters};
-pub use shared::{MemBudget, StoreShared};
+pub use shared::{Evicted, EvictionWatch, MemBudget, StoreShared};
 pub use slab::{SizeClasses, Steps};
 pub use stats::ClassStats;
 
@@ -327,6 +327,19 @@ impl Store {
     #[inline]
     pub fn hash(&self, key: &[u8]) -> u64 {
         self.hasher.hash(key)
+    }
+
+    /// Reports evictions to `w` from now on (set once; later calls are ignored).
+    pub fn set_eviction_watch(&self, w: Arc<dyn EvictionWatch>) {
+        let _ = self.shared.eviction_watch.set(w);
+    }
+
+    /// The class (numbered as `stats slabs` shows it) an item of this key, value and flags
+    /// would be stored in; 0 when too large for any.
+    pub fn class_id_for(&self, key: &[u8], value_len: usize, flags: u32) -> u32 {
+        self.classes
+            .class_for(item::total_size(key.len(), value_len, flags))
+            .map_or(0, |c| c as u32 + 1)
     }
 
     /// Locks the shard owning `hash`. Hold the guard only for one operation and its encoding.

@@ -1,8 +1,10 @@
 //! Owns: what every shard of the store shares, all atomics (never a lock): the page budget
 //! (`-m`), the CAS counter, the flush mark, and the settings the shards read on every
-//! allocation (`-M`, `-I`, the HOT and WARM shares, the automove mode).
+//! allocation (`-M`, `-I`, the HOT and WARM shares, the automove mode), and the hook evictions
+//! are reported to while someone watches them (`EvictionWatch`).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use super::StoreConfig;
 
@@ -50,6 +52,29 @@ impl MemBudget {
     }
 }
 
+/// What an item evicted to make room showed (memcached's `eviction` log line).
+#[derive(Clone, Copy, Debug)]
+pub struct Evicted<'a> {
+    pub key: &'a [u8],
+    /// The item was read since it was stored.
+    pub fetched: bool,
+    /// Seconds it had left to live, -1 when it never expires.
+    pub ttl: i64,
+    /// Seconds since its last access.
+    pub la: u32,
+    /// Its class as `stats slabs` numbers it.
+    pub clsid: u32,
+    /// The value's length.
+    pub size: usize,
+}
+
+/// Receives evictions (called under the shard lock; takes only leaf locks).
+pub trait EvictionWatch: Send + Sync + std::fmt::Debug {
+    /// Whether evictions are watched now (cheap: checked before `evicted` is built).
+    fn watching(&self) -> bool;
+    fn evicted(&self, e: &Evicted<'_>);
+}
+
 /// State shared by every shard (all atomics: never a lock).
 #[derive(Debug)]
 pub struct StoreShared {
@@ -64,6 +89,8 @@ pub struct StoreShared {
     pub automove: AtomicU8,
     /// See `StoreConfig::lru_segmented`.
     pub segmented: bool,
+    /// Where evictions are reported (set once at start-up).
+    pub eviction_watch: OnceLock<Arc<dyn EvictionWatch>>,
 }
 
 impl StoreShared {
@@ -78,6 +105,7 @@ impl StoreShared {
             warm_lru_pct: AtomicU32::new(cfg.warm_lru_pct),
             automove: AtomicU8::new(cfg.slab_automove),
             segmented: cfg.lru_segmented,
+            eviction_watch: OnceLock::new(),
         }
     }
 

@@ -178,7 +178,7 @@ impl Shard {
                     if active {
                         Segment::Warm
                     } else {
-                        self.evict(id, now);
+                        self.evict_for_room(id, now);
                         return (moved, true);
                     }
                 }
@@ -273,11 +273,32 @@ impl Shard {
         });
         match victim {
             Some(id) => {
-                self.evict(id, now);
+                self.evict_for_room(id, now);
                 true
             }
             None => false,
         }
+    }
+
+    /// Evicts an item to make room, reporting it while evictions are watched.
+    fn evict_for_room(&mut self, id: ChunkId, now: u32) {
+        if let Some(w) = self.shared.eviction_watch.get().filter(|w| w.watching()) {
+            let c = self.pages.chunk(id);
+            let exp = item::exptime(c);
+            w.evicted(&crate::store::Evicted {
+                key: item::key(c),
+                fetched: item::bits(c) & FETCHED != 0,
+                ttl: if exp > 0 {
+                    i64::from(exp) - i64::from(now)
+                } else {
+                    -1
+                },
+                la: now.wrapping_sub(item::atime(c)),
+                clsid: self.pages.class_of(id) as u32 + 1,
+                size: item::value(c).len(),
+            });
+        }
+        self.evict(id, now);
     }
 
     pub(super) fn evict(&mut self, id: ChunkId, now: u32) {
