@@ -271,8 +271,8 @@ fn text_misc_commands() {
     // 1.6.18 has no `deletions` stream; a watch behind a pipelined request is refused.
     check(b"watch fetchers deletions\r\n", "ERROR\r\n");
     check(
-        b"get a\r\nwatch\r\n",
-        "END\r\nERROR cannot pipeline other commands before watch\r\n",
+        b"touch a 1\r\nwatch\r\n",
+        "NOT_FOUND\r\nERROR cannot pipeline other commands before watch\r\n",
     );
     check(b"quit\r\nversion\r\n", "");
 }

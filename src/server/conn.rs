@@ -8,6 +8,7 @@ use log::debug;
 
 use super::stream::Stream;
 use crate::exec::{self, Action, ConnRef, Ctx, Session};
+use crate::protocol::ascii::Command;
 use crate::protocol::watch::CloseReason;
 use crate::protocol::{self, binary, text, Kind, Limits, Parsed};
 use crate::state::logger::Ticket;
@@ -75,6 +76,10 @@ pub struct Conn {
     pub close_reason: CloseReason,
     /// The watcher slot `watch` reserved, until the worker hands the connection over.
     watch: Option<Ticket>,
+    /// Replies up to here count as sent: memcached writes them out after a retrieval or `mn`
+    /// before it reads the next request (ferrocache writes once per batch), which decides
+    /// whether a `watch` is pipelined behind other replies.
+    sent_mark: usize,
     /// What the connection waits for, as `stats conns` shows it (written only on a change).
     phase: std::sync::Arc<std::sync::atomic::AtomicU8>,
     phase_shown: Phase,
@@ -118,6 +123,7 @@ impl Conn {
             last_cmd,
             close_reason: CloseReason::Error,
             watch: None,
+            sent_mark: 0,
             phase,
             phase_shown: Phase::New,
         }
@@ -346,7 +352,23 @@ impl Conn {
                 Kind::Text => match protocol::parse_ascii(input, limits) {
                     Ok(Parsed::Incomplete) => return false,
                     Ok(Parsed::Complete(cmd, used)) => {
-                        (exec::text::execute(cmd, ctx, &mut self.out), used)
+                        let retrieval = matches!(cmd, Command::Get { .. });
+                        let a = if matches!(cmd, Command::Watch { .. })
+                            && self.out.len() == self.sent_mark
+                        {
+                            // Everything before is sent as memcached sees it: `watch` is not
+                            // pipelined behind it.
+                            let mut own = Vec::new();
+                            let a = exec::text::execute(cmd, ctx, &mut own);
+                            self.out.extend_from_slice(&own);
+                            a
+                        } else {
+                            exec::text::execute(cmd, ctx, &mut self.out)
+                        };
+                        if retrieval || a == Action::Flush {
+                            self.sent_mark = self.out.len();
+                        }
+                        (a, used)
                     }
                     Err(e) => {
                         debug!("conn {}: {e}; closing", self.id);
@@ -414,6 +436,15 @@ impl Conn {
         self.watch.take()
     }
 
+    /// Output not yet written (replies before a `watch` the socket did not take yet).
+    pub fn take_unsent(&mut self) -> Vec<u8> {
+        let rest = self.out.split_off(self.wpos);
+        self.out.clear();
+        self.wpos = 0;
+        self.sent_mark = 0;
+        rest
+    }
+
     /// The attempt a `Next::Verify` asked to check.
     pub fn take_attempt(&mut self) -> Option<crate::auth::Attempt> {
         self.session.pending.take()
@@ -446,6 +477,7 @@ impl Conn {
         }
         self.out.clear();
         self.wpos = 0;
+        self.sent_mark = 0;
         if self.out.capacity() > 1 << 20 {
             self.out.shrink_to(64 * 1024);
         }

@@ -67,8 +67,9 @@ struct Watcher {
 }
 
 impl Watcher {
-    fn new(nw: NewWatcher, cap: usize) -> Watcher {
-        let mut buf = Vec::with_capacity(cap.min(64 * 1024));
+    fn new(mut nw: NewWatcher, cap: usize) -> Watcher {
+        // Replies before the `watch` the socket did not take yet go first.
+        let mut buf = nw.conn.take_unsent();
         buf.extend_from_slice(b"OK\r\n");
         Watcher {
             conn: nw.conn,
