@@ -80,7 +80,7 @@ fn fields(line: &str) -> Vec<String> {
 /// Runs `reqs` on a client of each server while a `watch streams` watcher reads, and returns
 /// each server's masked lines up to the `get` of `__end__`.
 fn both(args: &[&str], streams: &str, reqs: &[&[u8]]) -> (Vec<String>, Vec<String>) {
-    let (mc, _) = start_memcached(args);
+    let (mc, _probe) = start_memcached(args);
     let fc = Server::start(args);
     let run = |s: &Server| {
         let mut w = watcher(s, streams);
@@ -129,7 +129,7 @@ fn eviction_and_connection_lines_match_memcached() {
         .collect();
     let mut reqs: Vec<&[u8]> = fill.iter().map(|s| s.as_bytes()).collect();
     reqs.push(b"version\r\n");
-    let (mc, _) = start_memcached(&["-m", "2"]);
+    let (mc, _probe) = start_memcached(&["-m", "2"]);
     let fc = Server::start(&["-m", "2"]);
     for s in [&mc, &fc] {
         let mut w = watcher(s, "evictions connevents");
@@ -174,7 +174,7 @@ fn eviction_and_connection_lines_match_memcached() {
 
 #[test]
 fn replies_match_memcached() {
-    let (mc, _) = start_memcached(&[]);
+    let (mc, _probe) = start_memcached(&[]);
     let fc = Server::start(&[]);
     for req in [
         &b"watch deletions\r\n"[..],
@@ -206,7 +206,7 @@ fn replies_match_memcached() {
         assert_eq!(line, "WATCHER_TOO_MANY log watcher limit reached\r\n");
         drop(ws);
     }
-    let (mcw, _) = start_memcached(&["-W"]);
+    let (mcw, _probe_w) = start_memcached(&["-W"]);
     let fcw = Server::start(&["-W"]);
     assert_eq!(
         show(&one(&fcw, b"watch\r\n")),
