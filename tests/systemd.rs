@@ -215,7 +215,8 @@ fn serves_udp_on_a_socket_inherited_from_systemd() {
     let port = common::free_port();
     let at = format!("127.0.0.1:{port}");
     let _sa = Activated::start(
-        &["--datagram", "-l", &at, "--fdname=memcache-udp"],
+        // `memcache` on a datagram socket is UDP, as ferrocache.socket's ListenDatagram= is.
+        &["--datagram", "-l", &at, "--fdname=memcache"],
         &["-p", "0"],
     );
     let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -415,4 +416,69 @@ fn no_secret_in_the_journal_at_default_verbosity() {
         all.contains("plaintext password"),
         "the plaintext warning: {all}"
     );
+}
+
+/// The units of dist/systemd/ in a scratch directory, their ExecStart on the binary under test
+/// (`systemd-analyze verify` checks that it is executable), the template as instance 11212.
+fn units(test: &str) -> std::path::PathBuf {
+    let dir = tmpdir(test);
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("dist/systemd");
+    for unit in [
+        "ferrocache.service",
+        "ferrocache.socket",
+        "ferrocache@.service",
+    ] {
+        let text = std::fs::read_to_string(src.join(unit))
+            .unwrap()
+            .replace("/usr/bin/ferrocache", env!("CARGO_BIN_EXE_ferrocache"));
+        let name = unit.replace("@.", "@11212.");
+        std::fs::write(dir.join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn shipped_units_verify_clean() {
+    let dir = units("units-verify");
+    for unit in [
+        "ferrocache.service",
+        "ferrocache.socket",
+        "ferrocache@11212.service",
+    ] {
+        let out = Command::new("systemd-analyze")
+            .args(["verify", unit])
+            .current_dir(&dir)
+            .output()
+            .expect("systemd-analyze (apt-get install systemd) on PATH");
+        let said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success() && said.trim().is_empty(),
+            "{unit}: {said}"
+        );
+    }
+}
+
+#[test]
+fn shipped_services_are_exposed_at_most_2_0() {
+    let dir = units("units-security");
+    for unit in ["ferrocache.service", "ferrocache@11212.service"] {
+        let out = Command::new("systemd-analyze")
+            .args(["security", "--offline=true", unit])
+            .current_dir(&dir)
+            .output()
+            .expect("systemd-analyze (apt-get install systemd) on PATH");
+        let text = String::from_utf8_lossy(&out.stdout);
+        let level: f64 = text
+            .lines()
+            .find_map(|l| l.split("Overall exposure level for ").nth(1))
+            .and_then(|l| l.split(": ").nth(1))
+            .and_then(|l| l.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{unit}: no exposure level in {text}"));
+        assert!(level <= 2.0, "{unit}: exposure {level}\n{text}");
+    }
 }

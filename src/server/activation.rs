@@ -5,10 +5,11 @@
 //! Does not: bind sockets or decide which configured listeners the inherited ones replace (see
 //! `listeners::bind_all`, `udp::bind_all`).
 //!
-//! Names: `memcache` (also `client`, `clients`) a client listener (TCP or UNIX stream),
-//! `memcache-udp` (also `udp`) a UDP socket, `admin` the cluster admin endpoint (TCP). A socket
-//! with systemd's default name (`unknown`, or the socket unit's `NAME.socket`) is a client
-//! listener when it is a stream socket, UDP when a datagram socket. Any other name stops start-up.
+//! Names: `memcache` (also `client`, `clients`) the client sockets: a TCP or UNIX stream
+//! listener, or UDP when a datagram socket (so one socket unit can hold `ListenStream=` and
+//! `ListenDatagram=`); `memcache-udp` (also `udp`) a UDP socket; `admin` the cluster admin
+//! endpoint (TCP). systemd's default names (`unknown`, or the socket unit's `NAME.socket`) are
+//! `memcache`'s. Any other name stops start-up.
 //!
 //! The descriptors are turned into sockets by the `listenfd` crate (the conversion from a
 //! descriptor number needs `unsafe`, which this crate denies); it checks each is a socket of the
@@ -43,10 +44,9 @@ enum Kind {
 
 fn kind(name: &str) -> Option<Kind> {
     match name {
-        "memcache" | "client" | "clients" => Some(Kind::Clients),
         "memcache-udp" | "udp" => Some(Kind::Udp),
         "admin" => Some(Kind::Admin),
-        "" | "unknown" => Some(Kind::ByType),
+        "memcache" | "client" | "clients" | "" | "unknown" => Some(Kind::ByType),
         n if n.ends_with(".socket") => Some(Kind::ByType),
         _ => None,
     }
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn names_map_to_roles() {
-        assert_eq!(kind("memcache"), Some(Kind::Clients));
+        assert_eq!(kind("memcache"), Some(Kind::ByType));
         assert_eq!(kind("memcache-udp"), Some(Kind::Udp));
         assert_eq!(kind("admin"), Some(Kind::Admin));
         assert_eq!(kind("unknown"), Some(Kind::ByType));
