@@ -1,4 +1,4 @@
-//! Owns: request counters (and the per-key-prefix counters of `stats detail`). Each worker thread owns one `ThreadStats` and is its only writer
+//! Owns: request counters, the connection budget's gauges (and the per-key-prefix counters of `stats detail`). Each worker thread owns one `ThreadStats` and is its only writer
 //! (relaxed loads and stores, no read-modify-write contention); `stats` sums them all.
 //! Does not: format replies (see `exec::stats`).
 
@@ -62,8 +62,49 @@ counters!(
         bytes_written,
         conn_yields,
         idle_kicks,
+        // The connection budget (`server::budget`): memcached's two limit hits, then ferrocache's.
+        response_obj_oom,
+        read_buf_oom,
+        conn_out_paused,
+        conn_out_hard_cap,
+        inflight_oom,
     }
 );
+
+counters!(
+    ThreadGauges,
+    Gauges {
+        // Response objects whose bytes are not written yet; the pool's objects in memcached's
+        // units (read buffers and response bundles in use, plus those kept free); bytes of
+        // requests larger than a pooled buffer held while being received.
+        response_objs,
+        pool_objs,
+        pool_objs_free,
+        inflight_bytes,
+    }
+);
+
+/// The connection budget's unit, memcached's `READ_BUFFER_SIZE`: one read buffer, or one bundle
+/// of response objects.
+pub const POOL_OBJ: usize = 16 * 1024;
+/// Response objects per bundle in memcached 1.6.18 on 64-bit
+/// (`(READ_BUFFER_SIZE - sizeof(mc_resp_bundle)) / sizeof(mc_resp)`).
+pub const RESP_PER_OBJ: usize = 13;
+
+/// Every worker's gauges, summed (what their connections hold now).
+pub fn sum_gauges(all: &[ThreadGauges]) -> Gauges {
+    let mut g = Gauges::default();
+    for t in all {
+        g.add(&t.snapshot());
+    }
+    g
+}
+
+/// Sets a gauge this thread owns (`stats reset` leaves gauges alone).
+#[inline]
+pub fn set(g: &AtomicU64, v: u64) {
+    g.store(v, Ordering::Relaxed);
+}
 
 /// Adds `n` to a counter this thread owns.
 #[inline]

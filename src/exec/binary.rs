@@ -200,16 +200,29 @@ fn get(f: &Frame<'_>, base: u8, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     stats::record_prefix(ctx, f.key, PrefixOp::Get { hit });
 }
 
+/// memcached drops the old value of a SET it cannot store rather than serve stale data.
+fn drop_stale(key: &[u8], base: u8, ctx: &Ctx<'_>) {
+    if base == op::SET {
+        let sh = ctx.shared;
+        let hash = sh.store().hash(key);
+        sh.store().lock(hash).delete(key, hash, 0, ctx.now());
+    }
+}
+
+/// A storing request refused before its value is received, because the connection cannot hold
+/// it now (values in flight over the worker's budget): memcached's answer when it cannot
+/// allocate the item — ENOMEM, and a SET's old value goes. The caller discards the value.
+pub fn refuse_no_memory(f: &Frame<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+    let (base, _) = f.base_opcode();
+    drop_stale(f.key, base, ctx);
+    Reply::to(&f.header).always(out, status::ENOMEM, &[], b"Out of memory allocating item");
+}
+
 fn update(f: &Frame<'_>, base: u8, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    let sh = ctx.shared;
     let h = &f.header;
     stats::record_prefix(ctx, f.key, PrefixOp::Set);
     if f.check == Check::TooLarge {
-        // memcached drops the old value of a SET it cannot store rather than serve stale data.
-        if base == op::SET {
-            let hash = sh.store().hash(f.key);
-            sh.store().lock(hash).delete(f.key, hash, 0, ctx.now());
-        }
+        drop_stale(f.key, base, ctx);
         r.error(out, status::E2BIG);
         return;
     }

@@ -2,6 +2,7 @@
 //! detail, cachedump, cluster) in memcached 1.6.18's order and names, and prefix counting for
 //! `stats detail`.
 //! Does not: count anything itself (see `stats` and the store's class counters).
+//! Long because: each group is memcached's field list, in its order, written out once.
 
 use std::io::Write;
 use std::sync::atomic::Ordering;
@@ -9,7 +10,7 @@ use std::sync::atomic::Ordering;
 use super::Ctx;
 use crate::protocol::ascii::{self, write_stat, Cachedump, Stats, ERROR};
 use crate::state::Phase;
-use crate::stats::{Counters, PrefixOp};
+use crate::stats::{Counters, PrefixOp, POOL_OBJ, RESP_PER_OBJ};
 
 /// Sums every worker's counters.
 pub fn totals(ctx: &Ctx<'_>) -> Counters {
@@ -180,13 +181,17 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         s(out, "rejected_connections", &sh.conns().rejected());
     }
     s(out, "connection_structures", &(curr + 1));
-    s(out, "response_obj_oom", &0);
-    s(out, "response_obj_count", &curr);
-    s(out, "response_obj_bytes", &0);
-    s(out, "read_buf_count", &curr);
-    s(out, "read_buf_bytes", &0);
-    s(out, "read_buf_bytes_free", &0);
-    s(out, "read_buf_oom", &0);
+    let g = crate::stats::sum_gauges(sh.thread_gauges());
+    // The connection budget in memcached's units (read buffers and bundles of response objects).
+    let obj = POOL_OBJ as u64;
+    let bundles = g.response_objs.div_ceil(RESP_PER_OBJ as u64);
+    s(out, "response_obj_oom", &c.response_obj_oom);
+    s(out, "response_obj_count", &g.response_objs);
+    s(out, "response_obj_bytes", &(bundles * obj));
+    s(out, "read_buf_count", &g.pool_objs);
+    s(out, "read_buf_bytes", &(g.pool_objs * obj));
+    s(out, "read_buf_bytes_free", &(g.pool_objs_free * obj));
+    s(out, "read_buf_oom", &c.read_buf_oom);
     s(out, "reserved_fds", &5);
     s(out, "cmd_get", &c.cmd_get);
     s(out, "cmd_set", &c.cmd_set);
@@ -295,12 +300,17 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 pub fn ferrocache(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     write_stat(out, "ferrocache_version", env!("CARGO_PKG_VERSION"));
-    write_stat(out, "ferrocache_shards", sh.store().shard_count());
-    write_stat(
-        out,
-        "ferrocache_pages_used",
-        sh.store().shared().budget.used(),
-    );
+    let (c, g) = (totals(ctx), crate::stats::sum_gauges(sh.thread_gauges()));
+    for (k, v) in [
+        ("shards", sh.store().shard_count() as u64),
+        ("pages_used", sh.store().shared().budget.used() as u64),
+        ("conn_out_paused", c.conn_out_paused),
+        ("conn_out_hard_cap", c.conn_out_hard_cap),
+        ("inflight_bytes", g.inflight_bytes),
+        ("inflight_oom", c.inflight_oom),
+    ] {
+        write_stat(out, &format!("ferrocache_{k}"), v);
+    }
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -358,7 +358,11 @@ fn text_stats_groups() {
         [
             "ferrocache_version",
             "ferrocache_shards",
-            "ferrocache_pages_used"
+            "ferrocache_pages_used",
+            "ferrocache_conn_out_paused",
+            "ferrocache_conn_out_hard_cap",
+            "ferrocache_inflight_bytes",
+            "ferrocache_inflight_oom"
         ]
     );
     assert!(own.starts_with(&format!(
@@ -549,6 +553,10 @@ fn binary_stats_and_errors() {
             &b"ferrocache_version"[..],
             b"ferrocache_shards",
             b"ferrocache_pages_used",
+            b"ferrocache_conn_out_paused",
+            b"ferrocache_conn_out_hard_cap",
+            b"ferrocache_inflight_bytes",
+            b"ferrocache_inflight_oom",
             b""
         ]
     );

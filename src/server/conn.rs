@@ -1,11 +1,17 @@
-//! Owns: one client connection — its socket, read and write buffers, protocol detection, and the
+//! Owns: one client connection — its socket, read and write buffers (borrowed from the worker's
+//! `Budget` while in use), protocol detection, what it answers when a budget limit is hit, and the
 //! loop that reads everything available, answers every complete request, and writes once.
-//! Does not: decide request semantics (see `exec`) or own the event loop (see `worker`).
+//! Does not: decide request semantics (see `exec`), count memory (see `budget`), choose the
+//! answers to a spent budget (see `oom`) or own the event loop (see `worker`).
+//! Long because: reading, the per-request loop, writing and the buffers they borrow are one
+//! state machine over the same fields; splitting it would spread each transition over files.
 
 use std::io::{self, Read, Write};
 
 use log::debug;
 
+use super::budget::{self, Budget, BUF, OUT_SOFT_CAP};
+use super::oom::{self, charge};
 use super::stream::Stream;
 use crate::exec::{self, Action, ConnRef, Ctx, Session};
 use crate::protocol::ascii::Command;
@@ -15,10 +21,16 @@ use crate::state::logger::Ticket;
 use crate::state::{Phase, Shared};
 use crate::stats;
 
-/// First read buffer size (memcached's `READ_BUFFER_SIZE`).
-const READ_CHUNK: usize = 16 * 1024;
-/// Stop parsing new requests while this much output is waiting for the client.
-const OUT_HIGH_WATER: usize = 4 * 1024 * 1024;
+/// What reading found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fill {
+    /// The socket would block (or reached its end).
+    Blocked,
+    /// The buffer is full: answer what it holds (or, if it holds no complete request, grow it).
+    Full,
+    /// The request being received needs a larger buffer than the values-in-flight budget allows.
+    NoRoom,
+}
 
 /// What the worker must do with the connection after an event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,11 +53,21 @@ pub enum Next {
 pub struct Conn {
     pub stream: Stream,
     pub id: i64,
+    /// Empty while idle; a pooled `BUF` buffer, or a larger one of its own while a large request
+    /// is received (`grown`, charged to the budget's values in flight).
     rbuf: Vec<u8>,
+    grown: bool,
+    /// The full read buffer holds only part of a request: the next fill grows it.
+    must_grow: bool,
     rstart: usize,
     rend: usize,
+    /// Empty (no capacity) while nothing is to be written; else a pooled buffer or a larger one.
     out: Vec<u8>,
     wpos: usize,
+    /// Response objects (memcached's unit, one per request, one per key of a get) in `out`.
+    resps: usize,
+    /// Close at once, dropping unsent output (memcached's stacked responses past the limit).
+    abort: bool,
     kind: Option<Kind>,
     swallow: usize,
     closing: bool,
@@ -60,7 +82,8 @@ pub struct Conn {
     /// Unique per worker for the life of the process (file descriptors are reused at once), so a
     /// verification result can only ever reach the connection that asked for it.
     pub serial: u64,
-    /// Processing stopped because too much output was waiting; resume once it is written.
+    /// Reading and processing stopped because too much output was waiting; resume once it is
+    /// written.
     paused: bool,
     /// The client's address (TCP), for limiting failed logins per peer.
     pub peer_ip: Option<std::net::IpAddr>,
@@ -101,10 +124,14 @@ impl Conn {
             stream,
             id,
             rbuf: Vec::new(),
+            grown: false,
+            must_grow: false,
             rstart: 0,
             rend: 0,
             out: Vec::new(),
             wpos: 0,
+            resps: 0,
+            abort: false,
             kind: None,
             swallow: 0,
             closing: false,
@@ -144,8 +171,16 @@ impl Conn {
 
     /// Handles readiness: read, process, write, until there is nothing more to do now; then
     /// records what the connection waits for (`stats conns`).
-    pub fn drive(&mut self, sh: &Shared, worker: usize, limits: &Limits, max_buf: usize) -> Next {
-        let next = self.run(sh, worker, limits, max_buf);
+    pub fn drive(
+        &mut self,
+        sh: &Shared,
+        worker: usize,
+        limits: &Limits,
+        max_buf: usize,
+        budget: &mut Budget,
+    ) -> Next {
+        let next = self.run(sh, worker, limits, max_buf, budget);
+        self.go_idle(budget);
         let phase = self.waits_for(next);
         if phase != self.phase_shown {
             self.phase_shown = phase;
@@ -181,21 +216,42 @@ impl Conn {
         }
     }
 
-    fn run(&mut self, sh: &Shared, worker: usize, limits: &Limits, max_buf: usize) -> Next {
+    fn run(
+        &mut self,
+        sh: &Shared,
+        worker: usize,
+        limits: &Limits,
+        max_buf: usize,
+        mem: &mut Budget,
+    ) -> Next {
         let ctx = self.ctx(sh, worker);
-        let mut budget = sh.config().reqs_per_event;
+        let mut reqs = sh.config().reqs_per_event;
         loop {
             let blocked = if self.closing || self.eof {
                 true
+            } else if self.out.len() - self.wpos > OUT_SOFT_CAP {
+                // The client is not reading its replies: leave its requests in the socket.
+                self.paused = true;
+                true
             } else {
-                match self.fill(ctx.stats, max_buf) {
-                    Ok(b) => b,
+                match self.fill(ctx.stats, max_buf, mem) {
+                    Ok(Fill::Blocked) => true,
+                    Ok(Fill::Full) => false,
+                    Ok(Fill::NoRoom) => {
+                        if !self.refuse_inflight(&ctx, limits, mem) {
+                            return Next::Close;
+                        }
+                        false
+                    }
                     Err(_) => return Next::Close,
                 }
             };
             let before = (self.rstart, self.rend);
-            let more = self.process(&ctx, limits, &mut budget);
-            if self.flush(ctx.stats).is_err() {
+            let more = self.process(&ctx, limits, &mut reqs, max_buf, mem);
+            if self.abort {
+                return Next::Close;
+            }
+            if self.flush(ctx.stats, mem).is_err() {
                 return Next::Close;
             }
             if self.watch.is_some() {
@@ -230,7 +286,11 @@ impl Conn {
             if blocked {
                 return Next::Read;
             }
-            if before == (self.rstart, self.rend) && self.swallow == 0 {
+            if before == (self.rstart, self.rend) && self.swallow == 0 && self.rbuf.len() < max_buf
+            {
+                // The full buffer holds no complete request: the one it starts needs more room.
+                self.must_grow = true;
+            } else if before == (self.rstart, self.rend) && self.swallow == 0 {
                 // The buffer is full and holds no complete request: none ever will.
                 debug!(
                     "conn {}: read buffer full without a complete request; closing",
@@ -241,23 +301,53 @@ impl Conn {
         }
     }
 
-    /// Reads until the socket would block (true) or the buffer is full (false).
-    fn fill(&mut self, st: &stats::ThreadStats, max_buf: usize) -> io::Result<bool> {
+    /// Reads until the socket would block or the buffer is full. A connection without a read
+    /// buffer borrows one (memcached closes it when its pool is spent: `read_buf_oom`); one whose
+    /// request outgrows it moves to a larger buffer of its own, charged as a value in flight.
+    fn fill(
+        &mut self,
+        st: &stats::ThreadStats,
+        max_buf: usize,
+        mem: &mut Budget,
+    ) -> io::Result<Fill> {
         loop {
             if self.rstart == self.rend {
                 self.rstart = 0;
                 self.rend = 0;
+            }
+            if self.rbuf.is_empty() {
+                match mem.lend_read() {
+                    Some(b) => self.rbuf = b,
+                    None => {
+                        stats::bump(&st.read_buf_oom);
+                        return Err(io::ErrorKind::OutOfMemory.into());
+                    }
+                }
             }
             if self.rend == self.rbuf.len() {
                 if self.rstart > 0 {
                     self.rbuf.copy_within(self.rstart..self.rend, 0);
                     self.rend -= self.rstart;
                     self.rstart = 0;
+                } else if !std::mem::take(&mut self.must_grow) {
+                    // Answer what the buffer holds first; grow only for a request that needs it.
+                    return Ok(Fill::Full);
                 } else if self.rbuf.len() < max_buf {
-                    let new = (self.rbuf.len() * 2).clamp(READ_CHUNK, max_buf);
-                    self.rbuf.resize(new, 0);
+                    let old = if self.grown { self.rbuf.len() } else { 0 };
+                    let new = (self.rbuf.len() * 2).clamp(BUF, max_buf);
+                    if !mem.grow_inflight(old, new) {
+                        return Ok(Fill::NoRoom);
+                    }
+                    if self.grown {
+                        self.rbuf.resize(new, 0);
+                    } else {
+                        let mut own = vec![0; new];
+                        own[..self.rend].copy_from_slice(&self.rbuf[..self.rend]);
+                        mem.give_read(std::mem::replace(&mut self.rbuf, own));
+                        self.grown = true;
+                    }
                 } else {
-                    return Ok(false);
+                    return Ok(Fill::Full);
                 }
                 continue;
             }
@@ -265,7 +355,7 @@ impl Conn {
                 Ok(0) => {
                     self.eof = true;
                     self.close_reason = CloseReason::Normal;
-                    return Ok(true);
+                    return Ok(Fill::Blocked);
                 }
                 Ok(n) => {
                     stats::add(&st.bytes_read, n as u64);
@@ -274,19 +364,57 @@ impl Conn {
                     // A short read emptied the socket: with edge-triggered readiness, more data
                     // will raise a new event, so skip the read that would only say EAGAIN.
                     if n < space && !self.peer_closing {
-                        return Ok(true);
+                        return Ok(Fill::Blocked);
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(true),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Fill::Blocked),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e),
             }
         }
     }
 
+    /// The request filling the read buffer needs more room than values in flight may take now
+    /// (see `oom::refuse_inflight`). False: close.
+    fn refuse_inflight(&mut self, ctx: &Ctx<'_>, limits: &Limits, mem: &mut Budget) -> bool {
+        stats::bump(&ctx.stats.inflight_oom);
+        let kind = self.kind(ctx);
+        if kind == Kind::Text
+            && ctx.shared.config().auth_file.is_some()
+            && !self.session.authenticated
+        {
+            return false;
+        }
+        self.ensure_out(mem);
+        let input = &self.rbuf[self.rstart..self.rend];
+        let pending = (&mut self.out, &mut self.resps);
+        let Some((used, skip)) = oom::refuse_inflight(kind, input, limits, ctx, pending, mem)
+        else {
+            return false;
+        };
+        self.rstart += used;
+        self.swallow = skip;
+        true
+    }
+
     /// Answers complete requests in the buffer. True when some remain for later.
-    fn process(&mut self, ctx: &Ctx<'_>, limits: &Limits, budget: &mut usize) -> bool {
+    /// Answers complete requests in the buffer. True when some remain for later.
+    ///
+    /// Each request takes a response object (each key of a text get one), as memcached's do:
+    /// with `-o read_buf_mem_limit`, a request that finds none left closes the connection
+    /// without writing its stacked replies, and a get that runs out midway answers
+    /// `SERVER_ERROR out of memory writing get response` instead.
+    fn process(
+        &mut self,
+        ctx: &Ctx<'_>,
+        limits: &Limits,
+        reqs: &mut usize,
+        max_buf: usize,
+        mem: &mut Budget,
+    ) -> bool {
         let now = ctx.shared.clock().now();
+        self.ensure_out(mem);
+        let mut flush_now = false;
         loop {
             if self.swallow > 0 {
                 let n = self.swallow.min(self.rend - self.rstart);
@@ -299,19 +427,13 @@ impl Conn {
             if self.rstart == self.rend || self.closing || self.verifying || self.watch.is_some() {
                 return false;
             }
-            if self.out.len() - self.wpos > OUT_HIGH_WATER {
+            if self.out.len() - self.wpos > OUT_SOFT_CAP {
+                stats::bump(&ctx.stats.conn_out_paused);
                 self.paused = true;
                 return false;
             }
-            let kind = *self.kind.get_or_insert_with(|| {
-                let k = protocol::detect(self.rbuf[self.rstart]);
-                match ctx.shared.config().protocol {
-                    crate::config::Protocol::Ascii => Kind::Text,
-                    crate::config::Protocol::Binary => Kind::Binary,
-                    crate::config::Protocol::Auto => k,
-                }
-            });
-            if *budget == 0 {
+            let kind = self.kind(ctx);
+            if *reqs == 0 {
                 return true;
             }
             let input = &self.rbuf[self.rstart..self.rend];
@@ -319,6 +441,11 @@ impl Conn {
                 Kind::Binary => match binary::parse(input, limits) {
                     Ok(Parsed::Incomplete) => return false,
                     Ok(Parsed::Complete(frame, used)) => {
+                        if !charge(mem, &mut self.resps, 1, ctx.stats) {
+                            self.abort = true;
+                            return false;
+                        }
+                        flush_now = mem.limited() && frame.header.opcode == binary::op::NOOP;
                         let a =
                             exec::binary::execute(&frame, ctx, &mut self.session, &mut self.out);
                         let a = match a {
@@ -338,10 +465,16 @@ impl Conn {
                 {
                     match text::parse_auth(input, limits) {
                         Ok(Parsed::Incomplete) => return false,
-                        Ok(Parsed::Complete(line, used)) => (
-                            exec::text::ascii_auth(line, &mut self.session, &mut self.out),
-                            used,
-                        ),
+                        Ok(Parsed::Complete(line, used)) => {
+                            if !charge(mem, &mut self.resps, 1, ctx.stats) {
+                                self.abort = true;
+                                return false;
+                            }
+                            (
+                                exec::text::ascii_auth(line, &mut self.session, &mut self.out),
+                                used,
+                            )
+                        }
                         Err(e) => {
                             debug!("conn {}: {e}; closing", self.id);
                             self.closing = true;
@@ -353,17 +486,25 @@ impl Conn {
                     Ok(Parsed::Incomplete) => return false,
                     Ok(Parsed::Complete(cmd, used)) => {
                         let retrieval = matches!(cmd, Command::Get { .. });
+                        flush_now =
+                            mem.limited() && matches!(cmd, Command::Get { .. } | Command::MetaNoop);
+                        let written = self.wpos > 0;
+                        let resps = &mut self.resps;
                         let a = if matches!(cmd, Command::Watch { .. })
                             && self.out.len() == self.sent_mark
                         {
                             // Everything before is sent as memcached sees it: `watch` is not
                             // pipelined behind it.
                             let mut own = Vec::new();
-                            let a = exec::text::execute(cmd, ctx, &mut own);
+                            let a = oom::execute_text(cmd, ctx, &mut own, written, resps, mem);
                             self.out.extend_from_slice(&own);
                             a
                         } else {
-                            exec::text::execute(cmd, ctx, &mut self.out)
+                            oom::execute_text(cmd, ctx, &mut self.out, written, resps, mem)
+                        };
+                        let Some(a) = a else {
+                            self.abort = true;
+                            return false;
                         };
                         if retrieval || a == Action::Flush {
                             self.sent_mark = self.out.len();
@@ -377,7 +518,7 @@ impl Conn {
                     }
                 },
             };
-            *budget = budget.saturating_sub(1);
+            *reqs = reqs.saturating_sub(1);
             self.last_active = now;
             self.last_cmd
                 .store(now, std::sync::atomic::Ordering::Relaxed);
@@ -405,6 +546,31 @@ impl Conn {
                         return false;
                     }
                 }
+            }
+            let pending = self.out.len() - self.wpos;
+            if pending > budget::out_hard_cap(max_buf) {
+                // One request's reply alone is larger than any client should ask for.
+                stats::bump(&ctx.stats.conn_out_hard_cap);
+                debug!(
+                    "conn {}: {pending} bytes of replies unsent; closing",
+                    self.id
+                );
+                self.abort = true;
+                return false;
+            }
+            if std::mem::take(&mut flush_now) {
+                // Under a limit, the replies up to a text get, `mn` or a binary no-op are written
+                // before the next request is read, as memcached writes them (their response
+                // objects go back before more are taken).
+                if self.flush(ctx.stats, mem).is_err() {
+                    self.abort = true;
+                    return false;
+                }
+                if self.has_output() {
+                    self.paused = true;
+                    return false;
+                }
+                self.ensure_out(mem);
             }
         }
     }
@@ -461,8 +627,9 @@ impl Conn {
         self.verifying = false;
     }
 
-    /// Writes pending output until done or the socket would block.
-    pub fn flush(&mut self, st: &stats::ThreadStats) -> io::Result<()> {
+    /// Writes pending output until done or the socket would block; once all is written, its
+    /// response objects and buffer go back to the budget.
+    pub fn flush(&mut self, st: &stats::ThreadStats, mem: &mut Budget) -> io::Result<()> {
         while self.wpos < self.out.len() {
             match self.stream.write(&self.out[self.wpos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -475,18 +642,80 @@ impl Conn {
                 Err(e) => return Err(e),
             }
         }
-        self.out.clear();
         self.wpos = 0;
         self.sent_mark = 0;
-        if self.out.capacity() > 1 << 20 {
-            self.out.shrink_to(64 * 1024);
-        }
-        if self.rstart == self.rend && self.rbuf.len() > 1 << 20 {
-            self.rbuf = Vec::new();
-            self.rstart = 0;
-            self.rend = 0;
+        mem.give_resps(std::mem::take(&mut self.resps));
+        if self.out.capacity() > 0 {
+            mem.give_out(std::mem::take(&mut self.out));
         }
         Ok(())
+    }
+
+    /// The protocol, decided by the first byte received (or by `-B`).
+    fn kind(&mut self, ctx: &Ctx<'_>) -> Kind {
+        *self.kind.get_or_insert_with(|| {
+            let k = protocol::detect(self.rbuf[self.rstart]);
+            match ctx.shared.config().protocol {
+                crate::config::Protocol::Ascii => Kind::Text,
+                crate::config::Protocol::Binary => Kind::Binary,
+                crate::config::Protocol::Auto => k,
+            }
+        })
+    }
+
+    /// A pooled reply buffer to write into, unless one is held.
+    fn ensure_out(&mut self, mem: &mut Budget) {
+        if self.out.capacity() == 0 {
+            self.out = mem.lend_out();
+        }
+    }
+
+    /// After a drive: a read buffer holding nothing goes back to the budget (an idle connection
+    /// holds none), and a grown one holding little moves back into a pooled one.
+    fn go_idle(&mut self, mem: &mut Budget) {
+        let left = self.rend - self.rstart;
+        if left == 0 {
+            self.rstart = 0;
+            self.rend = 0;
+            self.give_rbuf(mem);
+        } else if self.grown && left <= BUF {
+            if let Some(mut b) = mem.lend_read() {
+                b[..left].copy_from_slice(&self.rbuf[self.rstart..self.rend]);
+                mem.give_inflight(self.rbuf.len());
+                self.rbuf = b;
+                self.grown = false;
+                self.rstart = 0;
+                self.rend = left;
+            }
+        }
+        if self.out.is_empty() && self.out.capacity() > 0 {
+            mem.give_out(std::mem::take(&mut self.out));
+        }
+    }
+
+    fn give_rbuf(&mut self, mem: &mut Budget) {
+        let b = std::mem::take(&mut self.rbuf);
+        if self.grown {
+            mem.give_inflight(b.len());
+            self.grown = false;
+        } else if !b.is_empty() {
+            mem.give_read(b);
+        }
+    }
+
+    /// The connection leaves its worker (for the watcher thread): its read buffer and response
+    /// objects go back to the budget; unsent output stays with it.
+    pub fn leave(&mut self, mem: &mut Budget) {
+        self.give_rbuf(mem);
+        self.rstart = 0;
+        self.rend = 0;
+        mem.give_resps(std::mem::take(&mut self.resps));
+    }
+
+    /// The connection is closing: everything it holds goes back to the budget.
+    pub fn release(&mut self, mem: &mut Budget) {
+        self.leave(mem);
+        mem.give_out(std::mem::take(&mut self.out));
     }
 
     /// Answers the pending attempt as failed without checking it (the verification pool is

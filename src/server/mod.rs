@@ -13,12 +13,14 @@
 
 pub mod acceptor;
 pub mod activation;
+pub mod budget;
 pub mod conn;
 pub mod health;
 pub mod listeners;
 pub mod logging;
 pub mod maintainer;
 pub mod notify;
+pub mod oom;
 pub mod pool;
 pub mod process;
 pub mod push;

@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender};
 use log::{debug, warn};
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use super::budget::Budget;
 use super::conn::{Conn, Next};
 use super::stream::Stream;
 use super::udp::{Port, Scratch};
@@ -99,6 +100,9 @@ struct Worker {
     conns: slab::Slab<Conn>,
     limits: Limits,
     max_buf: usize,
+    /// What this worker's connections may hold: pooled buffers, response objects, values in
+    /// flight.
+    mem: Budget,
     /// Connections to drive again without waiting for an event (`Next::Yield`, refused checks).
     pending: Vec<usize>,
     /// Connections to drive this round; kept across rounds so the loop does not allocate.
@@ -129,6 +133,7 @@ impl Worker {
         // Room for the largest request any parser accepts (an item, a long get line, a pushed
         // cluster config), plus slack for the line around it.
         let max_buf = (sh.config().item_size_max + 64 * 1024).max(limits.max_get_line + 64 * 1024);
+        let mem = Budget::new(sh.clone(), index, max_buf);
         let last_idle_check = sh.clock().now();
         Worker {
             index,
@@ -143,6 +148,7 @@ impl Worker {
             conns: slab::Slab::new(),
             limits,
             max_buf,
+            mem,
             pending: Vec::new(),
             ready: Vec::new(),
             stopping_since: None,
@@ -246,7 +252,13 @@ impl Worker {
             let Some(conn) = self.conns.get_mut(key) else {
                 continue;
             };
-            let mut next = conn.drive(&self.sh, self.index, &self.limits, self.max_buf);
+            let mut next = conn.drive(
+                &self.sh,
+                self.index,
+                &self.limits,
+                self.max_buf,
+                &mut self.mem,
+            );
             if next == Next::Verify {
                 next = Next::Read;
                 self.submit_check(key);
@@ -260,7 +272,7 @@ impl Worker {
                 &mut self.conns,
                 key,
                 next,
-                &self.sh,
+                (&self.sh, &mut self.mem),
                 &mut self.pending,
             );
         }
@@ -273,6 +285,7 @@ impl Worker {
             return;
         };
         let _ = self.poll.registry().deregister(&mut conn.stream);
+        conn.leave(&mut self.mem);
         let Some(ticket) = conn.take_watch() else {
             return;
         };
@@ -338,12 +351,17 @@ impl Worker {
             let done = self
                 .conns
                 .get_mut(key)
-                .is_none_or(|c| c.flush(st).is_err() || !c.has_output());
+                .is_none_or(|c| c.flush(st, &mut self.mem).is_err() || !c.has_output());
             if done || since.elapsed() > Duration::from_secs(2) {
                 if let Some(c) = self.conns.get_mut(key) {
                     c.close_reason = CloseReason::Shutdown;
                 }
-                close(&mut self.poll, &mut self.conns, key, &self.sh);
+                close(
+                    &mut self.poll,
+                    &mut self.conns,
+                    key,
+                    (&self.sh, &mut self.mem),
+                );
             }
         }
         self.conns.is_empty()
@@ -372,7 +390,12 @@ impl Worker {
             if let Some(c) = self.conns.get_mut(key) {
                 c.close_reason = CloseReason::IdleTimeout;
             }
-            close(&mut self.poll, &mut self.conns, key, &self.sh);
+            close(
+                &mut self.poll,
+                &mut self.conns,
+                key,
+                (&self.sh, &mut self.mem),
+            );
         }
     }
 }
@@ -431,12 +454,12 @@ fn settle(
     conns: &mut slab::Slab<Conn>,
     key: usize,
     next: Next,
-    sh: &Shared,
+    (sh, mem): (&Shared, &mut Budget),
     pending: &mut Vec<usize>,
 ) {
     let interest = match next {
         Next::Close => {
-            close(poll, conns, key, sh);
+            close(poll, conns, key, (sh, mem));
             return;
         }
         Next::Read | Next::Verify | Next::Watch => Interest::READABLE,
@@ -456,15 +479,21 @@ fn settle(
             .reregister(&mut c.stream, Token(key), interest)
         {
             debug!("reregister failed: {e}");
-            close(poll, conns, key, sh);
+            close(poll, conns, key, (sh, mem));
         } else {
             c.interest = interest;
         }
     }
 }
 
-fn close(poll: &mut Poll, conns: &mut slab::Slab<Conn>, key: usize, sh: &Shared) {
+fn close(
+    poll: &mut Poll,
+    conns: &mut slab::Slab<Conn>,
+    key: usize,
+    (sh, mem): (&Shared, &mut Budget),
+) {
     if let Some(mut c) = conns.try_remove(key) {
+        c.release(mem);
         let _ = poll.registry().deregister(&mut c.stream);
         sh.logger().log(Event::ConnClose {
             peer: c.peer,

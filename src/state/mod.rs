@@ -21,7 +21,7 @@ use parking_lot::RwLock;
 use crate::auth::{cyrus, Credentials, CredentialsError};
 use crate::cluster::state::ClusterState;
 use crate::config::Config;
-use crate::stats::ThreadStats;
+use crate::stats::{ThreadGauges, ThreadStats};
 use crate::store::exptime::CLOCK_START;
 use crate::store::Store;
 
@@ -84,6 +84,8 @@ pub struct Shared {
     settings: Settings,
     conns: Connections,
     thread_stats: Box<[ThreadStats]>,
+    /// One gauge block per worker thread (each written by its thread only; never reset).
+    thread_gauges: Box<[ThreadGauges]>,
     /// Server time at which a delayed `flush_all` takes effect (0 = none).
     pending_flush: AtomicU32,
     shutdown: AtomicU8,
@@ -128,6 +130,9 @@ impl Shared {
             settings: Settings::new(&config),
             conns: Connections::default(),
             thread_stats,
+            thread_gauges: (0..config.threads)
+                .map(|_| ThreadGauges::default())
+                .collect(),
             pending_flush: AtomicU32::new(0),
             shutdown: AtomicU8::new(Shutdown::None as u8),
             credentials: RwLock::new(None),
@@ -173,6 +178,11 @@ impl Shared {
     #[inline]
     pub fn logger(&self) -> &Logger {
         &self.logger
+    }
+    /// One gauge block per worker thread: what its connections hold now.
+    #[inline]
+    pub fn thread_gauges(&self) -> &[ThreadGauges] {
+        &self.thread_gauges
     }
     /// The served Auto Discovery config.
     pub fn cluster(&self) -> &ClusterState {

@@ -1,0 +1,229 @@
+//! The connection budget (`server::budget`): memcached's read-buffer and response-object limits
+//! answered byte for byte as memcached answers them, and memory bounds under clients that hold
+//! connections idle, never read their replies, or stall halfway through a large value — while a
+//! well-behaved client keeps being served. Memory is asserted against generous stated bounds,
+//! never timing.
+
+mod common;
+use common::*;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// memcached splits `read_buf_mem_limit` (at least 1 MB) over its threads in 16 KB objects: with
+/// 32 threads each has two, one read buffer and one bundle of 13 response objects.
+const LIMITED: &[&str] = &["-o", "read_buf_mem_limit=1", "-t", "32", "-R", "500"];
+
+fn get_line(n: usize, key: &str) -> Vec<u8> {
+    let keys = vec![key; n].join(" ");
+    format!("get {keys}\r\n").into_bytes()
+}
+
+fn stat(stats: &str, name: &str) -> u64 {
+    stats
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("STAT {name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {stats}"))
+}
+
+#[test]
+fn out_of_memory_replies_match_memcached() {
+    let (_mc, mut m) = start_memcached(LIMITED);
+    let fc = Server::start(LIMITED);
+    let mut f = fc.connect();
+    let steps: Vec<Vec<u8>> = vec![
+        b"set foo 0 0 3\r\nbar\r\n".to_vec(),
+        get_line(500, "foo"),
+        get_line(13, "foo"),
+        get_line(14, "foo"),
+        // A get's reply is written before the next request: only what follows it is dropped.
+        [b"get foo\r\n".to_vec(), get_line(20, "foo")].concat(),
+        // Meta replies stack until then, and go with the failed get.
+        [b"mg foo v\r\nmg foo v\r\n".to_vec(), get_line(20, "foo")].concat(),
+        // A key too long ends the lookups before the objects run out.
+        format!("gets {} {}\r\n", "k".repeat(251), "foo ".repeat(20)).into_bytes(),
+    ];
+    for req in &steps {
+        let want = exchange(&mut m, req);
+        let got = exchange(&mut f, req);
+        assert_eq!(show(&got), show(&want), "after {}", show(req));
+    }
+    // Stacked replies past the limit: the connection closes without a byte written.
+    for srv in [&_mc, &fc] {
+        let mut s = srv.connect();
+        s.write_all(&b"mg foo v\r\n".repeat(500)).unwrap();
+        assert_eq!(show(&read_to_close(&mut s)), "", "stacked replies");
+    }
+    let (ms, fs) = (probe_stats(&mut m), show(&exchange(&mut f, b"stats\r\n")));
+    for name in ["response_obj_oom", "read_buf_oom"] {
+        assert_eq!(stat(&fs, name), stat(&ms, name), "{name}");
+    }
+}
+
+#[test]
+fn binary_requests_share_the_limit() {
+    // Binary requests take a response object each, as memcached's: a no-op writes what is
+    // stacked, but quiet gets stacked past the limit close the connection.
+    let fc = Server::start(LIMITED);
+    let mut s = fc.connect();
+    let request = |opcode: u8, key: &[u8]| {
+        let mut r = vec![
+            0x80,
+            opcode,
+            0,
+            key.len() as u8,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+            key.len() as u8,
+        ];
+        r.extend_from_slice(&[0; 12]);
+        r.extend_from_slice(key);
+        r
+    };
+    let noop = request(0x0a, b"");
+    s.write_all(&noop.repeat(200)).unwrap();
+    let mut reply = vec![0u8; 200 * 24];
+    s.read_exact(&mut reply).unwrap();
+    s.write_all(&request(0x09, b"missing").repeat(200)).unwrap(); // GETQ: a miss says nothing
+    assert!(read_to_close(&mut s).is_empty());
+    let stats = show(&one(&fc, b"stats\r\n"));
+    assert_eq!(stat(&stats, "response_obj_oom"), 1);
+}
+
+/// A well-behaved client on its own connection: a small set and get answered exactly.
+fn well_behaved(srv: &Server, i: usize) {
+    let mut c = srv.connect();
+    let v = format!("value-{i}-{}", "v".repeat(100));
+    let req = format!("set good{i} 0 0 {}\r\n{v}\r\nget good{i}\r\n", v.len());
+    let want = format!("STORED\r\nVALUE good{i} 0 {}\r\n{v}\r\nEND\r\n", v.len());
+    assert_eq!(show(&exchange(&mut c, req.as_bytes())), want);
+}
+
+/// Polls `stats ferrocache` until `name` reaches `want` (bounded in count and time).
+fn wait_for_own_stat(srv: &Server, name: &str, want: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = 0;
+    for _ in 0..2000 {
+        last = stat(&show(&one(srv, b"stats ferrocache\r\n")), name);
+        if last >= want || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    last
+}
+
+/// Writes as much of `data` as the socket takes now (a client that sends and never reads).
+fn send_some(s: &TcpStream, data: &[u8]) -> usize {
+    s.set_nonblocking(true).unwrap();
+    let mut sent = 0;
+    let mut w = s;
+    while sent < data.len() {
+        match w.write(&data[sent..]) {
+            Ok(n) => sent += n,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+    sent
+}
+
+#[test]
+fn idle_connections_hold_no_buffers() {
+    let srv = Server::start(&["-t", "2"]);
+    well_behaved(&srv, 0);
+    let before = srv.rss_kib();
+    let n = 500;
+    let mut conns = Vec::new();
+    for i in 0..n {
+        let mut c = srv.connect();
+        // Each connection has read a request and written a reply, then goes idle.
+        assert_eq!(
+            show(&exchange(&mut c, b"version\r\n")),
+            "VERSION 1.6.18\r\n"
+        );
+        conns.push(c);
+        if i % 100 == 0 {
+            well_behaved(&srv, i);
+        }
+    }
+    let per_conn = (srv.rss_kib().saturating_sub(before) * 1024) / n as u64;
+    // Target 1 KB (memcached: ~0.65 KB); before the budget each held ~17 KB of buffers.
+    assert!(per_conn < 4 * 1024, "{per_conn} bytes per idle connection");
+    let stats = show(&one(&srv, b"stats\r\n"));
+    // Buffers are lent while in use and come back: the pool holds what was in use at once.
+    assert!(stat(&stats, "read_buf_count") < 50, "{stats}");
+}
+
+#[test]
+fn clients_that_never_read_cost_little() {
+    let srv = Server::start(&["-t", "2"]);
+    let value = vec![b'x'; 500 * 1024];
+    let mut c = srv.connect();
+    let mut req = format!("set big 0 0 {}\r\n", value.len()).into_bytes();
+    req.extend_from_slice(&value);
+    req.extend_from_slice(b"\r\n");
+    assert_eq!(show(&exchange(&mut c, &req)), "STORED\r\n");
+    let before = srv.rss_kib();
+    let gets = b"get big\r\n".repeat(2000);
+    let hostile: Vec<TcpStream> = (0..5).map(|_| srv.connect()).collect();
+    for h in &hostile {
+        assert!(send_some(h, &gets) > 0);
+    }
+    // Each stops being read once its unsent replies pass the soft cap.
+    assert!(wait_for_own_stat(&srv, "ferrocache_conn_out_paused", 5) >= 5);
+    well_behaved(&srv, 1);
+    let mut want = b"VALUE big 0 512000\r\n".to_vec();
+    want.extend_from_slice(&value);
+    want.extend_from_slice(b"\r\nEND\r\n");
+    assert!(exchange(&mut c, b"get big\r\n") == want);
+    let grown = srv.rss_kib().saturating_sub(before);
+    // At most one reply and the soft cap each (before the budget: ~7 MB; memcached: ~30 KB).
+    assert!(grown < 5 * 1024, "RSS grew {grown} KiB");
+}
+
+#[test]
+fn stalled_uploads_stay_within_the_budget() {
+    let srv = Server::start(&["-t", "2", "-m", "64"]);
+    well_behaved(&srv, 0);
+    let before = srv.rss_kib();
+    let half = vec![b'y'; 512 * 1024];
+    let mut stalled = Vec::new();
+    for i in 0..200 {
+        let s = srv.connect();
+        let mut req = format!("set stall{i} 0 0 1000000\r\n").into_bytes();
+        req.extend_from_slice(&half);
+        send_some(&s, &req);
+        stalled.push(s);
+    }
+    // Values in flight are limited to a quarter of -m over the workers: the rest are refused as
+    // memcached refuses a value it cannot allocate, and their data discarded as it arrives.
+    assert!(wait_for_own_stat(&srv, "ferrocache_inflight_oom", 1) >= 1);
+    for i in 1..5 {
+        well_behaved(&srv, i);
+    }
+    let refused = stalled
+        .iter()
+        .filter(|s| {
+            let mut buf = [0u8; 64];
+            let mut s: &TcpStream = s;
+            let oom = b"SERVER_ERROR out of memory storing object\r\n";
+            matches!(s.read(&mut buf), Ok(n) if buf[..n].starts_with(oom))
+        })
+        .count();
+    assert!(refused > 0);
+    let stats = show(&one(&srv, b"stats ferrocache\r\n"));
+    let inflight = stat(&stats, "ferrocache_inflight_bytes");
+    assert!(inflight <= 16 << 20, "{inflight} bytes in flight");
+    let grown = srv.rss_kib().saturating_sub(before);
+    // 16 MB of values in flight plus pooled buffers (before the budget: ~106 MB; memcached
+    // allocates the items from -m: ~71 MB).
+    assert!(grown < 32 * 1024, "RSS grew {grown} KiB");
+    assert!(stat(&show(&one(&srv, b"stats\r\n")), "store_no_memory") >= refused as u64);
+}
