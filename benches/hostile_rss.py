@@ -1,0 +1,187 @@
+#!/usr/bin/env python3
+"""Memory under hostile clients, side by side with memcached 1.6.18 (issue 15's table).
+
+Starts memcached and ferrocache with the same options, one case at a time, and reports the RSS
+growth (from /proc) each case causes:
+  idle        2000 connections that each sent `version`, read the reply and went idle (per conn)
+  unread      5 connections pipelining `get` of a 500 KB value and never reading (in all)
+  stalled     200 connections each stalled halfway through a 1 MB `set` value, under -m 64
+After each case a well-behaved client's set/get must still be answered exactly.
+
+Usage: benches/hostile_rss.py [--bin PATH] [--before PATH] [--markdown]
+(--before: another ferrocache binary, e.g. one built before a change, as a third column)
+"""
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+
+ARGS = ["-t", "2", "-c", "4096", "-U", "0", "-u", "root", "-l", "127.0.0.1"]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, cmd, extra):
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            cmd + ARGS + ["-p", str(self.port)] + extra,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port)).close()
+                return
+            except OSError:
+                time.sleep(0.02)
+        raise SystemExit(f"{cmd[0]} did not start")
+
+    def rss_kib(self):
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.port))
+        s.settimeout(10)
+        return s
+
+    def stop(self):
+        self.proc.kill()
+        self.proc.wait()
+
+
+def roundtrip(s, req, end):
+    s.sendall(req)
+    buf = b""
+    while not buf.endswith(end):
+        chunk = s.recv(1 << 20)
+        if not chunk:
+            break
+        buf += chunk
+    return buf
+
+
+def well_behaved(srv, i):
+    v = b"good-%d-" % i + b"v" * 100
+    s = srv.connect()
+    got = roundtrip(s, b"set good%d 0 0 %d\r\n%s\r\nget good%d\r\n" % (i, len(v), v, i), b"END\r\n")
+    s.close()
+    want = b"STORED\r\nVALUE good%d 0 %d\r\n%s\r\nEND\r\n" % (i, len(v), v)
+    if got != want:
+        raise SystemExit(f"well-behaved client answered wrongly: {got[:80]!r}")
+
+
+def send_some(s, data):
+    s.setblocking(False)
+    sent = 0
+    try:
+        while sent < len(data):
+            sent += s.send(data[sent:])
+    except (BlockingIOError, ConnectionError):
+        pass
+    return sent
+
+
+def settle(srv):
+    """Waits until RSS stops growing (bounded: at most 5 s)."""
+    last = srv.rss_kib()
+    for _ in range(25):
+        time.sleep(0.2)
+        now = srv.rss_kib()
+        if now == last:
+            break
+        last = now
+    return last
+
+
+def idle(srv):
+    well_behaved(srv, 0)
+    before = srv.rss_kib()
+    n = 2000
+    conns = []
+    for _ in range(n):
+        s = srv.connect()
+        roundtrip(s, b"version\r\n", b"\r\n")
+        conns.append(s)
+    grown = settle(srv) - before
+    well_behaved(srv, 1)
+    return f"{grown * 1024 / n:,.0f} B per connection"
+
+
+def unread(srv):
+    value = b"x" * (500 * 1024)
+    c = srv.connect()
+    roundtrip(c, b"set big 0 0 %d\r\n%s\r\n" % (len(value), value), b"STORED\r\n")
+    before = srv.rss_kib()
+    hostile = [srv.connect() for _ in range(5)]
+    for h in hostile:
+        send_some(h, b"get big\r\n" * 2000)
+    grown = settle(srv) - before
+    well_behaved(srv, 2)
+    return f"{grown / 1024:,.2f} MB in all"
+
+
+def stalled(srv):
+    well_behaved(srv, 0)
+    before = srv.rss_kib()
+    half = b"y" * (512 * 1024)
+    conns = []
+    for i in range(200):
+        s = srv.connect()
+        send_some(s, b"set stall%d 0 0 1000000\r\n" % i + half)
+        conns.append(s)
+    grown = settle(srv) - before
+    well_behaved(srv, 3)
+    return f"+{grown / 1024:,.1f} MB"
+
+
+CASES = [
+    ("an idle connection (2000 connections that each did one request)", [], idle),
+    ("5 connections pipeline `get`s of a 500 KB value and never read", [], unread),
+    ("200 connections each stall halfway through a 1 MB `set` value, `-m 64`", ["-m", "64"], stalled),
+]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    target = os.environ.get("CARGO_TARGET_DIR", "target")
+    ap.add_argument("--bin", default=f"{target}/release/ferrocache")
+    ap.add_argument("--before", help="a second ferrocache binary to compare")
+    ap.add_argument("--markdown", action="store_true", help="print a docs/reliability.md table")
+    a = ap.parse_args()
+    rows = []
+    for label, extra, case in CASES:
+        row = [label]
+        bins = [["memcached"]] + ([[a.before]] if a.before else []) + [[a.bin]]
+        for cmd in bins:
+            srv = Server(cmd, extra)
+            try:
+                row.append(case(srv))
+            finally:
+                srv.stop()
+        rows.append(row)
+        if not a.markdown:
+            print(f"{row[0]}: " + ", ".join(row[1:]), flush=True)
+    if a.markdown:
+        before = " ferrocache before |" if a.before else ""
+        print(f"| what a client does | memcached 1.6.18 |{before} ferrocache |")
+        print("|---|---|---|" + ("---|" if a.before else ""))
+        for r in rows:
+            print("| " + " | ".join(r) + " |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
