@@ -252,6 +252,82 @@ fn versions_rise_persist_and_refuse_stale_pushes() {
     assert_eq!(version_of(fc.addr), 8);
 }
 
+/// A conditional push (the version it replaces: text after `<bytes>`, binary in the header's
+/// CAS) is stored only while that version is served; otherwise a clear error, nothing changed.
+/// Unconditional pushes keep working.
+#[test]
+fn conditional_push_is_a_compare_and_set() {
+    let (fc, admin) = Server::start_admin(&["--cluster-nodes", "localhost|127.0.0.1|1"]);
+    assert_eq!(version_of(fc.addr), 1);
+    let set = |p: &str, tail: &str| {
+        let req = format!("config set cluster 0 {}{tail}\r\n{p}\r\n", p.len());
+        show(&raw(admin, req.as_bytes(), b"\r\n"))
+    };
+    // Text: replaces 1 while 1 is served.
+    assert_eq!(set("2\nlocalhost|127.0.0.1|2\n", " 1"), "STORED\r\n");
+    assert_eq!(version_of(fc.addr), 2);
+    // Two writers that both saw version 2: the second is refused.
+    assert_eq!(set("3\nlocalhost|127.0.0.1|3\n", " 2"), "STORED\r\n");
+    assert_eq!(
+        set("3\nlocalhost|127.0.0.1|4\n", " 2"),
+        "CLIENT_ERROR cluster version mismatch: expected 2, current 3\r\n"
+    );
+    assert_eq!(
+        config_get(fc.addr),
+        "CONFIG cluster 0 24\r\n3\nlocalhost|127.0.0.1|3\n\r\nEND\r\n"
+    );
+    // noreply after the version: silent either way.
+    let p = "4\nlocalhost|127.0.0.1|5\n";
+    let req = format!(
+        "config set cluster 0 {} 9 noreply\r\n{p}\r\nconfig set cluster 0 {} 3 noreply\r\n{p}\r\nmn\r\n",
+        p.len(),
+        p.len()
+    );
+    assert_eq!(show(&raw(admin, req.as_bytes(), b"MN\r\n")), "MN\r\n");
+    assert_eq!(version_of(fc.addr), 4);
+    // A bad version token is a format error.
+    assert_eq!(
+        set("5\nlocalhost|127.0.0.1|6\n", " x"),
+        "CLIENT_ERROR bad command line format\r\n"
+    );
+    // Binary: the CAS field names the version replaced; a mismatch is "exists" (0x02).
+    let p = "5\nlocalhost|127.0.0.1|7\n";
+    let r = bin_call(
+        admin,
+        &request(op::CONFIG_SET, 0, 3, &[], b"cluster", p.as_bytes()),
+    );
+    assert_eq!(r[6..8], [0, 2], "{}", show(&r));
+    assert!(
+        show(&r).ends_with("CLIENT_ERROR cluster version mismatch: expected 3, current 4"),
+        "{}",
+        show(&r)
+    );
+    assert_eq!(version_of(fc.addr), 4);
+    let r = bin_call(
+        admin,
+        &request(op::CONFIG_SET, 0, 4, &[], b"cluster", p.as_bytes()),
+    );
+    assert_eq!(r[6..8], [0, 0]);
+    assert_eq!(version_of(fc.addr), 5);
+    // Unconditional pushes (text and binary) as before.
+    assert_eq!(set("6\nlocalhost|127.0.0.1|8\n", ""), "STORED\r\n");
+    let r = bin_call(
+        admin,
+        &request(
+            op::CONFIG_SET,
+            0,
+            0,
+            &[],
+            b"cluster",
+            b"7\nlocalhost|127.0.0.1|9\n",
+        ),
+    );
+    assert_eq!(r[6..8], [0, 0]);
+    assert_eq!(version_of(fc.addr), 7);
+    let stats = show(&raw(fc.addr, b"stats cluster\r\n", b"END\r\n"));
+    assert!(stats.contains("STAT cluster_push_errors 3\r\n"), "{stats}");
+}
+
 #[test]
 fn cluster_file_reloads_on_sighup() {
     let dir = tmpdir("file");

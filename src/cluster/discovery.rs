@@ -136,12 +136,24 @@ impl ClusterConfig {
     }
 
     /// Handles `config set cluster` (text or binary 0x64): parses `payload` and accepts it only if its
-    /// version is strictly greater than the current one.
+    /// version is strictly greater than the current one. A conditional push (`replaces`: the
+    /// version it was built from) is also refused unless that version is the one served now, so
+    /// two writers racing from the same version never both succeed.
     pub fn apply_push(
         current: Option<&ClusterConfig>,
         payload: &[u8],
+        replaces: Option<u64>,
     ) -> Result<ClusterConfig, ClusterError> {
         let new = ClusterConfig::parse_payload(payload)?;
+        if let Some(expected) = replaces {
+            let served = current.map(|c| c.version);
+            if served != Some(expected) {
+                return Err(ClusterError::VersionMismatch {
+                    current: served,
+                    expected,
+                });
+            }
+        }
         if let Some(cur) = current {
             if new.version <= cur.version {
                 return Err(ClusterError::VersionNotNewer {

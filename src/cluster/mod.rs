@@ -71,6 +71,8 @@ pub const BINARY_EXTRAS_LEN: u8 = 4;
 const STATUS_EINVAL: u16 = 0x0004;
 /// Binary status "item not stored".
 const STATUS_NOT_STORED: u16 = 0x0005;
+/// Binary status "data exists" (memcached's CAS mismatch).
+const STATUS_EXISTS: u16 = 0x0002;
 
 /// Why a node list, payload or version was rejected. `Display` is the exact wire line (no CRLF).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -81,6 +83,9 @@ pub enum ClusterError {
     BadVersion(String),
     /// Version is not strictly greater than the current one.
     VersionNotNewer { current: u64, proposed: u64 },
+    /// A conditional push named a version it replaces that is not the one served (`None`: nothing
+    /// is served yet).
+    VersionMismatch { current: Option<u64>, expected: u64 },
     /// A node entry is malformed.
     BadNode { entry: String, reason: String },
     /// The same host and port appear twice.
@@ -93,7 +98,15 @@ pub enum ClusterError {
 
 impl fmt::Display for ClusterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let ClusterError::VersionMismatch { current, expected } = self {
+            let current = current.map_or("none".to_string(), |c| c.to_string());
+            return write!(
+                f,
+                "CLIENT_ERROR cluster version mismatch: expected {expected}, current {current}"
+            );
+        }
         f.write_str(match self {
+            ClusterError::VersionMismatch { .. } => "",
             ClusterError::BadFormat(_) => "CLIENT_ERROR bad cluster config format",
             ClusterError::BadVersion(_) => "CLIENT_ERROR bad cluster version",
             ClusterError::VersionNotNewer { .. } => "CLIENT_ERROR cluster version not newer",
@@ -114,10 +127,12 @@ impl ClusterError {
         out.extend_from_slice(b"\r\n");
     }
 
-    /// Binary protocol status for a rejected CONFIG_SET: 0x05 (not stored) for a stale version, else 0x04.
+    /// Binary protocol status for a rejected CONFIG_SET: 0x05 (not stored) for a stale version,
+    /// 0x02 (exists, as a CAS mismatch) when the version it replaces is not current, else 0x04.
     pub fn binary_status(&self) -> u16 {
         match self {
             ClusterError::VersionNotNewer { .. } => STATUS_NOT_STORED,
+            ClusterError::VersionMismatch { .. } => STATUS_EXISTS,
             _ => STATUS_EINVAL,
         }
     }
@@ -133,6 +148,12 @@ impl ClusterError {
             ClusterError::VersionNotNewer { current, proposed } => {
                 format!("cluster version {proposed} is not newer than the current {current}")
             }
+            ClusterError::VersionMismatch { current, expected } => match current {
+                Some(c) => {
+                    format!("the push replaces version {expected}, but the current one is {c}")
+                }
+                None => format!("the push replaces version {expected}, but no config is served"),
+            },
             ClusterError::BadNode { entry, reason } => {
                 format!("bad cluster node '{}': {reason}", entry.escape_debug())
             }

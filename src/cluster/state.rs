@@ -173,9 +173,14 @@ impl ClusterState {
         Ok(new)
     }
 
-    /// `config set cluster`: accepted only with a newer version.
-    pub fn push(&self, payload: &[u8]) -> Result<Arc<ClusterConfig>, UpdateError> {
-        let r = self.push_inner(payload);
+    /// `config set cluster`: accepted only with a newer version, and with `replaces` only while
+    /// that version is the one served (checked and swapped under the update lock).
+    pub fn push(
+        &self,
+        payload: &[u8],
+        replaces: Option<u64>,
+    ) -> Result<Arc<ClusterConfig>, UpdateError> {
+        let r = self.push_inner(payload, replaces);
         let counter = if r.is_ok() {
             &self.pushes
         } else {
@@ -185,11 +190,15 @@ impl ClusterState {
         r
     }
 
-    fn push_inner(&self, payload: &[u8]) -> Result<Arc<ClusterConfig>, UpdateError> {
+    fn push_inner(
+        &self,
+        payload: &[u8],
+        replaces: Option<u64>,
+    ) -> Result<Arc<ClusterConfig>, UpdateError> {
         let _g = self.update.lock();
         let cur = self.current();
-        let new =
-            ClusterConfig::apply_push(cur.as_deref(), payload).map_err(UpdateError::Rejected)?;
+        let new = ClusterConfig::apply_push(cur.as_deref(), payload, replaces)
+            .map_err(UpdateError::Rejected)?;
         log::info!(
             "cluster: version {} with {} node(s) pushed",
             new.version(),

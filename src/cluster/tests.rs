@@ -269,23 +269,56 @@ fn parse_payload_rejects() {
 fn push_must_be_newer() {
     let cur = ClusterConfig::parse_payload(b"5\na||1\n").expect("valid");
     assert_eq!(
-        ClusterConfig::apply_push(Some(&cur), b"5\nb||1\n"),
+        ClusterConfig::apply_push(Some(&cur), b"5\nb||1\n", None),
         Err(ClusterError::VersionNotNewer {
             current: 5,
             proposed: 5
         })
     );
     assert!(matches!(
-        ClusterConfig::apply_push(Some(&cur), b"4\nb||1\n"),
+        ClusterConfig::apply_push(Some(&cur), b"4\nb||1\n", None),
         Err(ClusterError::VersionNotNewer { .. })
     ));
-    let new = ClusterConfig::apply_push(Some(&cur), b"6\nb||1").expect("newer");
+    let new = ClusterConfig::apply_push(Some(&cur), b"6\nb||1", None).expect("newer");
     assert_eq!(new.payload(), b"6\nb||1\n");
-    assert!(ClusterConfig::apply_push(None, b"1\nb||1").is_ok());
+    assert!(ClusterConfig::apply_push(None, b"1\nb||1", None).is_ok());
     // A malformed payload is reported as such even if its version would be stale.
     assert!(matches!(
-        ClusterConfig::apply_push(Some(&cur), b"1\nb|1"),
+        ClusterConfig::apply_push(Some(&cur), b"1\nb|1", None),
         Err(ClusterError::BadNode { .. })
+    ));
+}
+
+#[test]
+fn conditional_push_needs_the_current_version() {
+    let cur = ClusterConfig::parse_payload(b"5\na||1\n").expect("valid");
+    let new = ClusterConfig::apply_push(Some(&cur), b"6\nb||1", Some(5)).expect("replaces 5");
+    assert_eq!(new.version(), 6);
+    let stale = ClusterConfig::apply_push(Some(&cur), b"6\nb||1", Some(4));
+    assert_eq!(
+        stale,
+        Err(ClusterError::VersionMismatch {
+            current: Some(5),
+            expected: 4
+        })
+    );
+    let e = stale.unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "CLIENT_ERROR cluster version mismatch: expected 4, current 5"
+    );
+    assert_eq!(e.binary_status(), 0x0002);
+    // Nothing served: a conditional push has nothing to replace.
+    assert_eq!(
+        ClusterConfig::apply_push(None, b"1\nb||1", Some(1))
+            .unwrap_err()
+            .to_string(),
+        "CLIENT_ERROR cluster version mismatch: expected 1, current none"
+    );
+    // The current version named, but the new one not newer: still refused as stale.
+    assert!(matches!(
+        ClusterConfig::apply_push(Some(&cur), b"5\nb||1", Some(5)),
+        Err(ClusterError::VersionNotNewer { .. })
     ));
 }
 
@@ -423,7 +456,7 @@ fn state_file_roundtrip() {
     store_state(&path, &c).expect("store");
     assert!(!state_tmp_path(&path).exists());
     assert_eq!(load_state(&path).ok().flatten(), Some(c.clone()));
-    let c2 = ClusterConfig::apply_push(Some(&c), b"78\nb||2").expect("newer");
+    let c2 = ClusterConfig::apply_push(Some(&c), b"78\nb||2", None).expect("newer");
     store_state(&path, &c2).expect("store");
     assert_eq!(load_state(&path).ok().flatten(), Some(c2));
     std::fs::write(&path, b"garbage").expect("write");

@@ -1,5 +1,6 @@
 //! Owns: Auto Discovery requests — `config get cluster`, `config set cluster` (admin endpoint
-//! only), the read-only legacy key `AmazonElastiCache:cluster`, and binary CONFIG_GET (0x60) /
+//! only; conditional when it names the version it replaces: text after `<bytes>`, binary in the
+//! header's CAS), the read-only legacy key `AmazonElastiCache:cluster`, and binary CONFIG_GET (0x60) /
 //! CONFIG_SET (0x64).
 //! Does not: build, version or persist configs (see `cluster` and `cluster::state`).
 
@@ -32,7 +33,12 @@ pub fn config_get(key: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     }
 }
 
-fn push(key: &[u8], data: &[u8], ctx: &Ctx<'_>) -> Result<(), (u16, String)> {
+fn push(
+    key: &[u8],
+    data: &[u8],
+    replaces: Option<u64>,
+    ctx: &Ctx<'_>,
+) -> Result<(), (u16, String)> {
     if !ctx.conn.admin {
         return Err((status::AUTH_ERROR, NOT_ADMIN.to_string()));
     }
@@ -42,7 +48,7 @@ fn push(key: &[u8], data: &[u8], ctx: &Ctx<'_>) -> Result<(), (u16, String)> {
             "CLIENT_ERROR unknown config key".to_string(),
         ));
     }
-    match ctx.shared.cluster().push(data) {
+    match ctx.shared.cluster().push(data, replaces) {
         Ok(_) => Ok(()),
         Err(UpdateError::Rejected(e)) => {
             log::warn!("cluster push refused: {}", e.detail());
@@ -58,9 +64,16 @@ fn push(key: &[u8], data: &[u8], ctx: &Ctx<'_>) -> Result<(), (u16, String)> {
     }
 }
 
-/// `config set <key> <flags> <bytes>` with its data.
-pub fn config_set(key: &[u8], data: &[u8], r: ascii::Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    match push(key, data, ctx) {
+/// `config set <key> <flags> <bytes> [<replaces>]` with its data.
+pub fn config_set(
+    key: &[u8],
+    data: &[u8],
+    replaces: Option<u64>,
+    r: ascii::Reply,
+    ctx: &Ctx<'_>,
+    out: &mut Vec<u8>,
+) {
+    match push(key, data, replaces, ctx) {
         Ok(()) => r.line(out, "STORED"),
         Err((_, msg)) => r.line(out, &msg),
     }
@@ -99,13 +112,15 @@ pub fn binary_get(f: &Frame<'_>, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     }
 }
 
-/// Binary CONFIG_SET (0x64): the value is the payload.
+/// Binary CONFIG_SET (0x64): the value is the payload; a non-zero CAS in the header is the
+/// version it replaces (a mismatch answers "Data exists", as a CAS mismatch).
 pub fn binary_set(f: &Frame<'_>, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     if f.check == Check::TooLarge {
         r.error(out, status::E2BIG);
         return;
     }
-    match push(f.key, f.value, ctx) {
+    let replaces = (f.header.cas != 0).then_some(f.header.cas);
+    match push(f.key, f.value, replaces, ctx) {
         Ok(()) => r.ok(out, 0, &[]),
         Err((st, msg)) => r.always(out, st, &[], msg.as_bytes()),
     }

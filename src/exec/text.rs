@@ -26,8 +26,13 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             cluster::config_get(key, ctx, out);
             Action::Continue
         }
-        Command::ConfigSet { key, data, noreply } => {
-            cluster::config_set(key, data, Reply { noreply }, ctx, out);
+        Command::ConfigSet {
+            key,
+            data,
+            replaces,
+            noreply,
+        } => {
+            cluster::config_set(key, data, replaces, Reply { noreply }, ctx, out);
             Action::Continue
         }
         Command::Get {

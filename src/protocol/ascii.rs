@@ -97,10 +97,12 @@ pub enum Command<'a> {
     ConfigGet {
         key: &'a [u8],
     },
-    /// `config set <key> <flags> <bytes> [noreply]` and its data block.
+    /// `config set <key> <flags> <bytes> [<replaces>] [noreply]` and its data block; `replaces`
+    /// makes it conditional on the version served (a compare-and-set).
     ConfigSet {
         key: &'a [u8],
         data: &'a [u8],
+        replaces: Option<u64>,
         noreply: bool,
     },
     Get {

@@ -183,7 +183,7 @@ fn parse_config<'a>(
     let done = |c: Command<'a>, n: usize| Ok(Parsed::Complete(c, n));
     match t.get(1) {
         b"get" if nt == 4 => done(Command::ConfigGet { key: t.get(2) }, used),
-        b"set" if nt == 6 || nt == 7 => {
+        b"set" if (6..=8).contains(&nt) => {
             let noreply = t.noreply();
             let (Some(_flags), Some(vlen)) = (strtoul32(t.get(3)), strtol32(t.get(4))) else {
                 return done(reply(BAD_FORMAT, noreply), used);
@@ -192,17 +192,34 @@ fn parse_config<'a>(
                 return done(reply(BAD_FORMAT, noreply), used);
             }
             let vlen = vlen as usize;
-            if vlen > MAX_CONFIG_DATA {
-                return done(
+            // The optional version it replaces sits where `cas` has its unique, before `noreply`.
+            let replaces = match (nt, noreply) {
+                (6, _) | (7, true) => Some(None),
+                (7, false) | (8, true) => {
+                    crate::num::strtoull(t.get(5)).filter(|&v| v > 0).map(Some)
+                }
+                _ => None,
+            };
+            // Refused before its data block, which is skipped.
+            let swallow = |msg| {
+                let skip = vlen + 2;
+                let (too_large, unlink) = (false, None);
+                done(
                     Command::Swallow {
-                        msg: "CLIENT_ERROR cluster config too large",
+                        msg,
                         noreply,
-                        skip: vlen + 2,
-                        too_large: false,
-                        unlink: None,
+                        skip,
+                        too_large,
+                        unlink,
                     },
                     used,
-                );
+                )
+            };
+            let Some(replaces) = replaces else {
+                return swallow(BAD_FORMAT);
+            };
+            if vlen > MAX_CONFIG_DATA {
+                return swallow("CLIENT_ERROR cluster config too large");
             }
             match data_block(buf, used, vlen) {
                 Block::Incomplete => Ok(Parsed::Incomplete),
@@ -211,6 +228,7 @@ fn parse_config<'a>(
                     Command::ConfigSet {
                         key: t.get(2),
                         data,
+                        replaces,
                         noreply,
                     },
                     end,

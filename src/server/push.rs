@@ -1,5 +1,6 @@
-//! Owns: the client side of `ferrocache cluster push` — reading each node's current version and
-//! pushing one new config (the same bytes, the same version) to every node's admin endpoint.
+//! Owns: the client side of the admin endpoints — reading the config each node serves, and
+//! pushing one new config (the same bytes, the same version) to every node, each push conditional
+//! on the version that node was seen serving (`ferrocache cluster push`, the supervisor).
 //! Does not: validate configs beyond building them (see `cluster`).
 
 use std::io::{Read, Write};
@@ -72,8 +73,11 @@ fn read_reply(s: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Result<Vec<u8>
     Ok(buf)
 }
 
-/// The version an endpoint serves now (None: no config yet).
-pub fn current_version(endpoint: &str, login: Option<&Login>) -> Result<Option<u64>, String> {
+/// The config an endpoint serves now (None: no config yet).
+pub fn fetch_config(
+    endpoint: &str,
+    login: Option<&Login>,
+) -> Result<Option<ClusterConfig>, String> {
     let mut s = connect(endpoint, login)?;
     s.write_all(b"config get cluster\r\n")
         .map_err(|e| e.to_string())?;
@@ -92,24 +96,36 @@ pub fn current_version(endpoint: &str, login: Option<&Login>) -> Result<Option<u
             text.trim()
         ));
     };
-    let version = rest
-        .split("\r\n")
-        .nth(1)
-        .and_then(|l| l.split('\n').next())
-        .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| format!("{endpoint}: unreadable config reply"))?;
-    Ok(Some(version))
+    let unreadable = || format!("{endpoint}: unreadable config reply");
+    let (len, body) = rest.split_once("\r\n").ok_or_else(unreadable)?;
+    let len: usize = len
+        .rsplit(' ')
+        .next()
+        .and_then(|l| l.parse().ok())
+        .ok_or_else(unreadable)?;
+    let payload = body.as_bytes().get(..len).ok_or_else(unreadable)?;
+    ClusterConfig::parse_payload(payload)
+        .map(Some)
+        .map_err(|e| format!("{endpoint}: {}", e.detail()))
 }
 
-/// Pushes `config` to one endpoint; Ok on `STORED`.
+/// The version an endpoint serves now (None: no config yet).
+pub fn current_version(endpoint: &str, login: Option<&Login>) -> Result<Option<u64>, String> {
+    Ok(fetch_config(endpoint, login)?.map(|c| c.version()))
+}
+
+/// Pushes `config` to one endpoint; Ok on `STORED`. With `replaces`, the node stores it only
+/// while it serves that version (`config set cluster 0 <bytes> <replaces>`).
 pub fn push_one(
     endpoint: &str,
     config: &ClusterConfig,
+    replaces: Option<u64>,
     login: Option<&Login>,
 ) -> Result<(), String> {
     let mut s = connect(endpoint, login)?;
     let p = config.payload();
-    let mut msg = format!("config set cluster 0 {}\r\n", p.len()).into_bytes();
+    let cond = replaces.map_or(String::new(), |v| format!(" {v}"));
+    let mut msg = format!("config set cluster 0 {}{cond}\r\n", p.len()).into_bytes();
     msg.extend_from_slice(p);
     msg.extend_from_slice(b"\r\n");
     s.write_all(&msg).map_err(|e| e.to_string())?;
@@ -123,7 +139,9 @@ pub fn push_one(
 }
 
 /// `ferrocache cluster push --nodes LIST [--version N] ENDPOINT...`: returns the report and
-/// whether every endpoint stored the config.
+/// whether every endpoint stored the config. Each push replaces the version read from that
+/// endpoint just before, so a change made meanwhile (another operator, the supervisor) is
+/// reported as a mismatch instead of being overwritten.
 pub fn push_command(
     nodes: &[String],
     version: Option<u64>,
@@ -135,27 +153,33 @@ pub fn push_command(
         Ok(l) => l,
         Err(e) => return (format!("--nodes: {}\n", e.detail()), false),
     };
-    let version = match version.or(list.version) {
-        Some(v) => v,
-        None => {
-            // One past the newest version any node serves, so every node accepts it.
-            let mut newest = 0;
-            for ep in endpoints {
-                match current_version(ep, login) {
-                    Ok(v) => newest = newest.max(v.unwrap_or(0)),
-                    Err(e) => return (format!("{e}\n"), false),
-                }
-            }
-            newest + 1
+    let explicit = version.or(list.version);
+    // What each endpoint serves now: the version its push replaces.
+    let mut seen = Vec::with_capacity(endpoints.len());
+    for ep in endpoints {
+        match current_version(ep, login) {
+            Ok(v) => seen.push(Ok(v)),
+            // Without --version every endpoint must answer (the version depends on all of them).
+            Err(e) if explicit.is_none() => return (format!("{e}\n"), false),
+            Err(e) => seen.push(Err(e)),
         }
-    };
+    }
+    // One past the newest version any node serves, so every node accepts it.
+    let version = explicit.unwrap_or_else(|| {
+        seen.iter()
+            .filter_map(|v| v.as_ref().ok().copied().flatten())
+            .max()
+            .unwrap_or(0)
+            + 1
+    });
     let config = match ClusterConfig::new(version, list.nodes) {
         Ok(c) => c,
         Err(e) => return (format!("{}\n", e.detail()), false),
     };
     let mut all = true;
-    for ep in endpoints {
-        match push_one(ep, &config, login) {
+    for (ep, seen) in endpoints.iter().zip(seen) {
+        let pushed = seen.and_then(|replaces| push_one(ep, &config, replaces, login));
+        match pushed {
             Ok(()) => report.push_str(&format!("{ep}: STORED version {version}\n")),
             Err(e) => {
                 all = false;
