@@ -1,8 +1,13 @@
-//! Owns: the `ferrocache cluster` subcommands' options (`push`), the push login's password, and
-//! the report and exit code.
-//! Does not: talk to the nodes (see `server::push`).
+//! Owns: the `ferrocache cluster` subcommands' options (`push`, `supervise`, `status`), the
+//! login's password, and their reports and exit codes.
+//! Does not: talk to the nodes (see `server::push`, `server::supervise`) or decide replacements
+//! (see `cluster::supervise`).
 
-use crate::server::push::{push_command, Login};
+use std::time::Duration;
+
+use crate::cluster::supervise::{Known, Policy, Supervisor};
+use crate::cluster::ClusterNode;
+use crate::server::push::{cluster_stats, fetch_config, push_command, Login};
 
 /// Manage Auto Discovery membership.
 #[derive(clap::Args, Debug, Clone)]
@@ -29,37 +34,221 @@ pub enum ClusterSub {
         #[arg(long)]
         user: Option<String>,
     },
+    /// Replace a member unreachable for the grace period by a healthy standby, and push the new
+    /// list (version + 1, conditional on the version seen) to every reachable node. Runs until
+    /// stopped; every decision is printed with its reason.
+    Supervise {
+        /// A member: ENTRY@ADMIN, its discovery entry (host|ip|port or host:port, as served) and
+        /// its admin endpoint HOST:PORT. Repeatable.
+        #[arg(long = "member", required = true, value_parser = parse_known)]
+        members: Vec<(ClusterNode, String)>,
+        /// A standby node, ENTRY@ADMIN as for --member. Repeatable.
+        #[arg(long = "standby", value_parser = parse_known)]
+        standbys: Vec<(ClusterNode, String)>,
+        /// Seconds between probe rounds.
+        #[arg(long, default_value = "1", value_parser = parse_secs)]
+        interval: Duration,
+        /// Seconds a member must stay unreachable before it is replaced.
+        #[arg(long, default_value = "30", value_parser = parse_secs)]
+        grace: Duration,
+        /// Consecutive failed probes needed as well (and answered ones for a healthy standby).
+        #[arg(long, default_value_t = 3)]
+        grace_probes: u32,
+        /// At most one replacement per this many seconds.
+        #[arg(long, default_value = "60", value_parser = parse_secs)]
+        replace_interval: Duration,
+        /// Never fewer members than this (default: the number of --member).
+        #[arg(long)]
+        min_members: Option<usize>,
+        /// Seconds a probe may take.
+        #[arg(long, default_value = "1", value_parser = parse_secs)]
+        probe_timeout: Duration,
+        /// Stop after this many rounds (default: run until stopped).
+        #[arg(long)]
+        rounds: Option<u64>,
+        /// Log in as for `push` (nodes started with -Y).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Show what each node serves: version, members, and the supervisor's actions it recorded.
+    Status {
+        /// Admin endpoints HOST:PORT (or ENTRY@ADMIN, to be told member or standby).
+        #[arg(required = true)]
+        endpoints: Vec<String>,
+        /// Log in as for `push` (nodes started with -Y).
+        #[arg(long)]
+        user: Option<String>,
+    },
+}
+
+/// `ENTRY@ADMIN`: a discovery entry and its admin endpoint.
+fn parse_known(s: &str) -> Result<(ClusterNode, String), String> {
+    let (entry, admin) = s.rsplit_once('@').ok_or_else(|| {
+        format!("expected ENTRY@ADMIN, e.g. cache-a|10.0.0.11|11211@10.1.0.11:11311, not '{s}'")
+    })?;
+    let node = ClusterNode::parse_entry(entry).map_err(|e| e.detail())?;
+    if admin.is_empty() {
+        return Err("empty admin endpoint".into());
+    }
+    Ok((node, admin.to_string()))
+}
+
+/// Seconds, fractions allowed (`0.2`), more than 0.
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() && v < 1e9 => Ok(Duration::from_secs_f64(v)),
+        _ => Err(format!("'{s}' is not a number of seconds above 0")),
+    }
+}
+
+/// The login for `--user USER`: the password from `$FERROCACHE_PASSWORD`, else standard input.
+fn login(user: Option<String>, what: &str) -> Result<Option<Login>, u8> {
+    let Some(user) = user else { return Ok(None) };
+    let password = match std::env::var("FERROCACHE_PASSWORD") {
+        Ok(p) => p,
+        Err(_) => super::read_password().map_err(|e| {
+            eprintln!("ferrocache cluster {what}: {e}");
+            1
+        })?,
+    };
+    Ok(Some(Login { user, password }))
 }
 
 /// Runs the subcommand; returns the exit code (1 when any endpoint failed).
 pub fn run(cmd: ClusterCmd) -> u8 {
-    let ClusterSub::Push {
-        nodes,
-        version,
-        endpoints,
-        user,
-    } = cmd.cmd;
-    let login = match user {
-        None => None,
-        Some(user) => {
-            let password = match std::env::var("FERROCACHE_PASSWORD") {
-                Ok(p) => p,
-                Err(_) => match super::read_password() {
-                    Ok(p) => p,
-                    Err(e) => {
-                        eprintln!("ferrocache cluster push: {e}");
-                        return 1;
-                    }
-                },
+    match cmd.cmd {
+        ClusterSub::Push {
+            nodes,
+            version,
+            endpoints,
+            user,
+        } => {
+            let login = match login(user, "push") {
+                Ok(l) => l,
+                Err(code) => return code,
             };
-            Some(Login { user, password })
+            let (report, ok) = push_command(&nodes, version, &endpoints, login.as_ref());
+            print!("{report}");
+            u8::from(!ok)
         }
-    };
-    let (report, ok) = push_command(&nodes, version, &endpoints, login.as_ref());
-    print!("{report}");
-    if ok {
-        0
-    } else {
-        1
+        ClusterSub::Supervise {
+            members,
+            standbys,
+            interval,
+            grace,
+            grace_probes,
+            replace_interval,
+            min_members,
+            probe_timeout,
+            rounds,
+            user,
+        } => {
+            let login = match login(user, "supervise") {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            let policy = Policy {
+                grace,
+                grace_probes: grace_probes.max(1),
+                replace_interval,
+                min_members: min_members.unwrap_or(members.len()),
+            };
+            let known = members
+                .into_iter()
+                .map(|m| (m, false))
+                .chain(standbys.into_iter().map(|s| (s, true)))
+                .map(|((entry, admin), standby)| Known {
+                    entry,
+                    admin,
+                    standby,
+                })
+                .collect();
+            let l = crate::server::supervise::Loop {
+                interval,
+                probe_timeout,
+                login,
+                rounds,
+            };
+            crate::server::supervise::run(Supervisor::new(policy, known), &l);
+            0
+        }
+        ClusterSub::Status { endpoints, user } => {
+            let login = match login(user, "status") {
+                Ok(l) => l,
+                Err(code) => return code,
+            };
+            let (report, ok) = status(&endpoints, login.as_ref());
+            print!("{report}");
+            u8::from(!ok)
+        }
     }
+}
+
+/// `cluster status`: per endpoint, what it serves and what the supervisor told it; then whether
+/// every reachable node serves the same list. Fails when one is unreachable or they differ.
+fn status(endpoints: &[String], login: Option<&Login>) -> (String, bool) {
+    let mut out = String::new();
+    let mut ok = true;
+    let mut served = Vec::new();
+    let given: Vec<Option<ClusterNode>> = endpoints
+        .iter()
+        .map(|e| parse_known(e).ok().map(|k| k.0))
+        .collect();
+    for ep in endpoints {
+        let admin = parse_known(ep).map_or(ep.clone(), |k| k.1);
+        let config = match fetch_config(&admin, login) {
+            Ok(c) => c,
+            Err(e) => {
+                ok = false;
+                out.push_str(&format!("{admin}: unreachable: {e}\n"));
+                continue;
+            }
+        };
+        let Some(c) = config else {
+            out.push_str(&format!("{admin}: reachable, no config served\n"));
+            continue;
+        };
+        let members: Vec<String> = c.nodes().iter().map(|n| n.to_string()).collect();
+        out.push_str(&format!(
+            "{admin}: reachable, version {}, {} member(s): {}\n",
+            c.version(),
+            members.len(),
+            members.join(" ")
+        ));
+        let standbys: Vec<String> = given
+            .iter()
+            .flatten()
+            .filter(|g| !members.contains(&g.to_string()))
+            .map(|g| g.to_string())
+            .collect();
+        if given.iter().any(Option::is_some) {
+            out.push_str(&format!(
+                "  standbys (given, not in its list): {}\n",
+                standbys.join(" ")
+            ));
+        }
+        if let Ok(stats) = cluster_stats(&admin, login) {
+            for (k, v) in stats {
+                if k.starts_with("cluster_supervisor_") || k.starts_with("cluster_peer:") {
+                    out.push_str(&format!("  {k} {v}\n"));
+                }
+            }
+        }
+        served.push(c);
+    }
+    match served.first() {
+        Some(first) if served.iter().all(|c| c == first) => out.push_str(&format!(
+            "consistent: {} reachable node(s) serve version {}\n",
+            served.len(),
+            first.version()
+        )),
+        Some(_) => {
+            ok = false;
+            let mut v: Vec<u64> = served.iter().map(|c| c.version()).collect();
+            v.dedup();
+            out.push_str(&format!("DIFFERENT lists served (versions {v:?})\n"));
+        }
+        None => ok = false,
+    }
+    (out, ok)
 }

@@ -35,6 +35,7 @@ mod discovery;
 mod nodes;
 pub mod ring;
 pub mod state;
+pub mod supervise;
 #[cfg(test)]
 mod tests;
 
@@ -45,6 +46,10 @@ use std::fmt;
 
 /// Key of `config get <key>` / `config set <key>` that this module serves.
 pub const CONFIG_KEY: &str = "cluster";
+/// Key of `config set <key>` by which the supervisor tells a node why it changed its list.
+pub const EVENT_KEY: &str = "cluster_event";
+/// Longest reason a node keeps (longer ones are cut).
+pub const MAX_EVENT_LEN: usize = 512;
 /// Virtual key of the legacy discovery form (`get AmazonElastiCache:cluster`).
 pub const LEGACY_KEY: &str = "AmazonElastiCache:cluster";
 /// Largest accepted config version: JavaScript clients parse it as a double.

@@ -93,6 +93,11 @@ pub struct ClusterState {
     /// Opt-in peer reachability, by `host:port`; never feeds back into the served list.
     health: Mutex<std::collections::BTreeMap<String, PeerHealth>>,
     health_checks: AtomicU64,
+    /// Supervisor decisions reported here (`config set cluster_event`): all, and the
+    /// replacements or removals among them; the last reason.
+    events: AtomicU64,
+    replacements: AtomicU64,
+    last_event: Mutex<String>,
 }
 
 /// File beside the state file remembering the last applied configured list.
@@ -124,6 +129,9 @@ impl ClusterState {
             reload_errors: AtomicU64::new(0),
             health: Mutex::new(std::collections::BTreeMap::new()),
             health_checks: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            replacements: AtomicU64::new(0),
+            last_event: Mutex::new(String::new()),
         };
         if let Some(p) = &st.state_file {
             let saved = load_state(p).map_err(|e| format!("{}: {e}", p.display()))?;
@@ -205,6 +213,29 @@ impl ClusterState {
             new.nodes().len()
         );
         self.persist_and_serve(new)
+    }
+
+    /// Records a supervisor decision that changed this node's list (its reason, as sent): counted
+    /// in `stats cluster`, the last one kept (printable ASCII only, at most
+    /// [`super::MAX_EVENT_LEN`] bytes).
+    pub fn record_event(&self, reason: &[u8]) {
+        let text: String = reason
+            .iter()
+            .take(super::MAX_EVENT_LEN)
+            .map(|&b| {
+                if (0x20..0x7f).contains(&b) {
+                    b as char
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        log::warn!("cluster: supervisor: {text}");
+        self.events.fetch_add(1, Ordering::Relaxed);
+        if text.starts_with("replace ") || text.starts_with("remove ") {
+            self.replacements.fetch_add(1, Ordering::Relaxed);
+        }
+        *self.last_event.lock() = text;
     }
 
     /// Re-reads the configured membership (the cluster file, or the flags at start-up). Returns
@@ -299,6 +330,22 @@ impl ClusterState {
                 "cluster_reload_errors",
                 self.reload_errors.load(Ordering::Relaxed).to_string(),
             ),
+            (
+                "cluster_supervisor_events",
+                self.events.load(Ordering::Relaxed).to_string(),
+            ),
+            (
+                "cluster_supervisor_replacements",
+                self.replacements.load(Ordering::Relaxed).to_string(),
+            ),
+            ("cluster_supervisor_last", {
+                let last = self.last_event.lock();
+                if last.is_empty() {
+                    "none".to_string()
+                } else {
+                    last.clone()
+                }
+            }),
         ]
     }
 

@@ -1,12 +1,12 @@
-//! Owns: Auto Discovery requests — `config get cluster`, `config set cluster` (admin endpoint
-//! only; conditional when it names the version it replaces: text after `<bytes>`, binary in the
+//! Owns: Auto Discovery requests — `config get cluster`, `config set cluster` and the
+//! supervisor's `config set cluster_event` (admin endpoint only; conditional when it names the version it replaces: text after `<bytes>`, binary in the
 //! header's CAS), the read-only legacy key `AmazonElastiCache:cluster`, and binary CONFIG_GET (0x60) /
 //! CONFIG_SET (0x64).
 //! Does not: build, version or persist configs (see `cluster` and `cluster::state`).
 
 use super::Ctx;
 use crate::cluster::state::UpdateError;
-use crate::cluster::{CONFIG_KEY, LEGACY_KEY};
+use crate::cluster::{CONFIG_KEY, EVENT_KEY, LEGACY_KEY};
 use crate::protocol::ascii;
 use crate::protocol::binary::{status, write_header, Check, Frame, Reply, ResHeader};
 
@@ -41,6 +41,10 @@ fn push(
 ) -> Result<(), (u16, String)> {
     if !ctx.conn.admin {
         return Err((status::AUTH_ERROR, NOT_ADMIN.to_string()));
+    }
+    if key == EVENT_KEY.as_bytes() {
+        ctx.shared.cluster().record_event(data);
+        return Ok(());
     }
     if key != CONFIG_KEY.as_bytes() {
         return Err((

@@ -27,6 +27,7 @@ pub mod push;
 pub mod reload;
 pub mod signals;
 pub mod stream;
+pub mod supervise;
 pub mod udp;
 pub mod verify;
 pub mod watchdog;

@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::cluster::{ClusterConfig, NodeList};
+use crate::cluster::{ClusterConfig, NodeList, EVENT_KEY};
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -18,8 +18,8 @@ pub struct Login {
     pub password: String,
 }
 
-fn connect(endpoint: &str, login: Option<&Login>) -> Result<TcpStream, String> {
-    let mut s = open(endpoint)?;
+fn connect(endpoint: &str, login: Option<&Login>, timeout: Duration) -> Result<TcpStream, String> {
+    let mut s = open(endpoint, timeout)?;
     let Some(l) = login else {
         return Ok(s);
     };
@@ -43,14 +43,16 @@ fn connect(endpoint: &str, login: Option<&Login>) -> Result<TcpStream, String> {
     Ok(s)
 }
 
-fn open(endpoint: &str) -> Result<TcpStream, String> {
+fn open(endpoint: &str, timeout: Duration) -> Result<TcpStream, String> {
     let addr = endpoint
         .to_socket_addrs()
         .map_err(|e| format!("{endpoint}: {e}"))?
         .next()
         .ok_or_else(|| format!("{endpoint}: no address"))?;
-    let s = TcpStream::connect_timeout(&addr, TIMEOUT).map_err(|e| format!("{endpoint}: {e}"))?;
-    s.set_read_timeout(Some(TIMEOUT))
+    let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{endpoint}: {e}"))?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
     s.set_nodelay(true).map_err(|e| e.to_string())?;
     Ok(s)
@@ -73,19 +75,37 @@ fn read_reply(s: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Result<Vec<u8>
     Ok(buf)
 }
 
+/// Sends one request and reads its reply up to `END`, or an error line.
+fn call(
+    endpoint: &str,
+    login: Option<&Login>,
+    timeout: Duration,
+    req: &[u8],
+) -> Result<Vec<u8>, String> {
+    let mut s = connect(endpoint, login, timeout)?;
+    s.write_all(req).map_err(|e| e.to_string())?;
+    read_reply(&mut s, |b| {
+        b.ends_with(b"END\r\n")
+            || b.ends_with(b"ERROR\r\n")
+            || b.starts_with(b"CLIENT_ERROR") && b.ends_with(b"\r\n")
+    })
+}
+
 /// The config an endpoint serves now (None: no config yet).
 pub fn fetch_config(
     endpoint: &str,
     login: Option<&Login>,
 ) -> Result<Option<ClusterConfig>, String> {
-    let mut s = connect(endpoint, login)?;
-    s.write_all(b"config get cluster\r\n")
-        .map_err(|e| e.to_string())?;
-    let r = read_reply(&mut s, |b| {
-        b.ends_with(b"END\r\n")
-            || b.ends_with(b"ERROR\r\n")
-            || b.starts_with(b"CLIENT_ERROR") && b.ends_with(b"\r\n")
-    })?;
+    fetch_config_within(endpoint, login, TIMEOUT)
+}
+
+/// [`fetch_config`] with every step bounded by `timeout` (the supervisor's probe).
+pub fn fetch_config_within(
+    endpoint: &str,
+    login: Option<&Login>,
+    timeout: Duration,
+) -> Result<Option<ClusterConfig>, String> {
+    let r = call(endpoint, login, timeout, b"config get cluster\r\n")?;
     if r == b"END\r\n" {
         return Ok(None);
     }
@@ -122,7 +142,7 @@ pub fn push_one(
     replaces: Option<u64>,
     login: Option<&Login>,
 ) -> Result<(), String> {
-    let mut s = connect(endpoint, login)?;
+    let mut s = connect(endpoint, login, TIMEOUT)?;
     let p = config.payload();
     let cond = replaces.map_or(String::new(), |v| format!(" {v}"));
     let mut msg = format!("config set cluster 0 {}{cond}\r\n", p.len()).into_bytes();
@@ -136,6 +156,39 @@ pub fn push_one(
     } else {
         Err(line)
     }
+}
+
+/// Tells a node why the supervisor changed its list (`config set cluster_event`): the node
+/// counts it in `stats cluster` and keeps the last one.
+pub fn notify(endpoint: &str, reason: &str, login: Option<&Login>) -> Result<(), String> {
+    let mut s = connect(endpoint, login, TIMEOUT)?;
+    let mut msg = format!("config set {EVENT_KEY} 0 {}\r\n", reason.len()).into_bytes();
+    msg.extend_from_slice(reason.as_bytes());
+    msg.extend_from_slice(b"\r\n");
+    s.write_all(&msg).map_err(|e| e.to_string())?;
+    let r = read_reply(&mut s, |b| b.ends_with(b"\r\n"))?;
+    match String::from_utf8_lossy(&r).trim() {
+        "STORED" => Ok(()),
+        other => Err(other.to_string()),
+    }
+}
+
+/// `stats cluster` of an endpoint as (name, value) pairs.
+pub fn cluster_stats(
+    endpoint: &str,
+    login: Option<&Login>,
+) -> Result<Vec<(String, String)>, String> {
+    let r = call(endpoint, login, TIMEOUT, b"stats cluster\r\n")?;
+    let text = String::from_utf8_lossy(&r);
+    if !text.ends_with("END\r\n") {
+        return Err(text.trim().to_string());
+    }
+    Ok(text
+        .lines()
+        .filter_map(|l| l.strip_prefix("STAT "))
+        .filter_map(|l| l.split_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
 }
 
 /// `ferrocache cluster push --nodes LIST [--version N] ENDPOINT...`: returns the report and
