@@ -12,9 +12,9 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ferrocache::protocol::binary::{op, parse_response, request};
@@ -399,69 +399,17 @@ impl Three {
     }
 }
 
-/// Runs a discovery client script that prints READY, waits for a line, then expects a change.
-fn follow(mut cmd: Command, three: &Three, after: &[usize]) {
-    let mut child: Child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("client script");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            let _ = tx.send(line);
+/// Runs a discovery client script that follows a push of `after` (see [`follow_client`]).
+fn follow(cmd: Command, three: &Three, after: &[usize]) {
+    follow_client(cmd, || {
+        let before: Vec<u64> = (0..3).map(|i| version_of(three.nodes[i].0.addr)).collect();
+        three.push(after);
+        for (i, (node, was)) in three.nodes.iter().zip(&before).enumerate() {
+            assert!(version_of(node.0.addr) > *was, "version rose on node {i}");
         }
+        let configs: Vec<String> = (0..3).map(|i| config_get(three.nodes[i].0.addr)).collect();
+        assert!(configs.iter().all(|c| c == &configs[0]), "{configs:?}");
     });
-    let mut seen = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(l) => {
-                let ready = l.trim() == "READY";
-                seen.push(l);
-                if ready {
-                    break;
-                }
-            }
-            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-            Err(_) => {}
-        }
-        assert!(Instant::now() < deadline, "no READY:\n{}", seen.join("\n"));
-    }
-    let before: Vec<u64> = (0..3).map(|i| version_of(three.nodes[i].0.addr)).collect();
-    three.push(after);
-    for (i, (node, was)) in three.nodes.iter().zip(&before).enumerate() {
-        assert!(version_of(node.0.addr) > *was, "version rose on node {i}");
-    }
-    let configs: Vec<String> = (0..3).map(|i| config_get(three.nodes[i].0.addr)).collect();
-    assert!(configs.iter().all(|c| c == &configs[0]), "{configs:?}");
-    if let Some(mut stdin) = child.stdin.take() {
-        let _ = stdin.write_all(b"go\n");
-    }
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break child.wait().unwrap();
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    while let Ok(l) = rx.try_recv() {
-        seen.push(l);
-    }
-    let mut err = String::new();
-    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
-    assert!(
-        status.success(),
-        "client failed ({status}):\n{}\n{err}",
-        seen.join("\n")
-    );
-    println!("{}", seen.join("\n"));
 }
 
 #[test]

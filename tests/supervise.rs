@@ -389,3 +389,29 @@ fn a_flapping_member_is_not_replaced() {
         assert_eq!(served(nodes[i].addr()).unwrap().0.version(), 1);
     }
 }
+
+/// A polling discovery client (emcache, through tests/clients/discovery_py.py, installed by
+/// `make test-deps`) switches to the list with the standby after a member is killed.
+#[test]
+fn emcache_follows_the_replacement() {
+    let mut nodes = cluster("sup-emcache");
+    let members: Vec<String> = nodes[..3].iter().map(Node::known).collect();
+    let sup = Supervise::start(&members, &[nodes[3].known()], &[]);
+    let ports: Vec<u16> = nodes.iter().map(|n| n.port).collect();
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.env("PYTHONPATH", "/tmp/ferrocache-pydeps")
+        .arg(format!(
+            "{}/tests/clients/discovery_py.py",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .arg(ports[0].to_string())
+        .args(ports[..3].iter().map(u16::to_string))
+        .arg("--expect-change")
+        .args([ports[0], ports[2], ports[3]].iter().map(u16::to_string));
+    follow_client(cmd, || {
+        nodes[1].kill();
+        wait_for("the replacement", &sup.out, || {
+            served(nodes[0].addr()).is_some_and(|(c, _)| c.version() == 2)
+        });
+    });
+}

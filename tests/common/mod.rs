@@ -325,3 +325,74 @@ pub fn auth_pkt(user: &str, pass: &str) -> Vec<u8> {
         format!("\0{user}\0{pass}").as_bytes(),
     )
 }
+
+/// Runs a discovery client script (tests/clients/discovery_*) that prints `READY`, waits for a
+/// line on stdin, then expects a membership change: `change` makes it happen between the two.
+/// Every wait is bounded; the client is killed if it does not finish.
+pub fn follow_client(mut cmd: Command, change: impl FnOnce()) {
+    /// Kills the client if the test panics before it finishes.
+    struct Client(Child);
+    impl Drop for Client {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut client = Client(
+        cmd.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("client script"),
+    );
+    let child = &mut client.0;
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(l) => {
+                let ready = l.trim() == "READY";
+                seen.push(l);
+                if ready {
+                    break;
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(_) => {}
+        }
+        assert!(Instant::now() < deadline, "no READY:\n{}", seen.join("\n"));
+    }
+    change();
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(b"go\n");
+    }
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break child.wait().unwrap();
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    while let Ok(l) = rx.try_recv() {
+        seen.push(l);
+    }
+    let mut err = String::new();
+    let _ = child.stderr.take().unwrap().read_to_string(&mut err);
+    assert!(
+        status.success(),
+        "client failed ({status}):\n{}\n{err}",
+        seen.join("\n")
+    );
+    println!("{}", seen.join("\n"));
+}
