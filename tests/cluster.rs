@@ -23,21 +23,6 @@ const PYDEPS: &str = "/tmp/ferrocache-pydeps";
 const NPMDEPS: &str = "/tmp/ferrocache-npm/node_modules";
 const BIN: &str = env!("CARGO_BIN_EXE_ferrocache");
 
-fn raw(addr: SocketAddr, req: &[u8], until: &[u8]) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s.write_all(req).unwrap();
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    while !buf.ends_with(until) {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    buf
-}
-
 fn config_get(addr: SocketAddr) -> String {
     show(&raw(addr, b"config get cluster\r\n", b"END\r\n"))
 }

@@ -7,8 +7,8 @@
 mod common;
 use common::*;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,25 +16,6 @@ use std::time::{Duration, Instant};
 use ferrocache::cluster::ClusterConfig;
 
 const BIN: &str = env!("CARGO_BIN_EXE_ferrocache");
-
-fn raw(addr: SocketAddr, req: &[u8], until: &[u8]) -> Vec<u8> {
-    let Ok(mut s) = TcpStream::connect(addr) else {
-        return Vec::new();
-    };
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    if s.write_all(req).is_err() {
-        return Vec::new();
-    }
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 8192];
-    while !buf.ends_with(until) {
-        match s.read(&mut chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-    buf
-}
 
 /// The config a node serves, as parsed, and its exact reply bytes.
 fn served(addr: SocketAddr) -> Option<(ClusterConfig, Vec<u8>)> {

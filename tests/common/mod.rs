@@ -396,3 +396,24 @@ pub fn follow_client(mut cmd: Command, change: impl FnOnce()) {
     );
     println!("{}", seen.join("\n"));
 }
+
+/// One request on a fresh connection, read until the reply ends with `until` (or the peer
+/// closes, or 10 s pass between reads); empty when nothing listens.
+pub fn raw(addr: SocketAddr, req: &[u8], until: &[u8]) -> Vec<u8> {
+    let Ok(mut s) = TcpStream::connect(addr) else {
+        return Vec::new();
+    };
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    if s.write_all(req).is_err() {
+        return Vec::new();
+    }
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while !buf.ends_with(until) {
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    buf
+}
