@@ -587,3 +587,326 @@ fn parsers_never_panic() {
         }
     }
 }
+
+// ---- the supervisor's decisions --------------------------------------------------------------------
+
+mod supervise {
+    use super::super::supervise::*;
+    use super::super::{ClusterConfig, ClusterNode};
+    use std::time::{Duration, Instant};
+
+    const S: Duration = Duration::from_secs(1);
+
+    fn node(i: u16) -> ClusterNode {
+        ClusterNode::new("localhost", "127.0.0.1", 100 + i)
+    }
+
+    /// Members 0..m and standbys m..m+s; policy: grace 3 s, 3 probes, one replacement per 10 s.
+    fn sup(m: u16, s: u16, min: usize) -> Supervisor {
+        let known = (0..m + s)
+            .map(|i| Known {
+                entry: node(i),
+                admin: format!("a:{i}"),
+                standby: i >= m,
+            })
+            .collect();
+        let policy = Policy {
+            grace: 3 * S,
+            grace_probes: 3,
+            replace_interval: 10 * S,
+            min_members: min,
+        };
+        Supervisor::new(policy, known)
+    }
+
+    fn config(v: u64, members: &[u16]) -> ClusterConfig {
+        ClusterConfig::new(v, members.iter().map(|&i| node(i)).collect()).unwrap()
+    }
+
+    /// Probes: `down` nodes fail, the others serve `served` (standbys serve nothing).
+    fn probes(n: u16, members: u16, served: &ClusterConfig, down: &[u16]) -> Vec<Probe> {
+        (0..n)
+            .map(|i| match i {
+                _ if down.contains(&i) => Probe::Down,
+                _ if i < members => Probe::Up(Some(served.clone())),
+                _ => Probe::Up(None),
+            })
+            .collect()
+    }
+
+    fn pushed(a: Option<Action>) -> (ClusterConfig, Vec<(String, Option<u64>)>, String) {
+        match a {
+            Some(Action::Push { config, to, reason }) => (config, to, reason),
+            other => panic!("expected a push, got {other:?}"),
+        }
+    }
+
+    /// Runs rounds one second apart from `t`, returning the actions.
+    fn rounds(
+        s: &mut Supervisor,
+        t: &mut Instant,
+        n: usize,
+        p: impl Fn() -> Vec<Probe>,
+    ) -> Vec<Option<Action>> {
+        (0..n)
+            .map(|_| {
+                *t += S;
+                s.round(*t, p())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_dead_member_is_replaced_after_the_grace_period_and_probes() {
+        let mut s = sup(3, 1, 3);
+        let v1 = config(1, &[0, 1, 2]);
+        let mut t = Instant::now();
+        // The standby answers twice before the failure: not yet healthy (3 needed), but will be.
+        let a = rounds(&mut s, &mut t, 2, || probes(4, 3, &v1, &[]));
+        assert!(
+            a.iter().all(|a| matches!(a, Some(Action::Push { .. }))),
+            "{a:?}"
+        );
+        // Aligning the standby (no config) to version 1.
+        let (c, to, why) = pushed(a[0].clone());
+        assert_eq!((c.version(), to), (1, vec![("a:3".to_string(), None)]));
+        assert!(why.starts_with("align a:3 to version 1"), "{why}");
+        // Member 1 dies: rounds at +1 s, +2 s see it down, not for 3 s yet.
+        let served = |v: &ClusterConfig| {
+            let v = v.clone();
+            move || {
+                let mut p = probes(4, 3, &v, &[1]);
+                p[3] = Probe::Up(Some(v.clone()));
+                p
+            }
+        };
+        let a = rounds(&mut s, &mut t, 3, served(&v1));
+        assert_eq!(a, vec![None, None, None], "within the grace period");
+        let (c, to, why) = pushed(rounds(&mut s, &mut t, 1, served(&v1)).remove(0));
+        assert_eq!(c, config(2, &[0, 2, 3]));
+        assert_eq!(
+            to,
+            vec![
+                ("a:0".to_string(), Some(1)),
+                ("a:2".to_string(), Some(1)),
+                ("a:3".to_string(), Some(1)),
+            ],
+            "members of the new list first, each conditional on the version it serves"
+        );
+        assert_eq!(
+            why,
+            "replace localhost|127.0.0.1|101 by standby localhost|127.0.0.1|103 in version 2: \
+             unreachable for 3.0s (4 failed probes)"
+        );
+        assert!(s.retired(1));
+        // Once served, nothing more to do.
+        let v2 = c;
+        let a = rounds(&mut s, &mut t, 3, || {
+            let mut p = probes(4, 4, &v2, &[1]);
+            p[1] = Probe::Down;
+            p
+        });
+        assert_eq!(a, vec![None, None, None]);
+        // The replaced node comes back with its old list: it is aligned, never swapped back.
+        let a = rounds(&mut s, &mut t, 20, || {
+            let mut p = probes(4, 4, &v2, &[]);
+            p[1] = Probe::Up(Some(v1.clone()));
+            p
+        });
+        let (c, to, why) = pushed(a[0].clone());
+        assert_eq!((c, to), (v2.clone(), vec![("a:1".to_string(), Some(1))]));
+        assert!(why.starts_with("align a:1"), "{why}");
+    }
+
+    #[test]
+    fn the_time_and_the_count_both_matter() {
+        // Many probes in under the grace period: not dead.
+        let mut s = sup(3, 1, 3);
+        let v1 = config(1, &[0, 1, 2]);
+        let mut t = Instant::now();
+        let p = || {
+            let mut p = probes(4, 3, &v1, &[2]);
+            p[3] = Probe::Up(Some(v1.clone()));
+            p
+        };
+        for _ in 0..20 {
+            t += S / 10;
+            assert_eq!(s.round(t, p()), None);
+        }
+        // Past the grace period, but one probe short: a slow prober needs its probes too.
+        let mut s = sup(3, 1, 3);
+        let mut t = Instant::now();
+        for _ in 0..3 {
+            s.round(t, probes(4, 3, &v1, &[]));
+        }
+        s.round(t, p());
+        t += 10 * S;
+        assert_eq!(s.round(t, p()), None);
+        t += S;
+        assert!(matches!(s.round(t, p()), Some(Action::Push { .. })));
+    }
+
+    #[test]
+    fn a_flapping_member_is_not_replaced() {
+        let mut s = sup(3, 1, 3);
+        let v1 = config(1, &[0, 1, 2]);
+        let mut t = Instant::now();
+        for round in 0..200 {
+            t += S;
+            // Down for two rounds out of three: never for a whole grace period.
+            let down: &[u16] = if round % 3 == 0 { &[] } else { &[0] };
+            let mut p = probes(4, 3, &v1, down);
+            p[3] = Probe::Up(Some(v1.clone()));
+            assert_eq!(s.round(t, p), None, "round {round}");
+        }
+    }
+
+    #[test]
+    fn no_majority_no_action() {
+        let mut s = sup(3, 1, 3);
+        let v1 = config(1, &[0, 1, 2]);
+        let mut t = Instant::now();
+        let p = || {
+            let mut p = probes(4, 3, &v1, &[1, 2]);
+            p[3] = Probe::Up(Some(v1.clone()));
+            p
+        };
+        let a = rounds(&mut s, &mut t, 30, p);
+        assert_eq!(
+            a[0],
+            Some(Action::Hold(
+                "reaches 1 of 3 members of version 1: no majority, doing nothing".into()
+            ))
+        );
+        assert!(a[1..].iter().all(Option::is_none), "logged once: {a:?}");
+        // Two of four is not a majority either.
+        let mut s = sup(4, 1, 4);
+        let v1 = config(1, &[0, 1, 2, 3]);
+        let a = rounds(&mut s, &mut t, 30, || probes(5, 4, &v1, &[0, 1]));
+        assert!(matches!(&a[0], Some(Action::Hold(w)) if w.contains("no majority")));
+        assert!(a[1..].iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn one_replacement_per_interval_and_never_below_the_minimum() {
+        // Five members, two standbys, two members die together.
+        let mut s = sup(5, 2, 5);
+        let v1 = config(1, &[0, 1, 2, 3, 4]);
+        let mut t = Instant::now();
+        let healthy = |v: &ClusterConfig| {
+            let v = v.clone();
+            move || {
+                let mut p = probes(7, 5, &v, &[]);
+                p[5] = Probe::Up(Some(v.clone()));
+                p[6] = Probe::Up(Some(v.clone()));
+                p
+            }
+        };
+        rounds(&mut s, &mut t, 3, healthy(&v1));
+        let down = |v: &ClusterConfig| {
+            let v = v.clone();
+            move || {
+                let mut p = healthy(&v)();
+                p[1] = Probe::Down;
+                p[3] = Probe::Down;
+                p
+            }
+        };
+        let a = rounds(&mut s, &mut t, 4, down(&v1));
+        let (v2, _, why) = pushed(a[3].clone());
+        assert_eq!(v2, config(2, &[0, 2, 3, 4, 5]), "{why}");
+        // The second dead member waits for the replacement interval.
+        let a = rounds(&mut s, &mut t, 9, down(&v2));
+        assert!(
+            matches!(&a[0], Some(Action::Hold(w)) if w.contains("last replacement")),
+            "{a:?}"
+        );
+        assert!(a[1..].iter().all(Option::is_none), "{a:?}");
+        let (v3, _, _) = pushed(rounds(&mut s, &mut t, 1, down(&v2)).remove(0));
+        assert_eq!(v3, config(3, &[0, 2, 4, 5, 6]));
+        // A third death with no standby left: at the minimum, the list stays.
+        let a = rounds(&mut s, &mut t, 20, || {
+            let mut p = probes(7, 7, &v3, &[0, 1, 3]);
+            p[0] = Probe::Down;
+            p
+        });
+        // Logged once per reason: first the interval, then the minimum.
+        let holds: Vec<&Action> = a.iter().flatten().collect();
+        assert_eq!(holds.len(), 2, "{holds:?}");
+        assert!(
+            matches!(holds[1], Action::Hold(w) if w.contains("no standby is healthy and 5 members is the minimum")),
+            "{holds:?}"
+        );
+        // With a lower minimum it is removed.
+        let mut s = sup(3, 0, 2);
+        let v1 = config(1, &[0, 1, 2]);
+        let a = rounds(&mut s, &mut t, 5, || probes(3, 3, &v1, &[2]));
+        let (c, _, why) = pushed(a[3].clone());
+        assert_eq!(c, config(2, &[0, 1]));
+        assert!(why.starts_with("remove localhost|127.0.0.1|102 in version 2 (no healthy standby)"));
+    }
+
+    #[test]
+    fn an_unhealthy_standby_is_not_used() {
+        let mut s = sup(3, 1, 3);
+        let v1 = config(1, &[0, 1, 2]);
+        let mut t = Instant::now();
+        // The standby answers only every other round: never 3 in a row.
+        for round in 0..30 {
+            t += S;
+            let down: &[u16] = if round % 2 == 0 { &[1, 3] } else { &[1] };
+            let a = s.round(t, probes(4, 3, &v1, down));
+            // Only the standby is aligned (it serves nothing); no replacement.
+            assert!(
+                !matches!(&a, Some(Action::Push { config, .. }) if config.version() > 1),
+                "round {round}: {a:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn different_lists_under_one_version_stop_everything() {
+        let mut s = sup(3, 1, 3);
+        let a = config(2, &[0, 1, 3]);
+        let b = config(2, &[0, 2, 3]);
+        let mut t = Instant::now();
+        let r = rounds(&mut s, &mut t, 10, || {
+            vec![
+                Probe::Up(Some(a.clone())),
+                Probe::Up(Some(a.clone())),
+                Probe::Up(Some(b.clone())),
+                Probe::Down,
+            ]
+        });
+        assert!(
+            matches!(&r[0], Some(Action::Hold(w)) if w.contains("different lists under version 2"))
+        );
+        assert!(r[1..].iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn two_supervisors_seeing_the_same_decide_the_same() {
+        let v1 = config(1, &[0, 1, 2]);
+        let run = || {
+            let mut s = sup(3, 2, 3);
+            let mut t = Instant::now();
+            let a = rounds(&mut s, &mut t, 8, || {
+                let mut p = probes(5, 3, &v1, &[2]);
+                p[3] = Probe::Up(Some(v1.clone()));
+                p[4] = Probe::Up(Some(v1.clone()));
+                p
+            });
+            a.into_iter().flatten().collect::<Vec<_>>()
+        };
+        let (x, y) = (run(), run());
+        let pushes = x
+            .iter()
+            .filter(|a| matches!(a, Action::Push { .. }))
+            .count();
+        assert_eq!(pushes, 1, "{x:?}");
+        assert_eq!(
+            x, y,
+            "same list, same version, same order: the first node decides the race"
+        );
+    }
+}
