@@ -1,6 +1,6 @@
 //! Owns: the `ferrocache` command line — one clap tree holding the daemon's memcached-style
 //! options (defined in `config::Args`) and the tool subcommands (`ring`, `passwd`, `cluster
-//! push`, `help`); what it resolves to (a daemon `Config` or a finished tool with its exit code).
+//! push|supervise|status`, `help`); what it resolves to (a daemon `Config` or a finished tool with its exit code).
 //! Does not: define or validate the daemon's options (see `config`), run the daemon (see
 //! `server`), set up logging or exit the process (see `main.rs`).
 //!
@@ -216,5 +216,51 @@ mod tests {
             parse(argv(&["passwd"])),
             Invocation::Exit { code: 64, .. }
         ));
+    }
+
+    #[test]
+    fn cluster_supervise_and_status() {
+        let ok = parse(argv(&[
+            "cluster",
+            "supervise",
+            "--member",
+            "cache-a|10.0.0.1|11211@10.1.0.1:11311",
+            "--member",
+            "cache-b:11211@[::1]:11311",
+            "--standby",
+            "cache-c|10.0.0.3|11211@10.1.0.3:11311",
+            "--grace",
+            "0.5",
+        ]));
+        let Invocation::Tool(Tool::Cluster(c)) = ok else {
+            panic!("{ok:?}")
+        };
+        let cluster::ClusterSub::Supervise {
+            members,
+            standbys,
+            grace,
+            interval,
+            ..
+        } = c.cmd
+        else {
+            panic!("not supervise")
+        };
+        assert_eq!(members[1].0.to_string(), "cache-b||11211");
+        assert_eq!(members[1].1, "[::1]:11311");
+        assert_eq!(standbys.len(), 1);
+        assert_eq!(grace, std::time::Duration::from_millis(500));
+        assert_eq!(interval, std::time::Duration::from_secs(1));
+        for bad in [
+            &["cluster", "supervise", "--member", "cache-a|10.0.0.1|11211"][..],
+            &["cluster", "supervise", "--member", "bad host@x:1"],
+            &["cluster", "supervise", "--member", "a@b:1", "--grace", "0"],
+            &["cluster", "supervise"],
+            &["cluster", "status"],
+        ] {
+            assert!(
+                matches!(parse(argv(bad)), Invocation::Exit { code: 64, .. }),
+                "{bad:?}"
+            );
+        }
     }
 }
