@@ -130,8 +130,9 @@ impl Supervise {
             "3",
             "--replace-interval",
             "1",
+            // Generous: a live node slowed by a loaded machine must not look dead.
             "--probe-timeout",
-            "0.5",
+            "3",
         ])
         .args(extra)
         .stdout(Stdio::piped())
