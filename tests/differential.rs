@@ -904,6 +904,31 @@ fn class_ids_and_chunk_sizes_are_memcacheds() {
     p.finish();
 }
 
+/// `-o temporary_ttl`: an item whose TTL is at most it goes to the TEMP segment (never HOT,
+/// never evicted), counted in `number_temp` and its reads in `hits_to_temp`.
+#[test]
+fn temporary_ttl_items_go_to_temp() {
+    let mut p = pair_with(&["-o", "lru_maintainer,lru_crawler,temporary_ttl=61"]);
+    p.case("set canary 0 30 2\r\nok\r\nset long 0 3600 2\r\nok\r\nget canary\r\n");
+    let (a, b) = p.both(b"stats items\r\n");
+    for name in ["items:1:number_temp", "items:1:hits_to_temp"] {
+        let (va, vb) = (stat_value(&a, name), stat_value(&b, name));
+        p.check(
+            !va.is_empty() && va == vb,
+            format!("{name}: memcached {va:?} ferrocache {vb:?}"),
+        );
+    }
+    let (a, b) = p.both(b"stats settings\r\n");
+    for name in ["temp_lru", "temporary_ttl"] {
+        let (va, vb) = (stat_value(&a, name), stat_value(&b, name));
+        p.check(
+            va == vb,
+            format!("{name}: memcached {va:?} ferrocache {vb:?}"),
+        );
+    }
+    p.finish();
+}
+
 /// `stats conns` names what each other connection waits for: its first bytes (`conn_new_cmd`),
 /// the data of a request whose command line has arrived (`conn_nread`), a value being
 /// discarded (`conn_swallow`), the next request (`conn_read`); the asking one is

@@ -415,6 +415,8 @@ impl Config {
                 0
             },
             lru_segmented: self.ext.lru_segmented,
+            temp_lru: self.ext.temp_lru,
+            temporary_ttl: self.ext.temporary_ttl,
             shards: self.ext.shards,
             threads: self.threads,
         }

@@ -200,7 +200,7 @@ pub fn lru(cmd: Lru, ctx: &Ctx<'_>) -> &'static str {
             "OK"
         }
         Lru::TempTtl(ttl) => {
-            shown.set_temp_ttl(u32::try_from(ttl).ok());
+            sh.store().shared().set_temp_ttl(u32::try_from(ttl).ok());
             "OK"
         }
     }

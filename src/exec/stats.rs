@@ -328,7 +328,7 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let rt = sh.settings();
     let shown = rt.display();
     let (hot_factor, warm_factor) = shown.max_factors();
-    let (temp_lru, temporary_ttl) = shown.temp_lru();
+    let (temp_lru, temporary_ttl) = sh.store().shared().temp_lru();
     let s = |out: &mut Vec<u8>, k: &str, v: &dyn std::fmt::Display| write_stat(out, k, v);
     s(out, "maxbytes", &sh.store().memory_limit());
     s(out, "maxconns", &rt.max_conns());
@@ -423,7 +423,7 @@ pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     // As memcached, the segment fields only while the LRU maintainer runs.
     let maintainer = sh.config().ext.lru_maintainer;
-    let temp_lru = sh.settings().display().temp_lru().0;
+    let temp_lru = sh.store().shared().temp_lru().0;
     for (i, c) in sh.store().class_stats(sh.clock().now()).iter().enumerate() {
         if c.number() == 0 {
             continue;
@@ -438,7 +438,7 @@ pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             s("number_warm", c.number_warm);
             s("number_cold", c.number_cold);
             if temp_lru {
-                s("number_temp", 0);
+                s("number_temp", c.number_temp);
             }
             s("age_hot", c.age_hot);
             s("age_warm", c.age_warm);
@@ -467,7 +467,7 @@ pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             s("hits_to_hot", c.hits_to_hot);
             s("hits_to_warm", c.hits_to_warm);
             s("hits_to_cold", c.hits_to_cold);
-            s("hits_to_temp", 0);
+            s("hits_to_temp", c.hits_to_temp);
         }
     }
 }

@@ -59,8 +59,6 @@ pub struct DisplayOnly {
     hot_max_factor: AtomicF64,
     warm_max_factor: AtomicF64,
     lru_segmented: AtomicBool,
-    temp_lru: AtomicBool,
-    temporary_ttl: AtomicU32,
 }
 
 impl Settings {
@@ -82,8 +80,6 @@ impl Settings {
                 hot_max_factor: AtomicF64::new(ext.hot_max_factor),
                 warm_max_factor: AtomicF64::new(ext.warm_max_factor),
                 lru_segmented: AtomicBool::new(ext.lru_segmented),
-                temp_lru: AtomicBool::new(ext.temp_lru),
-                temporary_ttl: AtomicU32::new(ext.temporary_ttl),
             },
         }
     }
@@ -196,22 +192,5 @@ impl DisplayOnly {
     }
     pub fn set_lru_segmented(&self, on: bool) {
         self.lru_segmented.store(on, Ordering::Relaxed);
-    }
-    /// `lru temp_ttl N`: (temp_lru, temporary_ttl).
-    pub fn temp_lru(&self) -> (bool, u32) {
-        (
-            self.temp_lru.load(Ordering::Relaxed),
-            self.temporary_ttl.load(Ordering::Relaxed),
-        )
-    }
-    /// A negative TTL turns the temporary LRU off and keeps the last TTL, as memcached does.
-    pub fn set_temp_ttl(&self, ttl: Option<u32>) {
-        match ttl {
-            Some(t) => {
-                self.temp_lru.store(true, Ordering::Relaxed);
-                self.temporary_ttl.store(t, Ordering::Relaxed);
-            }
-            None => self.temp_lru.store(false, Ordering::Relaxed),
-        }
     }
 }

@@ -30,16 +30,18 @@ const LAYOUT_VLEN_MASK: u8 = 0x03;
 /// Layout byte: the client flags are stored (non-zero).
 const LAYOUT_FLAGS: u8 = 0x04;
 
-/// Segment of the LRU an item is linked into (stored in the low two bits of `bits`).
+/// Segment of the LRU an item is linked into (stored in the low three bits of `bits`). TEMP
+/// holds items with a short TTL (`-o temporary_ttl`): never aged or evicted, only freed once dead.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Segment {
     Hot = 1,
     Warm = 2,
     Cold = 3,
+    Temp = 4,
 }
 
 impl Segment {
-    pub const ALL: [Segment; 3] = [Segment::Hot, Segment::Warm, Segment::Cold];
+    pub const ALL: [Segment; 4] = [Segment::Hot, Segment::Warm, Segment::Cold, Segment::Temp];
     #[inline]
     pub fn index(self) -> usize {
         self as usize - 1
@@ -47,17 +49,17 @@ impl Segment {
 }
 
 /// Item was read at least once since it was stored.
-pub const FETCHED: u8 = 0x04;
+pub const FETCHED: u8 = 0x08;
 /// Item was read at least twice (eligible to move up from COLD, or stay in WARM).
-pub const ACTIVE: u8 = 0x08;
+pub const ACTIVE: u8 = 0x10;
 /// A recache "win" token was handed out for this item (meta protocol).
-pub const WIN_SENT: u8 = 0x10;
+pub const WIN_SENT: u8 = 0x20;
 /// Item was marked stale (meta invalidation).
-pub const STALE: u8 = 0x20;
+pub const STALE: u8 = 0x40;
 /// The key was stored base64-encoded by a meta command (`b`), so `mg k` and `me` show it
 /// base64-encoded, as memcached's `ITEM_KEY_BINARY` does.
-pub const KEY_BINARY: u8 = 0x40;
-const SEGMENT_MASK: u8 = 0x03;
+pub const KEY_BINARY: u8 = 0x80;
+const SEGMENT_MASK: u8 = 0x07;
 
 /// Bytes the value length takes.
 #[inline]
@@ -188,6 +190,7 @@ pub fn segment(c: &[u8]) -> Option<Segment> {
         1 => Some(Segment::Hot),
         2 => Some(Segment::Warm),
         3 => Some(Segment::Cold),
+        4 => Some(Segment::Temp),
         _ => None,
     }
 }

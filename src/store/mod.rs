@@ -203,6 +203,10 @@ pub struct StoreConfig {
     /// Segmented LRU (memcached's default); without it (`-o no_modern`, `no_lru_segmented`) every
     /// allocation first frees the dead items at the tail, as memcached's flat LRU does.
     pub lru_segmented: bool,
+    /// `-o temporary_ttl=N`: items with a TTL of at most N go to the TEMP segment, where they are
+    /// never aged or evicted, only freed once dead.
+    pub temp_lru: bool,
+    pub temporary_ttl: u32,
     /// Number of shards; 0 picks one from the memory limit and thread count.
     pub shards: usize,
     pub threads: usize,
@@ -222,6 +226,8 @@ impl Default for StoreConfig {
             warm_lru_pct: 40,
             slab_automove: 1,
             lru_segmented: true,
+            temp_lru: false,
+            temporary_ttl: 61,
             shards: 0,
             threads: 4,
         }

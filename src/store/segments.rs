@@ -8,7 +8,7 @@ use super::item::Segment;
 /// Segment sizes of one class.
 #[derive(Debug, Clone, Default)]
 pub struct SegmentCounts {
-    len: [usize; 3],
+    len: [usize; 4],
 }
 
 impl SegmentCounts {
@@ -48,11 +48,13 @@ impl SegmentCounts {
         self.total() == 0
     }
 
-    /// True when `seg` holds more than `pct`% of the class's items (and more than one).
+    /// True when `seg` holds more than `pct`% of the class's HOT, WARM and COLD items (and more
+    /// than one); TEMP items are outside the shares, as in memcached.
     #[inline]
     pub fn over_share(&self, seg: Segment, pct: usize) -> bool {
         let n = self.len(seg);
-        n > 1 && n * 100 > self.total() * pct
+        let lru = self.total() - self.len(Segment::Temp);
+        n > 1 && n * 100 > lru * pct
     }
 }
 

@@ -3,7 +3,7 @@
 //! allocation (`-M`, `-I`, the HOT and WARM shares, the automove mode), and the hook evictions
 //! are reported to while someone watches them (`EvictionWatch`).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use super::StoreConfig;
@@ -91,6 +91,9 @@ pub struct StoreShared {
     pub segmented: bool,
     /// Where evictions are reported (set once at start-up).
     pub eviction_watch: OnceLock<Arc<dyn EvictionWatch>>,
+    /// The TEMP segment (`-o temporary_ttl`, `lru temp_ttl`): on, and the largest TTL it takes.
+    temp_lru: AtomicBool,
+    temporary_ttl: AtomicU32,
 }
 
 impl StoreShared {
@@ -106,7 +109,36 @@ impl StoreShared {
             automove: AtomicU8::new(cfg.slab_automove),
             segmented: cfg.lru_segmented,
             eviction_watch: OnceLock::new(),
+            temp_lru: AtomicBool::new(cfg.temp_lru),
+            temporary_ttl: AtomicU32::new(cfg.temporary_ttl),
         }
+    }
+
+    /// Whether the TEMP segment is on, and the largest TTL it takes.
+    pub fn temp_lru(&self) -> (bool, u32) {
+        (
+            self.temp_lru.load(Ordering::Relaxed),
+            self.temporary_ttl.load(Ordering::Relaxed),
+        )
+    }
+
+    /// `lru temp_ttl N`: a negative TTL (`None`) turns the TEMP segment off and keeps the last
+    /// TTL, as memcached does.
+    pub fn set_temp_ttl(&self, ttl: Option<u32>) {
+        match ttl {
+            Some(t) => {
+                self.temporary_ttl.store(t, Ordering::Relaxed);
+                self.temp_lru.store(true, Ordering::Relaxed);
+            }
+            None => self.temp_lru.store(false, Ordering::Relaxed),
+        }
+    }
+
+    /// True when an item expiring at `exptime` (server time; 0 never) stored at `now` goes to
+    /// the TEMP segment: its TTL is at most `temporary_ttl`, as memcached decides.
+    pub fn is_temporary(&self, exptime: u32, now: u32) -> bool {
+        let (on, ttl) = self.temp_lru();
+        on && exptime != 0 && exptime >= now && exptime - now <= ttl
     }
 
     /// The next CAS value: one global, monotonic counter, as memcached has.

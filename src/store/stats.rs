@@ -10,6 +10,7 @@ pub struct ClassStats {
     pub number_hot: u64,
     pub number_warm: u64,
     pub number_cold: u64,
+    pub number_temp: u64,
     pub age_hot: u64,
     pub age_warm: u64,
     pub age: u64,
@@ -31,6 +32,7 @@ pub struct ClassStats {
     pub hits_to_hot: u64,
     pub hits_to_warm: u64,
     pub hits_to_cold: u64,
+    pub hits_to_temp: u64,
     pub get_hits: u64,
     pub cmd_set: u64,
     pub delete_hits: u64,
@@ -51,6 +53,7 @@ impl ClassStats {
             number_hot,
             number_warm,
             number_cold,
+            number_temp,
             mem_requested,
             evicted,
             evicted_nonzero,
@@ -68,6 +71,7 @@ impl ClassStats {
             hits_to_hot,
             hits_to_warm,
             hits_to_cold,
+            hits_to_temp,
             get_hits,
             cmd_set,
             delete_hits,
@@ -86,7 +90,7 @@ impl ClassStats {
     }
 
     pub fn number(&self) -> u64 {
-        self.number_hot + self.number_warm + self.number_cold
+        self.number_hot + self.number_warm + self.number_cold + self.number_temp
     }
 }
 

@@ -522,3 +522,36 @@ fn small_memory_keeps_varied_sizes_without_evicting() {
     });
     assert_eq!(big.classes().size(1) - big.classes().size(0), 8);
 }
+
+/// With the TEMP segment on, an item with a short TTL is never evicted, however many longer
+/// lived items of its class push through; it goes once it expires.
+#[test]
+fn temporary_items_are_not_evicted() {
+    let s = Store::new(&StoreConfig {
+        memory_limit: 1 << 20,
+        shards: 1,
+        temp_lru: true,
+        temporary_ttl: 61,
+        ..StoreConfig::default()
+    });
+    let v = vec![b'v'; 50_000];
+    set(&s, StoreMode::Set, b"canary", &v, 5 + 30, 5).unwrap();
+    for i in 0..200u32 {
+        set(
+            &s,
+            StoreMode::Set,
+            format!("k{i}").as_bytes(),
+            &v,
+            5 + 3600,
+            5,
+        )
+        .unwrap();
+    }
+    let stats = s.class_stats(6);
+    assert!(stats.iter().map(|c| c.evicted).sum::<u64>() > 100);
+    assert_eq!(stats.iter().map(|c| c.number_temp).sum::<u64>(), 1);
+    assert_eq!(get(&s, b"canary", 6), Some(v.clone()));
+    assert_eq!(get(&s, b"canary", 5 + 31), None);
+    let h = s.hash(b"x");
+    s.lock(h).check();
+}

@@ -51,7 +51,12 @@ impl Shard {
         let cls = self.pages.class_of(id);
         // The flat LRU has no HOT segment to pass through: a new item is at the head of the one
         // list the hand evicts from.
-        let seg = if self.shared.segmented {
+        let seg = if self
+            .shared
+            .is_temporary(item::exptime(self.pages.chunk(id)), now)
+        {
+            Segment::Temp
+        } else if self.shared.segmented {
             Segment::Hot
         } else {
             Segment::Cold

@@ -131,7 +131,7 @@ impl Shard {
         let mut linked = 0;
         let mut expiring = 0;
         for (cls, class) in self.class.iter().enumerate() {
-            let mut counts = [0usize; 3];
+            let mut counts = [0usize; 4];
             for &p in &class.pages {
                 for n in 0..self.pages.chunks_in(p) {
                     let id = self.pages.id(p, n);

@@ -29,8 +29,8 @@ impl Shard {
 
     /// Per segment, the largest age among the next `AGE_PEEK` items under the hand: the sweep's
     /// stand-in for the age of an LRU tail.
-    fn hand_ages(&self, cls: usize, now: u32) -> [Option<u32>; 3] {
-        let mut ages = [None; 3];
+    fn hand_ages(&self, cls: usize, now: u32) -> [Option<u32>; 4] {
+        let mut ages = [None; 4];
         self.peek_ahead(cls, AGE_PEEK, |_, c, _| {
             if let Some(seg) = item::segment(c) {
                 let age = now.saturating_sub(item::atime(c));
@@ -59,6 +59,7 @@ impl Shard {
         s.number_hot = c.segs.len(Segment::Hot) as u64;
         s.number_warm = c.segs.len(Segment::Warm) as u64;
         s.number_cold = c.segs.len(Segment::Cold) as u64;
+        s.number_temp = c.segs.len(Segment::Temp) as u64;
         s.total_pages = c.pages.len() as u64;
         s.free_chunks = c.free.len() as u64;
         let ages = self.hand_ages(cls, now);

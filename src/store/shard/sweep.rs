@@ -52,6 +52,7 @@ impl Shard {
             Some(Segment::Hot) => stats.hits_to_hot += 1,
             Some(Segment::Warm) => stats.hits_to_warm += 1,
             Some(Segment::Cold) => stats.hits_to_cold += 1,
+            Some(Segment::Temp) => stats.hits_to_temp += 1,
             None => {}
         }
         if b & FETCHED == 0 {
@@ -265,9 +266,12 @@ impl Shard {
         {
             return true;
         }
-        // Everything passed was young: evict the next live item.
+        // Everything passed was young: evict the next live item (TEMP items are never evicted).
         let mut victim = None;
-        self.peek_ahead(cls, 1, |id, _, _| {
+        self.peek_ahead(cls, usize::MAX, |id, c, _| {
+            if item::segment(c) == Some(Segment::Temp) {
+                return true;
+            }
             victim = Some(id);
             false
         });
