@@ -86,6 +86,8 @@ pub struct Supervisor {
     retired: Vec<bool>,
     last_replacement: Option<Instant>,
     last_hold: Option<String>,
+    /// Changes in reachability since the last [`Supervisor::take_notes`], for the log.
+    notes: Vec<String>,
 }
 
 fn same_entry(a: &ClusterNode, b: &ClusterNode) -> bool {
@@ -102,6 +104,7 @@ impl Supervisor {
             retired: vec![false; n],
             last_replacement: None,
             last_hold: None,
+            notes: Vec::new(),
         }
     }
 
@@ -115,17 +118,35 @@ impl Supervisor {
         self.retired[i]
     }
 
+    /// What changed in reachability (a node stopped or started answering) since the last call:
+    /// logged, so a flapping node shows in the log although it is never replaced.
+    pub fn take_notes(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notes)
+    }
+
     /// One round: `probes[i]` is node `i`'s result at `now`. Returns at most one action.
     pub fn round(&mut self, now: Instant, probes: Vec<Probe>) -> Option<Action> {
-        for (h, p) in self.history.iter_mut().zip(probes) {
+        for ((h, p), k) in self.history.iter_mut().zip(probes).zip(&self.nodes) {
             match p {
                 Probe::Up(c) => {
+                    if h.failures > 0 {
+                        self.notes.push(format!(
+                            "{} answers again, after {} failed probe(s)",
+                            k.entry, h.failures
+                        ));
+                    }
                     h.failures = 0;
                     h.down_since = None;
                     h.successes = h.successes.saturating_add(1);
                     h.seen = Some(c);
                 }
                 Probe::Down => {
+                    if h.failures == 0 {
+                        self.notes.push(format!(
+                            "{} does not answer at {}; replaced if it stays so for {:?} and {} probes",
+                            k.entry, k.admin, self.policy.grace, self.policy.grace_probes
+                        ));
+                    }
                     h.successes = 0;
                     h.failures = h.failures.saturating_add(1);
                     h.down_since.get_or_insert(now);

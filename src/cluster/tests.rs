@@ -758,6 +758,19 @@ mod supervise {
             let mut p = probes(4, 3, &v1, down);
             p[3] = Probe::Up(Some(v1.clone()));
             assert_eq!(s.round(t, p), None, "round {round}");
+            // Each flap is noted for the log.
+            let notes = s.take_notes();
+            match round % 3 {
+                0 if round > 0 => assert_eq!(
+                    notes,
+                    ["localhost|127.0.0.1|100 answers again, after 2 failed probe(s)"]
+                ),
+                1 => assert_eq!(
+                    notes,
+                    ["localhost|127.0.0.1|100 does not answer at a:0; replaced if it stays so for 3s and 3 probes"]
+                ),
+                _ => assert!(notes.is_empty(), "{notes:?}"),
+            }
         }
     }
 

@@ -87,7 +87,11 @@ pub fn run(mut sup: Supervisor, l: &Loop) {
     loop {
         let started = Instant::now();
         let probes = probe_all(&sup, l);
-        if let Some(a) = sup.round(Instant::now(), probes) {
+        let action = sup.round(Instant::now(), probes);
+        for note in sup.take_notes() {
+            log(&note);
+        }
+        if let Some(a) = action {
             act(a, l);
         }
         round += 1;
