@@ -105,7 +105,7 @@ fn key_length_limits() {
 
 #[test]
 fn item_size_limit_flag() {
-    let srv = Server::start(&["-I", "2k"]);
+    let srv = Server::start(&["-I", "2k", "-o", "slab_chunk_max=2048"]);
     let mut c = srv.connect();
     let v = "x".repeat(1500);
     assert_eq!(

@@ -12,7 +12,10 @@ pub struct Extended {
     pub slab_automove: u8,
     pub slab_automove_ratio: f64,
     pub slab_automove_window: u32,
+    /// Items larger than this are chained (bytes; a divisor of the 1 MB page and of `-I`).
     pub slab_chunk_max: usize,
+    /// `slab_chunk_max` was given (`no_modern` then keeps it, and a large `-I` too).
+    pub slab_chunk_max_set: bool,
     pub lru_crawler: bool,
     pub lru_crawler_sleep: u32,
     pub lru_crawler_tocrawl: u32,
@@ -44,6 +47,7 @@ impl Default for Extended {
             slab_automove_ratio: 0.8,
             slab_automove_window: 30,
             slab_chunk_max: 512 * 1024,
+            slab_chunk_max_set: false,
             lru_crawler: true,
             lru_crawler_sleep: 100,
             lru_crawler_tocrawl: 0,
@@ -129,7 +133,11 @@ pub(super) fn parse_extended(opts: &[String], ext: &mut Extended) -> Result<(), 
             "slab_automove_freeratio" => {
                 float(val)?;
             }
-            "slab_chunk_max" => ext.slab_chunk_max = num(val)? as usize,
+            "slab_chunk_max" => {
+                ext.slab_chunk_max = num(val)? as usize;
+                ext.slab_chunk_max_set = true;
+            }
+            "no_chunked_items" => ext.slab_chunk_max = super::PAGE_SIZE,
             "tail_repair_time" => ext.tail_repair_time = num(val)? as u32,
             "hash_algorithm" => match val {
                 Some(v @ ("jenkins" | "murmur3" | "xxh3")) => ext.hash_algorithm = v.to_string(),
@@ -169,7 +177,6 @@ pub(super) fn parse_extended(opts: &[String], ext: &mut Extended) -> Result<(), 
             "read_buf_mem_limit" => ext.read_buf_mem_limit = (num(val)? * 1024 * 1024) as u32,
             "track_sizes" => ext.track_sizes = true,
             "slab_sizes"
-            | "no_chunked_items"
             | "lru_segmented"
             | "inline_ascii_resp"
             | "no_inline_ascii_resp"
@@ -179,7 +186,9 @@ pub(super) fn parse_extended(opts: &[String], ext: &mut Extended) -> Result<(), 
             | "sock_cookie_id" => {}
             "modern" => {}
             "no_modern" => {
-                ext.slab_chunk_max = 1024 * 1024;
+                if !ext.slab_chunk_max_set {
+                    ext.slab_chunk_max = super::PAGE_SIZE;
+                }
                 ext.slab_reassign = false;
                 ext.slab_automove = 0;
                 ext.maxconns_fast = false;

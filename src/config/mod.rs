@@ -79,6 +79,9 @@ pub struct Config {
     pub backlog: i32,
     pub protocol: Protocol,
     pub item_size_max: usize,
+    /// Bytes counted as malloced before any page: memcached's test-suite hook, the
+    /// `T_MEMD_INITIAL_MALLOC` environment variable (its t/64bit.t fakes a 4 GB heap with it).
+    pub initial_malloc: usize,
     pub sasl: bool,
     pub flush_enabled: bool,
     pub dump_enabled: bool,
@@ -100,6 +103,30 @@ pub struct Config {
 pub struct ConfigError {
     pub msg: String,
     pub code: i32,
+}
+
+/// memcached's slab page size.
+pub const PAGE_SIZE: usize = 1024 * 1024;
+
+/// memcached's rules for `slab_chunk_max` against `-I` and the page size.
+fn check_chunk_max(ext: &Extended, item_size_max: usize) -> Result<(), ConfigError> {
+    let max = ext.slab_chunk_max;
+    if max > item_size_max {
+        return Err(usage(format!(
+            "slab_chunk_max (bytes: {max}) cannot be larger than -I (item_size_max {item_size_max})"
+        )));
+    }
+    if max == 0 || !item_size_max.is_multiple_of(max) {
+        return Err(usage(format!(
+            "-I (item_size_max: {item_size_max}) must be evenly divisible by slab_chunk_max (bytes: {max})"
+        )));
+    }
+    if !PAGE_SIZE.is_multiple_of(max) {
+        return Err(usage(format!(
+            "slab_chunk_max (bytes: {max}) must divide evenly into {PAGE_SIZE} (slab_page_size)"
+        )));
+    }
+    Ok(())
 }
 
 pub(crate) fn usage(msg: impl Into<String>) -> ConfigError {
@@ -353,6 +380,7 @@ impl Config {
         let listen = parse_listen(&a.listen, default_port)?;
         let mut ext = Extended::default();
         parse_extended(&a.extended, &mut ext)?;
+        check_chunk_max(&ext, item_size_max)?;
         Ok(Config {
             port,
             udp_port,
@@ -378,6 +406,10 @@ impl Config {
             backlog: a.backlog,
             protocol,
             item_size_max,
+            initial_malloc: std::env::var("T_MEMD_INITIAL_MALLOC")
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0),
             sasl: a.sasl,
             flush_enabled: !a.disable_flush_all,
             dump_enabled: !a.disable_dumping,
@@ -392,9 +424,9 @@ impl Config {
         })
     }
 
-    /// Page size: 1 MB, or `-I` when larger.
+    /// Page size: 1 MB whatever `-I` (items larger than `slab_chunk_max` are chained).
     pub fn page_size(&self) -> usize {
-        self.item_size_max.max(1024 * 1024)
+        PAGE_SIZE
     }
 
     /// The store's construction parameters.
@@ -402,6 +434,7 @@ impl Config {
         crate::store::StoreConfig {
             memory_limit: self.memory_limit,
             item_size_max: self.item_size_max,
+            slab_chunk_max: self.ext.slab_chunk_max,
             page_size: self.page_size(),
             min_size: self.min_size,
             growth_factor: self.growth_factor,
@@ -417,6 +450,7 @@ impl Config {
             lru_segmented: self.ext.lru_segmented,
             temp_lru: self.ext.temp_lru,
             temporary_ttl: self.ext.temporary_ttl,
+            initial_malloc: self.initial_malloc,
             shards: self.ext.shards,
             threads: self.threads,
         }

@@ -70,15 +70,17 @@ pub fn slabs_reassign(src: i32, dst: i32, ctx: &Ctx<'_>) -> &'static str {
     if src < 0 || src > n || dst < 0 || dst > n {
         return "BADCLASS invalid src or dst class id";
     }
-    // ferrocache keeps no page pool: class 0 never has a spare page to give, and a page cannot
-    // be parked in it either.
-    if src == 0 || dst == 0 || !has_spare(src) {
+    // Class 0 is the global page pool: a source while it holds two pages (memcached's rule).
+    let spare = if src == 0 {
+        sh.store().pooled_pages() >= 2
+    } else {
+        has_spare(src)
+    };
+    if !spare {
         return "NOSPARE source class has no spare pages";
     }
-    if sh
-        .store()
-        .reassign((src - 1) as usize, (dst - 1) as usize, now)
-    {
+    let class = |id: i32| (id > 0).then(|| (id - 1) as usize);
+    if sh.store().reassign(class(src), class(dst), now) {
         "OK"
     } else {
         "NOSPARE source class has no spare pages"

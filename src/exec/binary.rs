@@ -185,9 +185,12 @@ fn get(f: &Frame<'_>, base: u8, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     match res {
         Ok(v) => {
             let cas = ctx.visible_cas(v.cas);
-            let value = if base == op::TOUCH { &[][..] } else { v.value };
             let key = if with_key { f.key } else { &[][..] };
-            r.hit(out, cas, v.flags, key, value);
+            if base == op::TOUCH {
+                r.hit(out, cas, (v.flags, key), [], 0);
+            } else {
+                r.hit(out, cas, (v.flags, key), v.value.parts(), v.value.len());
+            }
             drop(shard);
             count_lookup(st, touch, None);
         }

@@ -251,7 +251,10 @@ fn encode_hit(
     }
     out.extend_from_slice(b"\r\n");
     if f.value {
-        out.extend_from_slice(v.value);
+        out.reserve(v.value.len() + 2);
+        for part in v.value.parts() {
+            out.extend_from_slice(part);
+        }
         out.extend_from_slice(b"\r\n");
     }
     hit

@@ -233,7 +233,11 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "hash_is_expanding", &0);
     if sh.config().ext.slab_reassign {
         s(out, "slab_reassign_rescues", &store.slab_reassign_rescues);
-        s(out, "slab_reassign_chunk_rescues", &0);
+        s(
+            out,
+            "slab_reassign_chunk_rescues",
+            &store.slab_reassign_chunk_rescues,
+        );
         s(
             out,
             "slab_reassign_evictions_nomem",
@@ -269,7 +273,7 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "bytes", &store.bytes);
     s(out, "curr_items", &store.curr_items);
     s(out, "total_items", &store.total_items);
-    s(out, "slab_global_page_pool", &0);
+    s(out, "slab_global_page_pool", &sh.store().pooled_pages());
     s(out, "expired_unfetched", &sum(|c| c.expired_unfetched));
     s(out, "evicted_unfetched", &sum(|c| c.evicted_unfetched));
     // As memcached, the segment counters only while the LRU maintainer runs.
@@ -383,7 +387,7 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         &format!("{:.2}", c.ext.slab_automove_ratio),
     );
     s(out, "slab_automove_window", &c.ext.slab_automove_window);
-    s(out, "slab_chunk_max", &(c.page_size() / 2));
+    s(out, "slab_chunk_max", &c.ext.slab_chunk_max);
     s(out, "lru_crawler", &yes_no(rt.lru_crawler()));
     s(out, "lru_crawler_sleep", &shown.lru_crawler_sleep());
     s(out, "lru_crawler_tocrawl", &shown.lru_crawler_tocrawl());
@@ -477,7 +481,6 @@ pub fn slabs(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     let classes = sh.store().classes();
     let mut active = 0;
-    let mut malloced = 0u64;
     for (i, c) in sh.store().class_stats(sh.clock().now()).iter().enumerate() {
         if c.total_pages == 0 {
             continue;
@@ -486,7 +489,6 @@ pub fn slabs(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         let id = i + 1;
         let per_page = classes.chunks_per_page(i) as u64;
         let total_chunks = c.total_pages * per_page;
-        malloced += c.total_pages * classes.page_size() as u64;
         let mut s = |k: &str, v: u64| {
             let _ = write!(out, "STAT {id}:{k} {v}\r\n");
         };
@@ -494,7 +496,7 @@ pub fn slabs(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         s("chunks_per_page", per_page);
         s("total_pages", c.total_pages);
         s("total_chunks", total_chunks);
-        s("used_chunks", c.number());
+        s("used_chunks", c.number() + c.body_chunks);
         s("free_chunks", c.free_chunks);
         s("free_chunks_end", 0);
         s("get_hits", c.get_hits);
@@ -507,7 +509,7 @@ pub fn slabs(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         s("touch_hits", c.touch_hits);
     }
     write_stat(out, "active_slabs", active);
-    write_stat(out, "total_malloced", malloced);
+    write_stat(out, "total_malloced", sh.store().malloced());
 }
 
 /// `stats sizes`: item counts per 32-byte size bucket with `-o track_sizes`.

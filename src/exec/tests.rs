@@ -226,7 +226,7 @@ fn text_errors_and_swallowed_data() {
     check(b"\r\n", "ERROR\r\n");
     check(b"set a 0 0 1\r\nxyz", "CLIENT_ERROR bad data chunk\r\n");
     check_with(
-        &["-I", "1k"],
+        &["-I", "1k", "-o", "slab_chunk_max=1024"],
         &cat(&[
             b"set a 0 0 2000\r\n".to_vec(),
             vec![b'v'; 2000],

@@ -303,7 +303,7 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
         match r {
             Ok(v) => {
                 let cas = want_cas.then_some(ctx.visible_cas(v.cas));
-                ascii::write_value(out, v.key, v.flags, v.value, cas);
+                ascii::write_value(out, v.key, v.flags, v.value.parts(), v.value.len(), cas);
                 drop(shard);
                 count_lookup(st, touch, None);
             }

@@ -379,20 +379,30 @@ pub fn keys(line: &[u8]) -> impl Iterator<Item = &[u8]> {
 }
 
 /// Appends `VALUE <key> <flags> <bytes>[ <cas>]\r\n<data>\r\n`.
-pub fn write_value(out: &mut Vec<u8>, key: &[u8], flags: u32, data: &[u8], cas: Option<u64>) {
+pub fn write_value<'a>(
+    out: &mut Vec<u8>,
+    key: &[u8],
+    flags: u32,
+    data: impl IntoIterator<Item = &'a [u8]>,
+    len: usize,
+    cas: Option<u64>,
+) {
     let mut b = itoa::Buffer::new();
     out.extend_from_slice(b"VALUE ");
     out.extend_from_slice(key);
     out.push(b' ');
     out.extend_from_slice(b.format(flags).as_bytes());
     out.push(b' ');
-    out.extend_from_slice(b.format(data.len()).as_bytes());
+    out.extend_from_slice(b.format(len).as_bytes());
     if let Some(c) = cas {
         out.push(b' ');
         out.extend_from_slice(b.format(c).as_bytes());
     }
     out.extend_from_slice(b"\r\n");
-    out.extend_from_slice(data);
+    out.reserve(len + 2);
+    for part in data {
+        out.extend_from_slice(part);
+    }
     out.extend_from_slice(b"\r\n");
 }
 

@@ -380,9 +380,17 @@ impl Reply {
     pub fn always(&self, out: &mut Vec<u8>, status: u16, key: &[u8], value: &[u8]) {
         write_response(out, self.head(status, 0), &[], key, value);
     }
-    /// A get hit: 4 bytes of flags, the key when asked for, the value; always written.
-    pub fn hit(&self, out: &mut Vec<u8>, cas: u64, flags: u32, key: &[u8], value: &[u8]) {
-        let body = 4 + key.len() + value.len();
+    /// A get hit: 4 bytes of flags, the key when asked for, the value (`len` bytes in parts);
+    /// always written.
+    pub fn hit<'a>(
+        &self,
+        out: &mut Vec<u8>,
+        cas: u64,
+        (flags, key): (u32, &[u8]),
+        value: impl IntoIterator<Item = &'a [u8]>,
+        len: usize,
+    ) {
+        let body = 4 + key.len() + len;
         write_header(
             out,
             self.head(status::OK, cas),
@@ -392,7 +400,10 @@ impl Reply {
         );
         out.extend_from_slice(&flags.to_be_bytes());
         out.extend_from_slice(key);
-        out.extend_from_slice(value);
+        out.reserve(len);
+        for part in value {
+            out.extend_from_slice(part);
+        }
     }
     /// A get miss (with the key for GETK/GATK, else memcached's text): hidden when quiet.
     pub fn miss(&self, out: &mut Vec<u8>, key: Option<&[u8]>) {

@@ -29,6 +29,9 @@ const LAYOUT: usize = 18;
 const LAYOUT_VLEN_MASK: u8 = 0x03;
 /// Layout byte: the client flags are stored (non-zero).
 const LAYOUT_FLAGS: u8 = 0x04;
+/// Layout byte: the value is not in this chunk but in a chain of body chunks whose ids follow
+/// the key (see `shard::chain`).
+const LAYOUT_CHAINED: u8 = 0x08;
 
 /// Segment of the LRU an item is linked into (stored in the low three bits of `bits`). TEMP
 /// holds items with a short TTL (`-o temporary_ttl`): never aged or evicted, only freed once dead.
@@ -60,6 +63,9 @@ pub const STALE: u8 = 0x40;
 /// base64-encoded, as memcached's `ITEM_KEY_BINARY` does.
 pub const KEY_BINARY: u8 = 0x80;
 const SEGMENT_MASK: u8 = 0x07;
+/// The segment field of a chunk that holds a part of a chained item's value (see
+/// `shard::chain`): neither free nor an item of its own.
+const BODY: u8 = 0x07;
 
 /// Bytes the value length takes.
 #[inline]
@@ -202,7 +208,22 @@ pub fn set_segment(c: &mut [u8], s: Option<Segment>) {
 /// True when the chunk holds a linked item (free chunks have no segment).
 #[inline]
 pub fn in_use(c: &[u8]) -> bool {
-    c[BITS] & SEGMENT_MASK != 0
+    !matches!(c[BITS] & SEGMENT_MASK, 0 | BODY)
+}
+/// True when the item's value is in a chain of body chunks (see `shard::chain`).
+#[inline]
+pub fn is_chained(c: &[u8]) -> bool {
+    c[LAYOUT] & LAYOUT_CHAINED != 0
+}
+/// True when the chunk holds a part of a chained item's value.
+#[inline]
+pub fn is_body(c: &[u8]) -> bool {
+    c[BITS] & SEGMENT_MASK == BODY
+}
+/// Where the key's bytes end: a chained item's part ids start there.
+#[inline]
+pub fn key_end(c: &[u8]) -> usize {
+    header_len(c) + klen(c)
 }
 #[inline]
 pub fn key(c: &[u8]) -> &[u8] {
@@ -221,37 +242,94 @@ pub fn value_mut(c: &mut [u8]) -> &mut [u8] {
     &mut c[at..at + v]
 }
 
-/// Writes a fresh item (header, key, value parts concatenated) into a chunk, which must hold
-/// `total_size` bytes; the segment is left unset (the caller links it).
-pub fn write_new(
-    c: &mut [u8],
-    key: &[u8],
-    flags: u32,
-    exptime: u32,
-    now: u32,
-    cas: u64,
-    parts: &[&[u8]],
-) {
-    let vlen: usize = parts.iter().map(|p| p.len()).sum();
+/// What an item's header holds, for writing a fresh one.
+#[derive(Clone, Copy, Debug)]
+pub struct Header<'a> {
+    pub key: &'a [u8],
+    pub flags: u32,
+    pub exptime: u32,
+    pub now: u32,
+    pub cas: u64,
+}
+
+/// Writes the header and key of a fresh item with a `vlen`-byte value (in the chunk, or chained)
+/// and returns where the key ends. The segment is left unset (the caller links it).
+fn write_header(c: &mut [u8], h: &Header<'_>, vlen: usize, chained: bool) -> usize {
     let w = vlen_bytes(vlen);
-    set_cas(c, cas);
-    wr32(c, EXPTIME, exptime);
-    wr32(c, ATIME, now);
-    c[KLEN] = key.len() as u8;
+    set_cas(c, h.cas);
+    wr32(c, EXPTIME, h.exptime);
+    wr32(c, ATIME, h.now);
+    c[KLEN] = h.key.len() as u8;
     c[BITS] = 0;
-    c[LAYOUT] = (w - 1) as u8 | if flags != 0 { LAYOUT_FLAGS } else { 0 };
+    c[LAYOUT] = (w - 1) as u8
+        | if h.flags != 0 { LAYOUT_FLAGS } else { 0 }
+        | if chained { LAYOUT_CHAINED } else { 0 };
     c[FIXED..FIXED + w].copy_from_slice(&(vlen as u32).to_le_bytes()[..w]);
     let mut at = FIXED + w;
-    if flags != 0 {
-        wr32(c, at, flags);
+    if h.flags != 0 {
+        wr32(c, at, h.flags);
         at += 4;
     }
-    c[at..at + key.len()].copy_from_slice(key);
-    at += key.len();
+    c[at..at + h.key.len()].copy_from_slice(h.key);
+    at + h.key.len()
+}
+
+/// Writes a fresh item (header, key, value parts concatenated) into a chunk, which must hold
+/// `total_size` bytes; the segment is left unset (the caller links it).
+pub fn write_new(c: &mut [u8], h: &Header<'_>, parts: &[&[u8]]) {
+    let vlen: usize = parts.iter().map(|p| p.len()).sum();
+    let mut at = write_header(c, h, vlen, false);
     for p in parts {
         c[at..at + p.len()].copy_from_slice(p);
         at += p.len();
     }
+}
+
+/// Writes the head of a chained item: header and key, then the ids of the chunks holding its
+/// `vlen`-byte value (`head_size` bytes in all).
+pub fn write_head(c: &mut [u8], h: &Header<'_>, vlen: usize, parts: &[u32]) {
+    let mut at = write_header(c, h, vlen, true);
+    for id in parts {
+        wr32(c, at, *id);
+        at += 4;
+    }
+}
+
+/// Where a body chunk's part of the value starts: the head's id is at 0, the `BODY` mark in the
+/// bits byte (17) as in an item header. 48 bytes, as memcached's chunk header, so that a value
+/// is cut into the same parts, each in the same class as memcached's.
+pub const BODY_DATA: usize = 48;
+
+/// The id of the head a body chunk belongs to.
+#[inline]
+pub fn body_head(c: &[u8]) -> u32 {
+    rd32(c, 0)
+}
+
+/// Marks a chunk as a body chunk of the item whose head is `head`.
+#[inline]
+pub fn set_body_head(c: &mut [u8], head: u32) {
+    wr32(c, 0, head);
+    c[BITS] = BODY;
+}
+
+/// Bytes the head of a chained item with this key, these flags and `parts` part ids needs.
+#[inline]
+pub fn head_size(klen: usize, vlen: usize, flags: u32, parts: usize) -> usize {
+    header_size(vlen, flags) + klen + 4 * parts
+}
+
+/// Part `i` of a chained item's ids (its value must be chained and have that part).
+#[inline]
+pub fn part(c: &[u8], i: usize) -> u32 {
+    rd32(c, key_end(c) + 4 * i)
+}
+
+/// Replaces part id `i` of a chained item.
+#[inline]
+pub fn set_part(c: &mut [u8], i: usize, id: u32) {
+    let at = key_end(c) + 4 * i;
+    wr32(c, at, id)
 }
 
 #[cfg(test)]
@@ -261,7 +339,14 @@ mod tests {
     #[test]
     fn round_trip_fields() {
         let mut c = vec![0u8; 128];
-        write_new(&mut c, b"key", 7, 99, 5, 42, &[b"he", b"llo"]);
+        let h = Header {
+            key: b"key",
+            flags: 7,
+            exptime: 99,
+            now: 5,
+            cas: 42,
+        };
+        write_new(&mut c, &h, &[b"he", b"llo"]);
         assert_eq!(key(&c), b"key");
         assert_eq!(value(&c), b"hello");
         assert_eq!(flags(&c), 7);
@@ -297,7 +382,14 @@ mod tests {
             let mut c = vec![0u8; total];
             let k = [b'k'; 250];
             let v = vec![b'v'; n];
-            write_new(&mut c, &k, f, 0, 0, 1, &[&v]);
+            let h = Header {
+                key: &k,
+                flags: f,
+                exptime: 0,
+                now: 0,
+                cas: 1,
+            };
+            write_new(&mut c, &h, &[&v]);
             assert_eq!(vlen(&c), n);
             assert_eq!(flags(&c), f);
             assert_eq!(key(&c), &k[..]);

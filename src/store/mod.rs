@@ -17,8 +17,10 @@ pub mod item;
 pub mod segments;
 pub mod shard;
 pub mod slab;
+pub mod value;
 
 mod automove;
+mod pool;
 mod shared;
 mod stats;
 
@@ -33,6 +35,7 @@ pub use shard::{Shard, ShardCounters};
 pub use shared::{Evicted, EvictionWatch, MemBudget, StoreShared};
 pub use slab::{SizeClasses, Steps};
 pub use stats::ClassStats;
+pub use value::Value;
 
 /// How a store request treats an existing item.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -150,7 +153,7 @@ pub enum ArithOutcome {
 #[derive(Clone, Copy, Debug)]
 pub struct ItemView<'a> {
     pub key: &'a [u8],
-    pub value: &'a [u8],
+    pub value: Value<'a>,
     pub flags: u32,
     pub cas: u64,
     pub exptime: u32,
@@ -191,6 +194,8 @@ impl Default for KeyHasher {
 pub struct StoreConfig {
     pub memory_limit: usize,
     pub item_size_max: usize,
+    /// Items larger than this are chained (memcached's `slab_chunk_max`).
+    pub slab_chunk_max: usize,
     pub page_size: usize,
     pub min_size: usize,
     pub growth_factor: f64,
@@ -207,6 +212,9 @@ pub struct StoreConfig {
     /// never aged or evicted, only freed once dead.
     pub temp_lru: bool,
     pub temporary_ttl: u32,
+    /// Bytes counted as malloced before any page (memcached's test hook `T_MEMD_INITIAL_MALLOC`):
+    /// they count against the memory limit and in `total_malloced`.
+    pub initial_malloc: usize,
     /// Number of shards; 0 picks one from the memory limit and thread count.
     pub shards: usize,
     pub threads: usize,
@@ -217,6 +225,7 @@ impl Default for StoreConfig {
         StoreConfig {
             memory_limit: 64 << 20,
             item_size_max: 1 << 20,
+            slab_chunk_max: 1 << 19,
             page_size: 1 << 20,
             min_size: 48,
             growth_factor: 1.25,
@@ -228,6 +237,7 @@ impl Default for StoreConfig {
             lru_segmented: true,
             temp_lru: false,
             temporary_ttl: 61,
+            initial_malloc: 0,
             shards: 0,
             threads: 4,
         }
@@ -270,17 +280,13 @@ fn shard_count(cfg: &StoreConfig) -> usize {
 /// shard; with few pages per shard (the default `-m 64`), more classes would leave classes
 /// without a page, and items of varied sizes would be evicted from a mostly empty cache.
 fn size_classes(cfg: &StoreConfig, shards: usize) -> SizeClasses {
-    let fine = SizeClasses::new(cfg.min_size, cfg.growth_factor, cfg.page_size, Steps::Fine);
+    let pages = (cfg.page_size, cfg.slab_chunk_max);
+    let fine = SizeClasses::new(cfg.min_size, cfg.growth_factor, pages, Steps::Fine);
     let pages_per_shard = (cfg.memory_limit / cfg.page_size).max(1) / shards.max(1);
     if pages_per_shard >= 2 * fine.len() {
         fine
     } else {
-        SizeClasses::new(
-            cfg.min_size,
-            cfg.growth_factor,
-            cfg.page_size,
-            Steps::Factor,
-        )
+        SizeClasses::new(cfg.min_size, cfg.growth_factor, pages, Steps::Factor)
     }
 }
 
@@ -386,6 +392,10 @@ impl Store {
     /// One round of background work over every shard, each locked in turn (see
     /// `Shard::maintain` for the two budgets).
     pub fn maintain(&self, balance: usize, crawl: usize, now: u32) -> usize {
+        // Over the limit (it shrank): pooled pages go first.
+        while self.shared.budget.over_limit() && self.shared.pool.take().is_some() {
+            self.shared.budget.release();
+        }
         self.shards
             .iter()
             .map(|s| s.lock().maintain(balance, crawl, now))
@@ -418,5 +428,7 @@ impl CrawlMark {
     }
 }
 
+#[cfg(test)]
+mod chain_tests;
 #[cfg(test)]
 mod tests;

@@ -1,11 +1,13 @@
-//! Owns: what every shard of the store shares, all atomics (never a lock): the page budget
-//! (`-m`), the CAS counter, the flush mark, and the settings the shards read on every
-//! allocation (`-M`, `-I`, the HOT and WARM shares, the automove mode), and the hook evictions
-//! are reported to while someone watches them (`EvictionWatch`).
+//! Owns: what every shard of the store shares, atomics but for the page pool (a leaf lock): the
+//! page budget (`-m`, with the memory counted as malloced before any page), the global page
+//! pool, the CAS counter, the flush mark, the settings the shards read on every allocation
+//! (`-M`, `-I`, the HOT and WARM shares, the automove mode), and the hook evictions are
+//! reported to while someone watches them (`EvictionWatch`).
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use super::pool::PagePool;
 use super::StoreConfig;
 
 /// The global page budget (`-m`), shared by all shards.
@@ -16,10 +18,11 @@ pub struct MemBudget {
 }
 
 impl MemBudget {
-    pub fn new(limit_pages: usize) -> MemBudget {
+    /// A budget of `limit_pages` of which `used_pages` are taken already.
+    pub fn new(limit_pages: usize, used_pages: usize) -> MemBudget {
         MemBudget {
             limit: AtomicUsize::new(limit_pages),
-            used: AtomicUsize::new(0),
+            used: AtomicUsize::new(used_pages),
         }
     }
     /// Takes a page if one is left under the limit.
@@ -79,11 +82,22 @@ pub trait EvictionWatch: Send + Sync + std::fmt::Debug {
 #[derive(Debug)]
 pub struct StoreShared {
     pub budget: MemBudget,
+    /// Pages of each class, over all shards.
+    class_pages: Box<[AtomicUsize]>,
+    /// Pages malloced and in no class (memcached's class 0).
+    pub pool: PagePool,
+    /// Bytes counted as malloced before any page (`StoreConfig::initial_malloc`), and the pages
+    /// of the budget they take.
+    initial_malloc: usize,
+    initial_pages: usize,
+    page_size: usize,
     cas: AtomicU64,
     /// Items whose CAS is at or below this value are flushed.
     pub flush_cas: AtomicU64,
     pub evictions: bool,
     pub item_size_max: usize,
+    /// Items larger than this are chained (see `shard::chain`).
+    pub slab_chunk_max: usize,
     pub hot_lru_pct: AtomicU32,
     pub warm_lru_pct: AtomicU32,
     pub automove: AtomicU8,
@@ -98,12 +112,21 @@ pub struct StoreShared {
 
 impl StoreShared {
     pub(super) fn new(cfg: &StoreConfig) -> StoreShared {
+        let initial_pages = cfg.initial_malloc.div_ceil(cfg.page_size);
         StoreShared {
-            budget: MemBudget::new((cfg.memory_limit / cfg.page_size).max(1)),
+            budget: MemBudget::new((cfg.memory_limit / cfg.page_size).max(1), initial_pages),
+            class_pages: (0..=super::slab::MAX_CLASSES)
+                .map(|_| AtomicUsize::new(0))
+                .collect(),
+            pool: PagePool::default(),
+            initial_malloc: cfg.initial_malloc,
+            initial_pages,
+            page_size: cfg.page_size,
             cas: AtomicU64::new(0),
             flush_cas: AtomicU64::new(0),
             evictions: cfg.evictions,
             item_size_max: cfg.item_size_max,
+            slab_chunk_max: cfg.slab_chunk_max,
             hot_lru_pct: AtomicU32::new(cfg.hot_lru_pct),
             warm_lru_pct: AtomicU32::new(cfg.warm_lru_pct),
             automove: AtomicU8::new(cfg.slab_automove),
@@ -139,6 +162,31 @@ impl StoreShared {
     pub fn is_temporary(&self, exptime: u32, now: u32) -> bool {
         let (on, ttl) = self.temp_lru();
         on && exptime != 0 && exptime >= now && exptime - now <= ttl
+    }
+
+    /// Counts a page joining (`true`) or leaving class `cls` in some shard.
+    pub fn count_class_page(&self, cls: usize, joins: bool) {
+        if let Some(n) = self.class_pages.get(cls) {
+            if joins {
+                n.fetch_add(1, Ordering::Relaxed);
+            } else {
+                n.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Pages of class `cls` over all shards.
+    pub fn class_pages(&self, cls: usize) -> usize {
+        self.class_pages
+            .get(cls)
+            .map_or(0, |n| n.load(Ordering::Relaxed))
+    }
+
+    /// Bytes malloced for pages (`total_malloced`): those of every page in a class or in the
+    /// pool, plus the initial count.
+    pub fn malloced(&self) -> usize {
+        self.initial_malloc
+            + (self.budget.used().saturating_sub(self.initial_pages)) * self.page_size
     }
 
     /// The next CAS value: one global, monotonic counter, as memcached has.

@@ -28,8 +28,8 @@ pub enum Steps {
 
 /// The size classes: chunk sizes growing from a minimum, as memcached's `slabs_init`: the
 /// first class holds memcached's 48-byte item header plus `-n` bytes, each next class is
-/// `factor` larger (8-byte aligned) until half a page, then one class of half a page and one of a whole page (so
-/// the largest items, up to `-I`, still fit one chunk); at most 63 classes, as memcached.
+/// `factor` larger (8-byte aligned) up to `slab_chunk_max`, the last class (larger items are
+/// chained across chunks, see `shard::chain`); at most 63 classes, as memcached.
 ///
 /// With `Steps::Fine`, classes below 256 bytes are 8 bytes apart instead. For small items the
 /// factor's rounding is the largest cost per item (a 25% step wastes up to a fifth of a chunk);
@@ -43,31 +43,37 @@ pub struct SizeClasses {
 }
 
 impl SizeClasses {
-    pub fn new(min_size: usize, factor: f64, page_size: usize, steps: Steps) -> SizeClasses {
+    /// Classes for pages of `page_size` bytes whose largest chunk is `chunk_max` (memcached's
+    /// `slab_chunk_max`: a divisor of the page size, at most the page).
+    pub fn new(
+        min_size: usize,
+        factor: f64,
+        (page_size, chunk_max): (usize, usize),
+        steps: Steps,
+    ) -> SizeClasses {
         let factor = if factor > 1.0 { factor } else { 1.25 };
+        let chunk_max = chunk_max.clamp(align8(MEMCACHED_ITEM_HEADER + 1), page_size);
         let fine = match steps {
-            Steps::Fine => Self::schedule(min_size, factor, page_size, FINE_STEPS_UNTIL),
+            Steps::Fine => Self::schedule(min_size, factor, chunk_max, FINE_STEPS_UNTIL),
             Steps::Factor => Vec::new(),
         };
         let mut sizes = if !fine.is_empty() && fine.len() <= MAX_CLASSES {
             fine
         } else {
-            Self::schedule(min_size, factor, page_size, 0)
+            Self::schedule(min_size, factor, chunk_max, 0)
         };
         if sizes.len() > MAX_CLASSES {
-            // memcached stops at its last class id; the half page and page classes stay.
-            let top = sizes.split_off(sizes.len() - 2);
-            sizes.truncate(MAX_CLASSES - 2);
-            sizes.extend(top);
+            // memcached stops at its last class id; the `slab_chunk_max` class stays.
+            sizes.truncate(MAX_CLASSES - 1);
+            sizes.push(chunk_max);
         }
         SizeClasses { sizes, page_size }
     }
 
-    /// Chunk sizes: 8-byte steps below `fine_until`, then `factor`, until half a page; then half
-    /// a page and a page. As memcached, the growth stops before a size (unaligned, as grown)
-    /// that is at least half a page divided by the factor.
-    fn schedule(min_size: usize, factor: f64, page_size: usize, fine_until: usize) -> Vec<usize> {
-        let chunk_max = page_size / 2;
+    /// Chunk sizes: 8-byte steps below `fine_until`, then `factor`, until `chunk_max`, the
+    /// last. As memcached, the growth stops before a size (unaligned, as grown) that is at
+    /// least `chunk_max` divided by the factor.
+    fn schedule(min_size: usize, factor: f64, chunk_max: usize, fine_until: usize) -> Vec<usize> {
         let mut sizes = Vec::new();
         let mut size = MEMCACHED_ITEM_HEADER + min_size.max(1);
         while (size as f64) < chunk_max as f64 / factor && sizes.len() < 4096 {
@@ -81,7 +87,6 @@ impl SizeClasses {
             size = grown.max(aligned + 1);
         }
         sizes.push(chunk_max);
-        sizes.push(page_size);
         sizes
     }
 
@@ -293,6 +298,12 @@ impl Pages {
             Some(mem) => PageMem::Large(mem),
             None => PageMem::Heap(vec![0u8; self.page_size].into_boxed_slice()),
         };
+        self.add_mem(cls, chunk_size, data)
+    }
+
+    /// Adds a page of class `cls` with memory `data` (zeroed, e.g. from the page pool); returns
+    /// its index.
+    pub fn add_mem(&mut self, cls: usize, chunk_size: usize, data: PageMem) -> usize {
         let page = Page {
             data,
             class: cls,
@@ -316,6 +327,13 @@ impl Pages {
             page.carved = 0;
             page.data.fill(0);
         }
+    }
+
+    /// Takes page `p` out, handing its memory over (to the page pool).
+    pub fn take_out(&mut self, p: usize) -> Option<PageMem> {
+        let page = self.pages[p].take()?;
+        self.free_slots.push(p as u32);
+        Some(page.data)
     }
 
     /// Frees page `p`'s memory (back to the large-page region when it came from there).
@@ -364,7 +382,7 @@ mod tests {
 
     #[test]
     fn default_classes_grow_like_memcached() {
-        let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Fine);
+        let c = SizeClasses::new(48, 1.25, (1 << 20, 1 << 19), Steps::Fine);
         assert_eq!(c.size(0), 96);
         assert_eq!(c.size(1), 104);
         // 8-byte steps up to 256, then the factor.
@@ -372,16 +390,21 @@ mod tests {
         assert_eq!(c.size(at + 1), 320);
         assert_eq!(c.size(at + 2), 400);
         assert!(c.len() <= MAX_CLASSES, "{} classes", c.len());
-        assert_eq!(c.size(c.len() - 1), 1 << 20);
-        assert_eq!(c.size(c.len() - 2), 1 << 19);
+        assert_eq!(c.size(c.len() - 1), 1 << 19);
         for w in 1..c.len() {
             assert!(c.size(w) > c.size(w - 1));
         }
         assert_eq!(c.class_for(1), Some(0));
         assert_eq!(c.class_for(96), Some(0));
         assert_eq!(c.class_for(97), Some(1));
-        assert_eq!(c.class_for(1 << 20), Some(c.len() - 1));
-        assert_eq!(c.class_for((1 << 20) + 1), None);
+        assert_eq!(c.class_for(1 << 19), Some(c.len() - 1));
+        assert_eq!(c.class_for((1 << 19) + 1), None);
+        // With slab_chunk_max 16 KB (memcached's t/chunked-items.t), the last class is 16 KB;
+        // without chunked items, the page.
+        let small = SizeClasses::new(48, 1.25, (1 << 20, 16 << 10), Steps::Factor);
+        assert_eq!(small.size(small.len() - 1), 16 << 10);
+        let whole = SizeClasses::new(48, 1.25, (1 << 20, 1 << 20), Steps::Factor);
+        assert_eq!(whole.size(whole.len() - 1), 1 << 20);
     }
 
     #[test]
@@ -392,18 +415,18 @@ mod tests {
             (48, 1.25, 16 << 20),
             (48, 1.01, 1 << 20),
         ] {
-            let c = SizeClasses::new(n, f, page, Steps::Fine);
+            let c = SizeClasses::new(n, f, (page, page / 2), Steps::Fine);
             assert!(c.len() <= MAX_CLASSES, "-n {n} -f {f}: {} classes", c.len());
-            assert_eq!(c.size(c.len() - 1), page);
+            assert_eq!(c.size(c.len() - 1), page / 2);
             for w in 1..c.len() {
                 assert!(c.size(w) > c.size(w - 1));
             }
         }
         // Too many with fine steps: memcached's schedule (factor from the first class).
-        let c = SizeClasses::new(48, 1.1, 1 << 20, Steps::Fine);
+        let c = SizeClasses::new(48, 1.1, (1 << 20, 1 << 19), Steps::Fine);
         assert_eq!((c.size(0), c.size(1)), (96, 112));
         // Without fine steps: memcached's schedule from the first class.
-        let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Factor);
+        let c = SizeClasses::new(48, 1.25, (1 << 20, 1 << 19), Steps::Factor);
         let sizes: Vec<usize> = (0..6).map(|i| c.size(i)).collect();
         assert_eq!(sizes, vec![96, 120, 152, 192, 240, 304]);
     }
@@ -411,8 +434,8 @@ mod tests {
     #[test]
     fn factor_classes_are_memcacheds() {
         // memcached 1.6.18 -vv, defaults: classes 1 to 39.
-        let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Factor);
-        let sizes: Vec<usize> = (0..c.len() - 1).map(|i| c.size(i)).collect();
+        let c = SizeClasses::new(48, 1.25, (1 << 20, 1 << 19), Steps::Factor);
+        let sizes: Vec<usize> = (0..c.len()).map(|i| c.size(i)).collect();
         let memcached = [
             96, 120, 152, 192, 240, 304, 384, 480, 600, 752, 944, 1184, 1480, 1856, 2320, 2904,
             3632, 4544, 5680, 7104, 8880, 11104, 13880, 17352, 21696, 27120, 33904, 42384, 52984,
@@ -420,7 +443,7 @@ mod tests {
         ];
         assert_eq!(sizes, memcached);
         // -n 10 -f 1.1: memcached's first classes and its 62 grown classes.
-        let c = SizeClasses::new(10, 1.1, 1 << 20, Steps::Factor);
+        let c = SizeClasses::new(10, 1.1, (1 << 20, 1 << 19), Steps::Factor);
         let first: Vec<usize> = (0..8).map(|i| c.size(i)).collect();
         assert_eq!(first, vec![64, 72, 80, 88, 96, 112, 128, 144]);
         assert_eq!(c.size(60), 26696);
@@ -428,7 +451,7 @@ mod tests {
 
     #[test]
     fn large_region_pages_are_zeroed_reused_and_then_heap() {
-        let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Fine);
+        let c = SizeClasses::new(48, 1.25, (1 << 20, 1 << 19), Steps::Fine);
         let Ok(region) = LargeRegion::new(2, 1 << 20) else {
             // No transparent huge page support on this kernel: nothing to test.
             return;
@@ -454,7 +477,7 @@ mod tests {
 
     #[test]
     fn chunk_addressing() {
-        let c = SizeClasses::new(48, 1.25, 1 << 20, Steps::Fine);
+        let c = SizeClasses::new(48, 1.25, (1 << 20, 1 << 19), Steps::Fine);
         let mut pages = Pages::new(&c, None);
         let p = pages.add(0, c.size(0));
         let id = pages.id(p, 5);

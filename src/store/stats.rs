@@ -43,6 +43,8 @@ pub struct ClassStats {
     pub touch_hits: u64,
     pub total_pages: u64,
     pub free_chunks: u64,
+    /// Chunks holding parts of chained items.
+    pub body_chunks: u64,
 }
 
 impl ClassStats {
@@ -81,7 +83,8 @@ impl ClassStats {
             cas_badval,
             touch_hits,
             total_pages,
-            free_chunks
+            free_chunks,
+            body_chunks
         );
         self.age_hot = self.age_hot.max(o.age_hot);
         self.age_warm = self.age_warm.max(o.age_warm);
@@ -118,6 +121,7 @@ impl Store {
             t.bytes += c.bytes;
             t.slabs_moved += c.slabs_moved;
             t.slab_reassign_rescues += c.slab_reassign_rescues;
+            t.slab_reassign_chunk_rescues += c.slab_reassign_chunk_rescues;
             t.slab_reassign_evictions += c.slab_reassign_evictions;
             t.lru_maintainer_juggles += c.lru_maintainer_juggles;
             t.crawler_runs += c.crawler_runs;

@@ -20,8 +20,9 @@ const ALLOC_TRIES: usize = 10;
 
 impl Shard {
     /// Takes a free chunk of class `cls`: the free list, then a dead item ahead of the hand, then
-    /// a new page from the global budget (a class without pages takes its first one past the
-    /// limit), then eviction by the hand. The flag says whether anything was unlinked or moved on the way (ids found before
+    /// a page from the global page pool, then a new page from the global budget (a class
+    /// without pages takes its first one past the limit), then eviction by the hand. The flag
+    /// says whether anything was unlinked or moved on the way (ids found before
     /// the call may then be stale).
     pub(super) fn alloc(&mut self, cls: usize, now: u32) -> Result<(ChunkId, bool), StoreError> {
         for attempt in 0..ALLOC_TRIES {
@@ -31,11 +32,21 @@ impl Shard {
             if self.reclaim_tail(cls, now) {
                 continue;
             }
+            if self.page_from_pool(cls) {
+                continue;
+            }
             if self.shared.budget.try_acquire() {
                 self.add_page(cls);
                 continue;
             }
-            if self.class[cls].pages.is_empty() {
+            // Under -M (memcached's rule as it is: out of memory once the class has a page
+            // anywhere) the first page is the class's, not this shard's.
+            let first = if self.shared.evictions {
+                self.class[cls].pages.is_empty()
+            } else {
+                self.shared.class_pages(cls) == 0
+            };
+            if first {
                 // memcached's rule: a class gets its first page even past the limit, so every
                 // size can be stored (the overshoot is bounded by one page per class; `maintain`
                 // pays it back from classes with more than one page).
@@ -66,6 +77,7 @@ impl Shard {
         let n = self.pages.chunks_in(p);
         let class = &mut self.class[cls];
         class.pages.push(p);
+        self.shared.count_class_page(cls, true);
         class.free.reserve(n);
         // Reverse so chunks are handed out from the start of the page.
         for i in (0..n).rev() {

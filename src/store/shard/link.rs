@@ -48,7 +48,7 @@ impl Shard {
         self.index
             .insert_unique(hash, id, |&x| hasher.hash(item::key(pages.chunk(x))));
         self.pages.mark_used(id);
-        let cls = self.pages.class_of(id);
+        let cls = self.lru_class(id);
         // The flat LRU has no HOT segment to pass through: a new item is at the head of the one
         // list the hand evicts from.
         let seg = if self
@@ -62,8 +62,8 @@ impl Shard {
             Segment::Cold
         };
         item::set_segment(self.pages.chunk_mut(id), Some(seg));
-        let class = &mut self.class[cls];
-        class.segs.add(seg);
+        self.class[cls].segs.add(seg);
+        let class = &mut self.class[self.pages.class_of(id)];
         class.stats.mem_requested += total as u64;
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
@@ -92,11 +92,13 @@ impl Shard {
         if let Ok(entry) = self.index.find_entry(hash, |&x| x == id) {
             entry.remove();
         }
+        if let Some(seg) = seg {
+            let lru = self.lru_class(id);
+            self.class[lru].segs.remove(seg);
+        }
+        self.free_parts(id);
         let cls = self.pages.class_of(id);
         let class = &mut self.class[cls];
-        if let Some(seg) = seg {
-            class.segs.remove(seg);
-        }
         item::set_segment(self.pages.chunk_mut(id), None);
         class.free.push(id);
         class.stats.mem_requested = class.stats.mem_requested.saturating_sub(total as u64);

@@ -115,7 +115,7 @@ mod tests {
             Ok(StoreOutcome::Stored(_))
         ));
         let v = s.peek(b"k", h, 20).unwrap();
-        assert_eq!((v.value, v.flags, v.atime), (&b"v"[..], 3, 10));
+        assert_eq!((v.value.to_vec(), v.flags, v.atime), (b"v".to_vec(), 3, 10));
         assert_eq!(v.bits & FETCHED, 0);
         let v = s.peek(b"k", h, 30).unwrap();
         assert_eq!((v.atime, v.bits & FETCHED), (10, 0));

@@ -5,6 +5,7 @@
 //! Does not: lock, hash keys, or read the time (the caller passes `hash` and `now`).
 
 mod alloc;
+mod chain;
 mod link;
 mod maintain;
 mod meta;
@@ -25,6 +26,7 @@ use super::hand::Hand;
 use super::item;
 use super::segments::SegmentCounts;
 use super::slab::{ChunkId, LargeRegion, Pages, SizeClasses};
+use super::value::Value;
 use super::{ClassStats, ItemView, KeyHasher, Miss, StoreShared};
 
 /// One size class within the shard.
@@ -36,6 +38,8 @@ struct Class {
     pages: Vec<usize>,
     stats: ClassStats,
     evictions_seen: u64,
+    /// Chunks holding a part of a chained item (see `chain`).
+    bodies: usize,
 }
 
 /// Shard-wide counters.
@@ -46,6 +50,8 @@ pub struct ShardCounters {
     pub bytes: u64,
     pub slabs_moved: u64,
     pub slab_reassign_rescues: u64,
+    /// Parts of chained items copied out of a page changing class.
+    pub slab_reassign_chunk_rescues: u64,
     pub slab_reassign_evictions: u64,
     pub lru_maintainer_juggles: u64,
     pub crawler_runs: u64,
@@ -65,6 +71,12 @@ pub struct Shard {
     class: Vec<Class>,
     counters: ShardCounters,
     crawler: Crawler,
+    /// The class of full body chunks of chained items: the class of `slab_chunk_max`.
+    body_cls: usize,
+    /// Chunks taken for an item being stored (see `chain::take_chunks`): no page holding one moves.
+    reserved: Vec<ChunkId>,
+    /// The item a store is changing: never evicted or moved by that store's allocation.
+    pinned: Option<ChunkId>,
 }
 
 /// Result of looking a key up.
@@ -89,7 +101,13 @@ impl Shard {
         large: Option<Arc<LargeRegion>>,
     ) -> Shard {
         let class = (0..classes.len()).map(|_| Class::default()).collect();
+        let body_cls = classes
+            .class_for(shared.slab_chunk_max)
+            .unwrap_or(classes.len() - 1);
         Shard {
+            body_cls,
+            reserved: Vec::new(),
+            pinned: None,
             pages: Pages::new(&classes, large),
             classes,
             shared,
@@ -114,7 +132,7 @@ impl Shard {
         let c = self.pages.chunk(id);
         ItemView {
             key: item::key(c),
-            value: item::value(c),
+            value: Value::of(&self.pages, c, self.body_cap()),
             flags: item::flags(c),
             cas: item::cas(c),
             exptime: item::exptime(c),
@@ -132,13 +150,26 @@ impl Shard {
         let mut expiring = 0;
         for (cls, class) in self.class.iter().enumerate() {
             let mut counts = [0usize; 4];
+            let mut bodies = 0;
             for &p in &class.pages {
                 for n in 0..self.pages.chunks_in(p) {
                     let id = self.pages.id(p, n);
                     assert_eq!(self.pages.class_of(id), cls);
                     let c = self.pages.chunk(id);
-                    if let Some(seg) = item::segment(c) {
+                    if item::is_body(c) {
+                        bodies += 1;
+                        let head = item::body_head(c);
+                        assert!(item::in_use(self.pages.chunk(head)), "body of a free head");
+                        assert!(self.parts_of(head).any(|x| x == id), "head lists its body");
+                        assert!(!class.free.contains(&id), "body chunk on the free list");
+                    }
+                    if let Some(seg) = self
+                        .lru_item_at(id)
+                        .and_then(|i| item::segment(self.pages.chunk(i)))
+                    {
                         counts[seg.index()] += 1;
+                    }
+                    if item::in_use(c) {
                         expiring += u64::from(item::exptime(c) != 0);
                     }
                 }
@@ -150,6 +181,7 @@ impl Shard {
                     "class {cls} {seg:?}"
                 );
             }
+            assert_eq!(bodies, class.bodies, "class {cls} body chunks");
             linked += class.segs.total();
         }
         assert_eq!(linked, self.index.len());

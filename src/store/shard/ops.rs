@@ -25,7 +25,7 @@ impl Shard {
         if !self.shared.segmented {
             let total = item::total_size(key.len(), value.len(), flags);
             if let Some(cls) = self.classes.class_for(total) {
-                if total <= self.shared.item_size_max {
+                if total <= self.shared.slab_chunk_max {
                     self.pull_tail(cls, super::alloc::TAIL_PEEK, now);
                 }
             }
@@ -59,14 +59,16 @@ impl Shard {
                 }
                 flags = item::flags(c);
                 exptime = item::exptime(c);
-                let old = item::value(c);
+                let old = self.view(id).value;
                 let mut v = Vec::with_capacity(old.len() + value.len());
+                if matches!(mode, StoreMode::Prepend(_)) {
+                    v.extend_from_slice(value);
+                }
+                for p in old.parts() {
+                    v.extend_from_slice(p);
+                }
                 if matches!(mode, StoreMode::Append(_)) {
-                    v.extend_from_slice(old);
                     v.extend_from_slice(value);
-                } else {
-                    v.extend_from_slice(value);
-                    v.extend_from_slice(old);
                 }
                 joined = Some(v);
             }
@@ -74,19 +76,17 @@ impl Shard {
         }
         let data = joined.as_deref().unwrap_or(value);
         let total = item::total_size(key.len(), data.len(), flags);
-        let cls = match self.classes.class_for(total) {
-            Some(c) if total <= self.shared.item_size_max => c,
-            _ => {
-                if mode == StoreMode::Set {
-                    if let Some(id) = found {
-                        self.unlink_item(id, Some(hash));
-                    }
-                }
-                return Err(StoreError::TooLarge);
-            }
+        let fits = total <= self.shared.item_size_max;
+        // The item this store changes is pinned: its own allocation never evicts or moves it.
+        self.pinned = found;
+        let taken = if fits {
+            self.take_chunks(key.len(), data.len(), flags, now)
+        } else {
+            Err(StoreError::TooLarge)
         };
-        let (id, disturbed) = match self.alloc(cls, now) {
-            Ok(r) => r,
+        self.pinned = None;
+        let taken = match taken {
+            Ok(t) => t,
             Err(e) => {
                 if mode == StoreMode::Set {
                     if let Found::Hit(old) = self.find(key, hash, now) {
@@ -96,8 +96,8 @@ impl Shard {
                 return Err(e);
             }
         };
-        // If allocation evicted or moved items, the old one may be gone or elsewhere: look again.
-        let old = if disturbed {
+        // If allocation freed or moved items, the old one may be elsewhere: look again.
+        let old = if taken.disturbed {
             match self.find(key, hash, now) {
                 Found::Hit(old) => Some(old),
                 Found::Miss(_) => None,
@@ -106,8 +106,8 @@ impl Shard {
             found
         };
         if old.is_none() && found.is_some() {
-            // Allocation evicted the item this store depends on: answer as if it were missing
-            // (as memcached does) and give the chunk back.
+            // Pinned, the item cannot have been evicted; should it be gone all the same, answer
+            // as if it were missing (as memcached does) and give the chunks back.
             let outcome = match mode {
                 StoreMode::Replace | StoreMode::Append(_) | StoreMode::Prepend(_) => {
                     Some(StoreOutcome::NotStored)
@@ -116,7 +116,7 @@ impl Shard {
                 _ => None,
             };
             if let Some(o) = outcome {
-                self.class[cls].free.push(id);
+                self.give_back(&taken);
                 return Ok(o);
             }
         }
@@ -124,15 +124,16 @@ impl Shard {
             self.unlink_item(old, Some(hash));
         }
         let cas = self.shared.next_cas();
-        item::write_new(
-            self.pages.chunk_mut(id),
+        let header = item::Header {
             key,
             flags,
             exptime,
             now,
             cas,
-            &[data],
-        );
+        };
+        self.write_item(&taken, &header, &[data]);
+        let id = taken.head;
+        let cls = self.pages.class_of(id);
         self.link_item(id, hash, now);
         self.class[cls].stats.cmd_set += 1;
         Ok(StoreOutcome::Stored(cas))
@@ -214,7 +215,10 @@ impl Shard {
         if cas != 0 && item::cas(c) != cas {
             return Ok(ArithOutcome::Exists);
         }
-        let Some(cur) = crate::num::strtoull(item::value(c)) else {
+        let numeric = (!item::is_chained(c))
+            .then(|| crate::num::strtoull(item::value(c)))
+            .flatten();
+        let Some(cur) = numeric else {
             return Ok(ArithOutcome::NonNumeric);
         };
         let stats = &mut self.class[self.pages.class_of(id)].stats;

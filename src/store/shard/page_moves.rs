@@ -18,12 +18,15 @@ enum Vacate {
 impl Shard {
     /// Moves one page from class `src` to class `dst`: items in it are copied into free chunks
     /// of `src` elsewhere when possible (rescued), otherwise evicted. The page chosen is the one
-    /// the hand reaches next (see `coldest_page`).
+    /// the hand reaches next (see `coldest_page`), passing over pages that hold a chunk a store
+    /// in progress needs (see `Shard::page_pinned`).
     pub fn move_page(&mut self, src: usize, dst: usize, now: u32) -> bool {
         if src == dst || self.class[src].pages.is_empty() {
             return false;
         }
-        let p = self.coldest_page(src);
+        let Some(p) = self.coldest_movable_page(src) else {
+            return false;
+        };
         self.vacate_page(src, p, now, Vacate::Rescue);
         let size = self.classes.size(dst);
         self.pages.reassign(p, dst, size);
@@ -41,46 +44,71 @@ impl Shard {
         class.pages[next]
     }
 
-    /// Empties page `p` of class `src` and takes it out of the class: live items are rescued
-    /// into free chunks of `src` elsewhere (`Vacate::Rescue`, counted as reassign rescues and
-    /// evictions) or evicted (`Vacate::Evict`).
+    /// The first page from the coldest on (in the hand's order) that holds no chunk a store in
+    /// progress needs (see `Shard::page_pinned`).
+    fn coldest_movable_page(&self, cls: usize) -> Option<usize> {
+        let class = &self.class[cls];
+        let n = class.pages.len();
+        let at = class.hand.at().0;
+        (1..=n)
+            .map(|k| class.pages[(at + k) % n])
+            .find(|&p| !self.page_pinned(p))
+    }
+
+    /// A free chunk of class `cls` outside page `p` (free chunks inside it are dropped from
+    /// the list: the page is leaving the class).
+    fn free_outside(&mut self, cls: usize, p: usize) -> Option<ChunkId> {
+        while let Some(id) = self.class[cls].free.pop() {
+            if self.pages.page_of(id) != p {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Empties page `p` of class `src` and takes it out of the class: live items and the parts
+    /// of chained items are rescued into free chunks of `src` elsewhere (`Vacate::Rescue`,
+    /// counted as reassign rescues and evictions) or evicted (`Vacate::Evict`).
     fn vacate_page(&mut self, src: usize, p: usize, now: u32, how: Vacate) {
-        // Free chunks inside the page leave the free list first so rescues never land there.
-        let pages = &self.pages;
-        self.class[src].free.retain(|&id| pages.page_of(id) != p);
         for n in 0..self.pages.chunks_in(p) {
             let id = self.pages.id(p, n);
-            let c = self.pages.chunk(id);
-            if !item::in_use(c) {
+            let Some(owner) = self.item_of(id) else {
                 continue;
-            }
-            if self.is_dead(c, now) {
+            };
+            let body = owner != id;
+            if self.is_dead(self.pages.chunk(owner), now) {
                 // Dead already: free it rather than copy it somewhere the crawler has passed.
-                self.reclaim(id, Reclaimer::Other);
-                let back = self.class[src].free.pop();
-                debug_assert_eq!(back, Some(id));
+                self.reclaim(owner, Reclaimer::Other);
                 continue;
             }
             let to = match how {
-                Vacate::Rescue => self.class[src].free.pop(),
+                Vacate::Rescue => self.free_outside(src, p),
                 Vacate::Evict => None,
             };
-            if let Some(to) = to {
-                self.rescue(id, to);
-                self.counters.slab_reassign_rescues += 1;
-            } else {
-                self.evict(id, now);
-                if how == Vacate::Rescue {
-                    self.counters.slab_reassign_evictions += 1;
+            match to {
+                Some(to) if body => {
+                    self.rescue_body(id, to);
+                    self.counters.slab_reassign_chunk_rescues += 1;
                 }
-                // `evict` pushed the chunk onto the free list; it leaves with the page.
-                let back = self.class[src].free.pop();
-                debug_assert_eq!(back, Some(id));
+                Some(to) => {
+                    self.rescue(id, to);
+                    self.counters.slab_reassign_rescues += 1;
+                }
+                None => {
+                    self.evict(owner, now);
+                    if how == Vacate::Rescue {
+                        self.counters.slab_reassign_evictions += 1;
+                    }
+                }
             }
         }
+        // Chunks of the page freed on the way leave with it.
+        let pages = &self.pages;
+        self.class[src].free.retain(|&id| pages.page_of(id) != p);
         let class = &mut self.class[src];
         if let Some(at) = class.pages.iter().position(|&x| x == p) {
             class.pages.remove(at);
+            self.shared.count_class_page(src, false);
             class.hand.page_removed(at, class.pages.len());
         }
     }
@@ -96,6 +124,45 @@ impl Shard {
         if let Ok(mut entry) = self.index.find_entry(hash, |&x| x == from) {
             *entry.get_mut() = to;
         }
+        self.rehead(to);
+    }
+
+    /// Moves the emptiest page of class `cls` to the global page pool: its live items are
+    /// rescued into free chunks elsewhere in the class, or evicted. The class keeps one page.
+    pub fn page_to_pool(&mut self, cls: usize, now: u32) -> bool {
+        if self.class[cls].pages.len() < 2 {
+            return false;
+        }
+        let used = |p: usize| {
+            (0..self.pages.chunks_in(p))
+                .filter(|&n| self.item_of(self.pages.id(p, n)).is_some())
+                .count()
+        };
+        let Some(p) = self.class[cls]
+            .pages
+            .iter()
+            .copied()
+            .filter(|&p| !self.page_pinned(p))
+            .min_by_key(|&p| used(p))
+        else {
+            return false;
+        };
+        self.vacate_page(cls, p, now, Vacate::Rescue);
+        if let Some(mem) = self.pages.take_out(p) {
+            self.shared.pool.give(mem);
+        }
+        self.counters.slabs_moved += 1;
+        true
+    }
+
+    /// Gives class `cls` a page from the global page pool, if it holds one.
+    pub fn page_from_pool(&mut self, cls: usize) -> bool {
+        let Some(mem) = self.shared.pool.take() else {
+            return false;
+        };
+        let p = self.pages.add_mem(cls, self.classes.size(cls), mem);
+        self.push_page_chunks(p, cls);
+        true
     }
 
     /// Releases one page of the class with the most pages back to the global budget (when the

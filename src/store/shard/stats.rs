@@ -62,6 +62,7 @@ impl Shard {
         s.number_temp = c.segs.len(Segment::Temp) as u64;
         s.total_pages = c.pages.len() as u64;
         s.free_chunks = c.free.len() as u64;
+        s.body_chunks = c.bodies as u64;
         let ages = self.hand_ages(cls, now);
         let age = |seg: Segment| u64::from(ages[seg.index()].unwrap_or(0));
         s.age_hot = age(Segment::Hot);

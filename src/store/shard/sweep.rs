@@ -38,7 +38,7 @@ impl Shard {
     /// Records an access: first read marks FETCHED, a later one ACTIVE; ACTIVE items in COLD move
     /// up to WARM straight away.
     pub(super) fn bump(&mut self, id: ChunkId, now: u32) {
-        let cls = self.pages.class_of(id);
+        let cls = self.lru_class(id);
         let c = self.pages.chunk_mut(id);
         let b = item::bits(c);
         let seg = item::segment(c);
@@ -135,6 +135,14 @@ impl Shard {
                 continue;
             }
             let id = self.pages.id(p, n);
+            // A chained item is met at its first part; the item a store changes is never
+            // evicted by it.
+            let Some(id) = self.lru_item_at(id).filter(|&i| self.pinned != Some(i)) else {
+                if mode == Sweep::Evict && self.evict_cold_chain(id, now) {
+                    return (moved, true);
+                }
+                continue;
+            };
             let c = self.pages.chunk(id);
             let Some(seg) = item::segment(c) else {
                 continue;
@@ -239,9 +247,9 @@ impl Shard {
             let in_page = self.pages.carved(p);
             if n < in_page {
                 let id = self.pages.id(p, n);
-                let c = self.pages.chunk(id);
-                if item::in_use(c) {
-                    if !f(id, c, passed) {
+                let found = self.lru_item_at(id).filter(|&i| self.pinned != Some(i));
+                if let Some(id) = found {
+                    if !f(id, self.pages.chunk(id), passed) {
                         return;
                     }
                     seen += 1;
@@ -257,11 +265,24 @@ impl Shard {
     /// Frees one chunk of class `cls` by moving the hand (expired items first, else the
     /// first inactive COLD item it reaches, ageing the others). False when the class has no item.
     pub(super) fn evict_tail(&mut self, cls: usize, now: u32) -> bool {
-        if self.class[cls].segs.is_empty() {
+        if self.class[cls].segs.is_empty() && self.class[cls].bodies == 0 {
             return false;
         }
+        // At most one revolution: an item passed twice in one sweep would go from young to
+        // evicted at once (a class of few chunks, or a chained item just stored ahead of it).
+        let chunks: usize = self.class[cls]
+            .pages
+            .iter()
+            .map(|&p| self.pages.chunks_in(p))
+            .sum();
         if self
-            .sweep(cls, EVICT_SWEEP_MAX, usize::MAX, Sweep::Evict, now)
+            .sweep(
+                cls,
+                EVICT_SWEEP_MAX.min(chunks),
+                usize::MAX,
+                Sweep::Evict,
+                now,
+            )
             .1
         {
             return true;
@@ -299,15 +320,37 @@ impl Shard {
                 },
                 la: now.wrapping_sub(item::atime(c)),
                 clsid: self.pages.class_of(id) as u32 + 1,
-                size: item::value(c).len(),
+                size: item::vlen(c),
             });
         }
         self.evict(id, now);
     }
 
+    /// At a later part of a chained item (its LRU is its first part's class): evicts the item
+    /// when it is dead or inactive in COLD already, so that a class holding last parts frees
+    /// memory from old chains rather than only from its own items. False otherwise.
+    fn evict_cold_chain(&mut self, id: ChunkId, now: u32) -> bool {
+        let Some(head) = self
+            .item_of(id)
+            .filter(|&h| h != id && self.pinned != Some(h))
+        else {
+            return false;
+        };
+        let c = self.pages.chunk(head);
+        if self.is_dead(c, now) {
+            self.reclaim(head, Reclaimer::Other);
+            return true;
+        }
+        if item::segment(c) == Some(Segment::Cold) && item::bits(c) & ACTIVE == 0 {
+            self.evict_for_room(head, now);
+            return true;
+        }
+        false
+    }
+
     pub(super) fn evict(&mut self, id: ChunkId, now: u32) {
         let c = self.pages.chunk(id);
-        let cls = self.pages.class_of(id);
+        let cls = self.lru_class(id);
         let (exp, atime, bits) = (item::exptime(c), item::atime(c), item::bits(c));
         let stats = &mut self.class[cls].stats;
         stats.evicted += 1;
