@@ -4,8 +4,9 @@
 # and two helpers: wait_port and write_section.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-BIN=target/release/ferrocache
-BENCH=target/release/ferrocache-bench
+# FERRO_BIN / FERRO_BENCH name other builds (e.g. under another CARGO_TARGET_DIR).
+BIN=${FERRO_BIN:-target/release/ferrocache}
+BENCH=${FERRO_BENCH:-target/release/ferrocache-bench}
 DOC=docs/benchmarks.md
 [ -x "$BIN" ] && [ -x "$BENCH" ] || cargo build --workspace --release --bins
 command -v memcached >/dev/null || { echo "memcached is not installed (apt-get install -y memcached)"; exit 1; }
