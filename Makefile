@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 PY_DEBIAN := /usr/bin/python3
 
 .PHONY: all build release run test test-deps check lint fmt bench bench-quick bench-micro doc clean install \
-	conformance conformance-strict
+	conformance conformance-strict fuzz
 
 all: build
 
@@ -88,6 +88,22 @@ conformance: release
 conformance-strict: release
 	$(PY_DEBIAN) tests/conformance/run.py --strict --cache $(CONFORMANCE_CACHE) \
 	  --bin $(or $(CARGO_TARGET_DIR),target)/release/ferrocache
+
+# Fuzzing (outside CI; nightly and cargo-fuzz: `cargo install cargo-fuzz`): writes the seed
+# corpora from the tests' requests (fuzz/seeds.py), then runs each target of fuzz/ for
+# FUZZ_SECONDS, one after the other, at nice 10. Targets are plain Rust (no unsafe), so they
+# run without a sanitizer (`-s none`), with debug assertions (overflow checks) on; the build is
+# done once, then each binary runs on its corpus. A crash stops
+# the run; its input is in fuzz/artifacts/TARGET/ (`cargo +nightly fuzz run TARGET FILE` replays it).
+FUZZ_SECONDS ?= 30
+FUZZ_TARGETS := text meta binary udp exec
+FUZZ_BIN = $(or $(CARGO_TARGET_DIR),fuzz/target)/$$(rustc +nightly -vV | sed -n 's/^host: //p')/release
+fuzz:
+	python3 fuzz/seeds.py
+	cd fuzz && $(CARGO) +nightly fuzz build -s none
+	for t in $(FUZZ_TARGETS); do mkdir -p fuzz/corpus/$$t fuzz/artifacts/$$t; \
+	  nice -n 10 $(FUZZ_BIN)/$$t fuzz/corpus/$$t -artifact_prefix=fuzz/artifacts/$$t/ \
+	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; done
 
 # Side-by-side load benchmark against memcached (writes docs/benchmarks.md), plus micro benchmarks.
 bench: release test-deps

@@ -142,6 +142,17 @@ fn count_lookup(stats: &ThreadStats, touch: bool, miss: Option<Miss>) {
     }
 }
 
+/// The parser limits a server with this state applies: `-I`, the store's item header, and
+/// `config` commands when Auto Discovery is on (the workers, the fuzz targets and the tests).
+pub fn limits(sh: &Shared) -> crate::protocol::Limits {
+    crate::protocol::Limits {
+        item_size_max: sh.config().item_size_max,
+        config_commands: sh.cluster().enabled(),
+        item_header_max: crate::store::item::max_header_size,
+        ..crate::protocol::Limits::default()
+    }
+}
+
 /// `flush_all [delay]`: memcached's rule — a delay that ends within the current second flushes
 /// now, a later one is applied by the maintainer when due.
 pub fn flush_all(sh: &Shared, delay: i64, now: u32) {

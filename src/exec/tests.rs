@@ -25,12 +25,7 @@ impl Server {
     }
 
     fn limits(&self) -> Limits {
-        Limits {
-            item_size_max: self.sh.config().item_size_max,
-            config_commands: self.sh.cluster().enabled(),
-            item_header_max: crate::store::item::max_header_size,
-            ..Limits::default()
-        }
+        super::limits(&self.sh)
     }
 
     fn ctx(&self) -> Ctx<'_> {

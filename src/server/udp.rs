@@ -201,8 +201,8 @@ enum Then {
 /// Runs the requests of one datagram as memcached does: replies go out at the end, when a
 /// retrieval (`get`, `gets`, `gat`, `gats`), `mn`, `quit` or a binary request was answered, and
 /// after every `-R` requests; a request whose data block is cut off, or an error that would
-/// close a connection, drops what was not yet sent.
-fn serve_datagram(
+/// close a connection, drops what was not yet sent. Public for the UDP fuzz target.
+pub fn serve_datagram(
     payload: &[u8],
     ctx: &Ctx<'_>,
     limits: &Limits,

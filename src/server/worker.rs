@@ -124,12 +124,7 @@ impl Worker {
         link: AuthLink,
     ) -> Self {
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<Done>();
-        let limits = Limits {
-            item_size_max: sh.config().item_size_max,
-            config_commands: sh.cluster().enabled(),
-            item_header_max: crate::store::item::max_header_size,
-            ..Limits::default()
-        };
+        let limits = crate::exec::limits(&sh);
         // Room for the largest request any parser accepts (an item, a long get line, a pushed
         // cluster config), plus slack for the line around it.
         let max_buf = (sh.config().item_size_max + 64 * 1024).max(limits.max_get_line + 64 * 1024);
