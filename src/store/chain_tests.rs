@@ -180,3 +180,27 @@ fn page_moves_rescue_body_chunks() {
         assert!(got.is_none() || got.as_deref() == Some(&v[..]), "k{i}");
     }
 }
+
+#[test]
+fn a_last_part_whose_class_cannot_evict_takes_a_full_body_chunk() {
+    // memcached's t/getset.t pattern: values from 1 KB to 1 MB in 2 KB steps under -m 128. The
+    // last parts of the chained ones land in ever bigger classes, each with its one page past
+    // the limit soon holding nothing but last parts of items still HOT in the body class: their
+    // own hand has nothing it may evict. As memcached does, such a last part takes a full body
+    // chunk (evicting from the body class) rather than failing the store.
+    let s = Store::new(&StoreConfig {
+        memory_limit: 128 << 20,
+        shards: 2,
+        ..StoreConfig::default()
+    });
+    for n in (1024..(1 << 20) - 1024).step_by(2048) {
+        let key = format!("foo_{n}");
+        let v = pattern(n, n as u8);
+        let r = set(&s, StoreMode::Set, key.as_bytes(), &v, 0, 1);
+        assert!(matches!(r, Ok(StoreOutcome::Stored(_))), "{key}: {r:?}");
+        assert!(get(&s, key.as_bytes(), 1) == Some(v), "{key}");
+    }
+    for shard in 0..2 {
+        s.lock(shard).check();
+    }
+}

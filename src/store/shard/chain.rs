@@ -1,9 +1,9 @@
 //! Owns: chained items — values larger than `slab_chunk_max` held in a head chunk (header, key
 //! and the ids of the parts) plus body chunks: full ones of the body class (the class of
-//! `slab_chunk_max`), the last part in the smallest class that holds it. Allocating an item's
-//! chunks (with the chunks already taken reserved, so that no page holding one moves), writing a
-//! value across them, freeing them with the head, and the body chunk to head step the eviction
-//! hand and page moves take.
+//! `slab_chunk_max`), the last part in the smallest class that holds it (or a full body chunk
+//! when that class has no memory). Allocating an item's chunks (with the chunks already taken
+//! reserved, so that no page holding one moves), writing a value across them, freeing them with
+//! the head, and the body chunk to head step the eviction hand and page moves take.
 //! Does not: choose which item to evict (see `sweep`) or link items (see `link`).
 
 use super::Shard;
@@ -73,7 +73,16 @@ impl Shard {
                 _ if i == n - 1 => last_cls,
                 _ => self.body_cls,
             };
-            match self.alloc(cls, now) {
+            // memcached's fallback: when the last part's smaller class has no memory (its
+            // chunks may all be parts of chained items, which its own LRU cannot evict), the
+            // last part takes a full body chunk, evicting from the body class's LRU.
+            let got = match self.alloc(cls, now) {
+                Err(StoreError::OutOfMemory) if i == n - 1 && cls != self.body_cls => {
+                    self.alloc(self.body_cls, now)
+                }
+                got => got,
+            };
+            match got {
                 Ok((id, d)) => {
                     taken.disturbed |= d;
                     self.reserved.push(id);
