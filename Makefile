@@ -76,7 +76,7 @@ fmt:
 
 # memcached 1.6.18's own t/ suite against the release binary (tests/conformance/run.py): fetches
 # memcached's source once with `apt-get source memcached` (adds a bookworm deb-src entry and the
-# few Debian packages it needs if missing) into $(CONFORMANCE_CACHE), runs the 61 files of
+# few Debian packages it needs if missing) into $(CONFORMANCE_CACHE), runs the 62 files of
 # tests/conformance/files.txt and prints one line per file and `N passed, M failed`. Files of
 # tests/conformance/known-failures.txt (each a debt) print `KNOWN` and do not fail the run; any other
 # failing file does. `.ci/run` runs it; `make conformance-strict` counts the known ones too.

@@ -1,5 +1,5 @@
 //! Owns: replacing a file atomically and durably — the one way the daemon writes its files (pid
-//! file, port file, cluster state and source files).
+//! file, port file, cluster state and source files, the warm restart's data and metadata).
 //! Does not: decide what is written or where (callers do), or read files back.
 //!
 //! A leaf module: it imports nothing from the crate, so every layer may use it.
@@ -25,10 +25,23 @@ pub fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
 /// a failure there is logged, the file is in place). Readers see the old file or the new one,
 /// never a part. On a failed rename the temporary file is removed.
 pub fn write_via(tmp: &Path, path: &Path, contents: &[u8]) -> io::Result<()> {
-    {
-        let mut f = std::fs::File::create(tmp)?;
-        f.write_all(contents)?;
-        f.sync_all()?;
+    write_with(tmp, path, |f| f.write_all(contents))
+}
+
+/// Replaces `path` with what `write` writes into `tmp` (as [`write_via`]); a failed write leaves
+/// `path` as it was and removes `tmp`.
+pub fn write_with(
+    tmp: &Path,
+    path: &Path,
+    write: impl FnOnce(&mut std::fs::File) -> io::Result<()>,
+) -> io::Result<()> {
+    let written = std::fs::File::create(tmp).and_then(|mut f| {
+        write(&mut f)?;
+        f.sync_all()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(tmp);
+        return Err(e);
     }
     if let Err(e) = std::fs::rename(tmp, path) {
         let _ = std::fs::remove_file(tmp);

@@ -69,6 +69,11 @@ pub struct Args {
     /// Save the PID in this file.
     #[arg(short = 'P', long = "pidfile")]
     pub pidfile: Option<PathBuf>,
+    /// Warm restart: a graceful stop (SIGUSR1, `shutdown graceful`) saves the cache's pages to
+    /// this file and its metadata to FILE.meta; a start with the same file restores them
+    /// (docs/restart.md). Put it on a tmpfs.
+    #[arg(short = 'e', long = "memory-file")]
+    pub memory_file: Option<PathBuf>,
     /// Chunk size growth factor.
     #[arg(short = 'f', long = "slab-growth-factor", default_value_t = 1.25)]
     pub growth_factor: f64,

@@ -71,6 +71,8 @@ pub struct Config {
     pub lock_memory: bool,
     pub verbose: u8,
     pub pidfile: Option<PathBuf>,
+    /// `-e`: where a graceful stop saves the cache and a start restores it from.
+    pub memory_file: Option<PathBuf>,
     pub growth_factor: f64,
     pub min_size: usize,
     pub threads: usize,
@@ -398,6 +400,7 @@ impl Config {
             lock_memory: a.lock_memory,
             verbose: a.verbose,
             pidfile: a.pidfile,
+            memory_file: a.memory_file,
             growth_factor: a.growth_factor,
             min_size: a.min_size as usize,
             threads,
@@ -451,6 +454,7 @@ impl Config {
             temp_lru: self.ext.temp_lru,
             temporary_ttl: self.ext.temporary_ttl,
             initial_malloc: self.initial_malloc,
+            hash_power: self.ext.hashpower,
             shards: self.ext.shards,
             threads: self.threads,
         }

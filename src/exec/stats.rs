@@ -228,8 +228,9 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "time_in_listen_disabled_us", &0);
     s(out, "threads", &sh.config().threads);
     s(out, "conn_yields", &c.conn_yields);
-    s(out, "hash_power_level", &16);
-    s(out, "hash_bytes", &524288);
+    let power = sh.store().shared().hash_power();
+    s(out, "hash_power_level", &power);
+    s(out, "hash_bytes", &(8u64 << power));
     s(out, "hash_is_expanding", &0);
     if sh.config().ext.slab_reassign {
         s(out, "slab_reassign_rescues", &store.slab_reassign_rescues);
@@ -419,7 +420,10 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "inline_ascii_response", &"no");
     s(out, "slab_automove_freeratio", &"0.010");
     s(out, "num_napi_ids", &"(null)");
-    s(out, "memory_file", &"(null)");
+    match &c.memory_file {
+        Some(p) => s(out, "memory_file", &p.display()),
+        None => s(out, "memory_file", &"(null)"),
+    }
 }
 
 /// `stats items`: per class with items, memcached's field order.

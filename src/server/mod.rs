@@ -9,7 +9,7 @@
 //! `udp` (the `-U` sockets and datagrams), `verify` (the credential-verification pool), `maintainer`, `watcher` (the `watch`
 //! connections and their log lines), `health` (cluster probes), `push`
 //! (the `cluster push` client), `notify` (systemd notifications), `watchdog` (worker heartbeats
-//! and systemd's watchdog), `reload` (what SIGHUP changes), `logging` (stderr and journald).
+//! and systemd's watchdog), `reload` (what SIGHUP changes), `restart` (the `-e` files), `logging` (stderr and journald).
 
 pub mod acceptor;
 pub mod activation;
@@ -25,6 +25,7 @@ pub mod pool;
 pub mod process;
 pub mod push;
 pub mod reload;
+pub mod restart;
 pub mod signals;
 pub mod stream;
 pub mod supervise;
@@ -90,6 +91,7 @@ fn shared_state(cfg: Config) -> Result<Shared, ConfigError> {
             }
         }
     }
+    restart::restore(&shared)?;
     Ok(shared)
 }
 
@@ -165,6 +167,9 @@ fn serve(
     workers.join();
     let _ = maintainer.join();
     let _ = watcher.join();
+    if sh.shutdown_requested() == Shutdown::Graceful {
+        restart::save(&sh);
+    }
     // The health thread is not joined: a probe may be waiting on a dead peer's timeout, and it
     // holds nothing that needs an orderly end.
     drop(health);

@@ -80,7 +80,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     compare!(
         "-p" => port, "-U" => udp_port, "-s" => unix_socket, "-a" => unix_mask, "-l" => listen,
         "-d" => daemon, "-r" => coredumps, "-u" => user, "-M" => evictions, "-L" => large_pages,
-        "-k" => lock_memory, "-P" => pidfile, "-f" => growth_factor, "-n" => min_size,
+        "-k" => lock_memory, "-P" => pidfile, "-e" => memory_file, "-f" => growth_factor, "-n" => min_size,
         "-t" => threads, "-R" => reqs_per_event, "-C" => cas_enabled, "-b" => backlog,
         "-B" => protocol, "-I" => item_size_max, "-S" => sasl, "-F" => flush_enabled,
         "-X" => dump_enabled, "-W" => watch_enabled, "-A" => shutdown_enabled,

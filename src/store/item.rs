@@ -205,6 +205,11 @@ pub fn set_segment(c: &mut [u8], s: Option<Segment>) {
     let v = s.map_or(0, |s| s as u8);
     c[BITS] = (c[BITS] & !SEGMENT_MASK) | v;
 }
+/// Sets the marks of `bits` (everything but the segment), keeping the chunk's segment.
+#[inline]
+pub fn set_marks(c: &mut [u8], bits: u8) {
+    c[BITS] = (c[BITS] & SEGMENT_MASK) | (bits & !SEGMENT_MASK);
+}
 /// True when the chunk holds a linked item (free chunks have no segment).
 #[inline]
 pub fn in_use(c: &[u8]) -> bool {

@@ -14,6 +14,7 @@
 pub mod exptime;
 pub mod hand;
 pub mod item;
+pub mod restart;
 pub mod segments;
 pub mod shard;
 pub mod slab;
@@ -215,6 +216,9 @@ pub struct StoreConfig {
     /// Bytes counted as malloced before any page (memcached's test hook `T_MEMD_INITIAL_MALLOC`):
     /// they count against the memory limit and in `total_malloced`.
     pub initial_malloc: usize,
+    /// `-o hashpower`: the hash table's starting power (0: memcached's 16), shown as
+    /// `hash_power_level` and grown as memcached's table grows.
+    pub hash_power: u32,
     /// Number of shards; 0 picks one from the memory limit and thread count.
     pub shards: usize,
     pub threads: usize,
@@ -238,6 +242,7 @@ impl Default for StoreConfig {
             temp_lru: false,
             temporary_ttl: 61,
             initial_malloc: 0,
+            hash_power: 0,
             shards: 0,
             threads: 4,
         }
@@ -396,10 +401,18 @@ impl Store {
         while self.shared.budget.over_limit() && self.shared.pool.take().is_some() {
             self.shared.budget.release();
         }
-        self.shards
+        let mut items = 0;
+        let done = self
+            .shards
             .iter()
-            .map(|s| s.lock().maintain(balance, crawl, now))
-            .sum()
+            .map(|s| {
+                let mut shard = s.lock();
+                items += shard.counters().curr_items;
+                shard.maintain(balance, crawl, now)
+            })
+            .sum();
+        self.shared.grow_hash_power(items);
+        done
     }
 
     /// Where each shard's expiry crawler stands: its completed passes, and whether it is at the

@@ -108,7 +108,15 @@ pub struct StoreShared {
     /// The TEMP segment (`-o temporary_ttl`, `lru temp_ttl`): on, and the largest TTL it takes.
     temp_lru: AtomicBool,
     temporary_ttl: AtomicU32,
+    /// memcached's `hash_power_level`: the power of two its hash table would have for the items
+    /// held so far (it grows past 1.5 items per bucket and never shrinks).
+    hash_power: AtomicU32,
 }
+
+/// memcached's starting hash power.
+const HASH_POWER_DEFAULT: u32 = 16;
+/// memcached's largest hash power.
+const HASH_POWER_MAX: u32 = 32;
 
 impl StoreShared {
     pub(super) fn new(cfg: &StoreConfig) -> StoreShared {
@@ -134,7 +142,33 @@ impl StoreShared {
             eviction_watch: OnceLock::new(),
             temp_lru: AtomicBool::new(cfg.temp_lru),
             temporary_ttl: AtomicU32::new(cfg.temporary_ttl),
+            hash_power: AtomicU32::new(if cfg.hash_power == 0 {
+                HASH_POWER_DEFAULT
+            } else {
+                cfg.hash_power.min(HASH_POWER_MAX)
+            }),
         }
+    }
+
+    /// `hash_power_level`.
+    pub fn hash_power(&self) -> u32 {
+        self.hash_power.load(Ordering::Relaxed)
+    }
+
+    /// Raises `hash_power_level` to at least `p` (a warm restart restores the saved one).
+    pub fn raise_hash_power(&self, p: u32) {
+        self.hash_power
+            .fetch_max(p.min(HASH_POWER_MAX), Ordering::Relaxed);
+    }
+
+    /// Grows `hash_power_level` as memcached's table grows for `items` items: one power at a
+    /// time while they exceed 1.5 per bucket.
+    pub fn grow_hash_power(&self, items: u64) {
+        let mut p = self.hash_power();
+        while p < HASH_POWER_MAX && items > (3u64 << p) / 2 {
+            p += 1;
+        }
+        self.raise_hash_power(p);
     }
 
     /// Whether the TEMP segment is on, and the largest TTL it takes.
@@ -193,6 +227,10 @@ impl StoreShared {
     #[inline]
     pub fn next_cas(&self) -> u64 {
         self.cas.fetch_add(1, Ordering::Relaxed) + 1
+    }
+    /// Moves the CAS counter to at least `v` (past every restored item's CAS).
+    pub fn raise_cas(&self, v: u64) {
+        self.cas.fetch_max(v, Ordering::Relaxed);
     }
     pub fn current_cas(&self) -> u64 {
         self.cas.load(Ordering::Relaxed)

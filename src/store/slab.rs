@@ -113,7 +113,7 @@ impl SizeClasses {
         (i < self.sizes.len()).then_some(i)
     }
     /// Bits needed to number the chunks of the page with the smallest chunks.
-    fn chunk_bits(&self) -> u32 {
+    pub fn chunk_bits(&self) -> u32 {
         let max_chunks = self.page_size / self.sizes[0];
         usize::BITS - max_chunks.leading_zeros()
     }

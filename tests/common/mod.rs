@@ -13,6 +13,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The first UDP socket, when started with `-U` (ferrocache: from its log line).
     pub udp: Option<SocketAddr>,
+    /// ferrocache's log lines up to its readiness line (start-up: a warm restart's report).
+    pub early_log: Vec<String>,
 }
 
 impl Server {
@@ -55,8 +57,10 @@ impl Server {
         let mut addr = None;
         let mut admin = None;
         let mut udp = None;
+        let mut early_log = Vec::new();
         for line in lines.by_ref() {
             let Ok(line) = line else { break };
+            early_log.push(line.clone());
             if let Some(rest) = line.split("listening on udp:").nth(1) {
                 udp = udp.or(Some(rest.trim().parse().expect("udp address")));
             } else if let Some(rest) = line.split("admin endpoint on tcp:").nth(1) {
@@ -70,11 +74,19 @@ impl Server {
         }
         let addr = addr.unwrap_or_else(|| {
             let status = child.wait();
-            panic!("ferrocache did not start: {status:?}")
+            panic!("ferrocache did not start: {status:?}: {early_log:?}")
         });
         // Keep draining stderr so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        (Server { child, addr, udp }, admin)
+        (
+            Server {
+                child,
+                addr,
+                udp,
+                early_log,
+            },
+            admin,
+        )
     }
 
     /// Starts the reference memcached (the apt package) if installed, else None.
@@ -120,6 +132,7 @@ impl Server {
                     child,
                     addr,
                     udp: None,
+                    early_log: Vec::new(),
                 });
             }
             std::thread::sleep(Duration::from_millis(10));
@@ -139,11 +152,17 @@ impl Server {
     }
 
     /// Sends SIGTERM and waits for the exit status (bounded).
-    pub fn terminate(mut self) -> Option<std::process::ExitStatus> {
+    pub fn terminate(self) -> Option<std::process::ExitStatus> {
+        self.stop_with("TERM")
+    }
+
+    /// Sends signal `sig` (a name for `kill`: `TERM`, `USR1`, `KILL`) and waits for the exit
+    /// status (bounded: 60 s, for a graceful stop saving a large cache in a debug build).
+    pub fn stop_with(mut self, sig: &str) -> Option<std::process::ExitStatus> {
         let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
+            .args([&format!("-{sig}"), &self.child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
             if let Ok(Some(st)) = self.child.try_wait() {
                 return Some(st);

@@ -36,6 +36,33 @@ impl Shard {
     /// Inserts a freshly written chunk into the index and the HOT segment (COLD with the flat
     /// LRU).
     pub(super) fn link_item(&mut self, id: ChunkId, hash: u64, now: u32) {
+        // The flat LRU has no HOT segment to pass through: a new item is at the head of the one
+        // list the hand evicts from.
+        let seg = if self
+            .shared
+            .is_temporary(item::exptime(self.pages.chunk(id)), now)
+        {
+            Segment::Temp
+        } else if self.shared.segmented {
+            Segment::Hot
+        } else {
+            Segment::Cold
+        };
+        let cls = self.link_in(id, hash, seg);
+        // While pages are still free nothing is evicted and the maintainer keeps the segment
+        // shares (finding a HOT item to age walks chunks, a cost per store). Once memory is
+        // full, every store ages one item inline, as memcached juggles its LRU on each
+        // allocation: it keeps eviction order close to an LRU's (zipf hit ratio under `-m 64`
+        // 0.73 without it, 0.76-0.79 with it).
+        let budget = &self.shared.budget;
+        if self.shared.segmented && budget.used() >= budget.limit() {
+            self.balance_class(cls, 1, Sweep::Link, now);
+        }
+    }
+
+    /// Inserts a written chunk into the index and segment `seg`, with its counts; returns the
+    /// class whose LRU it joined.
+    pub(super) fn link_in(&mut self, id: ChunkId, hash: u64, seg: Segment) -> usize {
         let (total, expiring) = {
             let c = self.pages.chunk(id);
             (item::size(c), item::exptime(c) != 0)
@@ -49,18 +76,6 @@ impl Shard {
             .insert_unique(hash, id, |&x| hasher.hash(item::key(pages.chunk(x))));
         self.pages.mark_used(id);
         let cls = self.lru_class(id);
-        // The flat LRU has no HOT segment to pass through: a new item is at the head of the one
-        // list the hand evicts from.
-        let seg = if self
-            .shared
-            .is_temporary(item::exptime(self.pages.chunk(id)), now)
-        {
-            Segment::Temp
-        } else if self.shared.segmented {
-            Segment::Hot
-        } else {
-            Segment::Cold
-        };
         item::set_segment(self.pages.chunk_mut(id), Some(seg));
         self.class[cls].segs.add(seg);
         let class = &mut self.class[self.pages.class_of(id)];
@@ -68,15 +83,7 @@ impl Shard {
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
         self.counters.bytes += total as u64;
-        // While pages are still free nothing is evicted and the maintainer keeps the segment
-        // shares (finding a HOT item to age walks chunks, a cost per store). Once memory is
-        // full, every store ages one item inline, as memcached juggles its LRU on each
-        // allocation: it keeps eviction order close to an LRU's (zipf hit ratio under `-m 64`
-        // 0.73 without it, 0.76-0.79 with it).
-        let budget = &self.shared.budget;
-        if self.shared.segmented && budget.used() >= budget.limit() {
-            self.balance_class(cls, 1, Sweep::Link, now);
-        }
+        cls
     }
 
     /// Removes an item from the index and its LRU and returns its chunk to the free list.

@@ -11,6 +11,7 @@ mod maintain;
 mod meta;
 mod ops;
 mod page_moves;
+mod restore;
 mod stats;
 mod sweep;
 

@@ -1,0 +1,217 @@
+//! Owns: the warm restart's files (`-e PATH`, docs/restart.md). At start-up: reading `PATH.meta`
+//! and `PATH` back into the store, or logging why not and starting with a clean cache (an empty
+//! metadata file is a start-up error, as memcached makes it), then removing both files (a later
+//! crash must never bring this state back) and checking `PATH` can be written. On a graceful
+//! stop: the pages to `PATH`, then the metadata to `PATH.meta`, each through a temporary file and
+//! a rename, the metadata last, so a stop cut short leaves no metadata and the next start is cold.
+//! Does not: decode pages or items, or decide what is restored (see `store::restart`).
+
+use std::fs::File;
+use std::hash::BuildHasher;
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use log::{info, warn};
+
+use crate::config::ConfigError;
+use crate::fsutil;
+use crate::state::Shared;
+use crate::store::restart::{
+    checksum, Clocks, Layout, Meta, PageRecord, RestoreReport, ShardImage, DATA_HEADER, DATA_MAGIC,
+};
+
+/// Where the metadata of a save to `path` goes: `PATH.meta`, as memcached names it.
+pub fn meta_path(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".meta");
+    PathBuf::from(name)
+}
+
+/// With `-e`: restores the cache saved at the configured path, or starts clean (see the module
+/// header). Runs before any thread serves.
+pub fn restore(sh: &Shared) -> Result<(), ConfigError> {
+    let Some(path) = sh.config().memory_file.clone() else {
+        return Ok(());
+    };
+    let meta_file = meta_path(&path);
+    match std::fs::read(&meta_file) {
+        Ok(bytes) if bytes.is_empty() => {
+            return Err(super::fail(
+                format!(
+                    "[restart] the metadata file {} is empty: refusing to start (remove it to start with a clean cache)",
+                    meta_file.display()
+                ),
+                1,
+            ));
+        }
+        Ok(bytes) => {
+            let _ = std::fs::remove_file(&meta_file);
+            let started = Instant::now();
+            match load(sh, &path, &bytes) {
+                Ok((r, pages, mb)) => info!(
+                    "[restart] restored {} items from {pages} pages ({mb} MB) of {} in {} ms; dropped {} expired, {} invalid, {} not stored, {} bad pages",
+                    r.restored,
+                    path.display(),
+                    started.elapsed().as_millis(),
+                    r.expired,
+                    r.invalid,
+                    r.not_stored,
+                    r.bad_pages
+                ),
+                Err(why) => warn!("[restart] {why}: starting with a clean cache"),
+            }
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => info!(
+            "[restart] no metadata file {}: starting with a clean cache",
+            meta_file.display()
+        ),
+        Err(e) => warn!(
+            "[restart] cannot read {}: {e}: starting with a clean cache",
+            meta_file.display()
+        ),
+    }
+    // The data is in the cache now (or useless): the file would only hold memory on a tmpfs.
+    let _ = std::fs::remove_file(&path);
+    File::create(fsutil::tmp_path(&path))
+        .and_then(|_| std::fs::remove_file(fsutil::tmp_path(&path)))
+        .map_err(|e| {
+            super::fail(
+                format!(
+                    "[restart] cannot write the memory file {}: {e}",
+                    path.display()
+                ),
+                71,
+            )
+        })
+}
+
+/// Reads a save back: the items restored, the pages read and their megabytes; or why nothing is.
+fn load(
+    sh: &Shared,
+    path: &Path,
+    meta_bytes: &[u8],
+) -> Result<(RestoreReport, usize, u64), String> {
+    let meta = Meta::parse(meta_bytes).map_err(|e| e.to_string())?;
+    let layout = Layout::of(&sh.config().store_config());
+    if let Some(d) = layout.differs(&meta.layout) {
+        return Err(format!("restart incompatible: {d}"));
+    }
+    let shown = path.display();
+    let file = File::open(path).map_err(|e| format!("cannot open {shown}: {e}"))?;
+    let len = file
+        .metadata()
+        .map_err(|e| format!("cannot read {shown}: {e}"))?
+        .len();
+    if len != meta.data_len {
+        return Err(format!(
+            "{shown} is {len} bytes and its metadata says {} (truncated or replaced)",
+            meta.data_len
+        ));
+    }
+    let mut head = [0u8; DATA_HEADER as usize];
+    file.read_exact_at(&mut head, 0)
+        .map_err(|e| format!("cannot read {shown}: {e}"))?;
+    if head[..8] != DATA_MAGIC || head[8..] != meta.nonce.to_le_bytes() {
+        return Err(format!("{shown} is not the data this metadata describes"));
+    }
+    let clocks = Clocks {
+        old_started: meta.started_unix,
+        new_started: sh.clock().started_unix,
+        now: sh.clock().now(),
+    };
+    let mut report = RestoreReport::default();
+    for shard in 0..meta.shards {
+        let recs: Vec<&PageRecord> = meta.pages.iter().filter(|p| p.shard == shard).collect();
+        let in_file = |r: &PageRecord| {
+            r.offset >= DATA_HEADER && r.offset.checked_add(r.len).is_some_and(|e| e <= len)
+        };
+        let (Some(lo), Some(hi)) = (
+            recs.iter().filter(|r| in_file(r)).map(|r| r.offset).min(),
+            recs.iter()
+                .filter(|r| in_file(r))
+                .map(|r| r.offset + r.len)
+                .max(),
+        ) else {
+            report.bad_pages += recs.len() as u64;
+            continue;
+        };
+        let mut buf = vec![0u8; (hi - lo) as usize];
+        file.read_exact_at(&mut buf, lo)
+            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+        let mut image = ShardImage::default();
+        for r in &recs {
+            let bytes = in_file(r).then(|| &buf[(r.offset - lo) as usize..][..r.len as usize]);
+            match bytes {
+                Some(b) if meta.page_shape_ok(r) && checksum(b) == r.sum => {
+                    image.add(r.slot, r.chunk_size as usize, b)
+                }
+                _ => report.bad_pages += 1,
+            }
+        }
+        sh.store().restore_shard(&meta, &image, clocks, &mut report);
+    }
+    sh.store().finish_restore(&meta, &report);
+    Ok((report, meta.pages.len(), (len - DATA_HEADER) >> 20))
+}
+
+/// With `-e`, on a graceful stop (every worker stopped): saves the cache (see the module header).
+pub fn save(sh: &Shared) {
+    let Some(path) = sh.config().memory_file.clone() else {
+        return;
+    };
+    let started = Instant::now();
+    let meta_file = meta_path(&path);
+    let _ = std::fs::remove_file(&meta_file);
+    sh.clock().tick();
+    let mut meta = sh
+        .store()
+        .meta_template(Layout::of(&sh.config().store_config()));
+    meta.nonce = std::collections::hash_map::RandomState::new()
+        .hash_one((std::process::id(), SystemTime::now()));
+    meta.started_unix = sh.clock().started_unix;
+    meta.saved_now = sh.clock().now();
+    meta.saved_unix = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
+    let mut pages = Vec::new();
+    let mut end = DATA_HEADER;
+    let written = fsutil::write_with(&fsutil::tmp_path(&path), &path, |f| {
+        let mut w = BufWriter::with_capacity(1 << 20, f);
+        w.write_all(&DATA_MAGIC)?;
+        w.write_all(&meta.nonce.to_le_bytes())?;
+        sh.store().save_pages(|shard, slot, cs, bytes| {
+            w.write_all(bytes)?;
+            pages.push(PageRecord {
+                shard,
+                slot,
+                chunk_size: cs as u32,
+                len: bytes.len() as u64,
+                offset: end,
+                sum: checksum(bytes),
+            });
+            end += bytes.len() as u64;
+            Ok::<(), io::Error>(())
+        })?;
+        w.flush()
+    });
+    meta.data_len = end;
+    meta.pages = pages;
+    let saved =
+        written.and_then(|()| fsutil::write_atomically(&meta_file, meta.encode().as_bytes()));
+    match saved {
+        Ok(()) => info!(
+            "[restart] saved {} pages ({} MB) to {} and {} in {} ms",
+            meta.pages.len(),
+            (end - DATA_HEADER) >> 20,
+            path.display(),
+            meta_file.display(),
+            started.elapsed().as_millis()
+        ),
+        Err(e) => warn!(
+            "[restart] cannot save the cache to {}: {e}; the next start will be clean",
+            path.display()
+        ),
+    }
+}

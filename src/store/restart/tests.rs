@@ -1,0 +1,259 @@
+//! Owns: unit tests of the warm restart's store side: the metadata's round trip and refusals,
+//! the checksum, a save and restore through memory (chained items, times, CAS, segments, another
+//! shard count), and restores of damaged bytes that never panic and never serve a wrong value.
+
+use super::*;
+use crate::store::item;
+use crate::store::tests::{get, set};
+use crate::store::*;
+
+fn store(mb: usize, shards: usize) -> Store {
+    Store::new(&StoreConfig {
+        memory_limit: mb << 20,
+        shards,
+        ..StoreConfig::default()
+    })
+}
+
+/// A save of `s` held in memory: its metadata and its pages' bytes.
+fn save(s: &Store) -> (Meta, Vec<(PageRecord, Vec<u8>)>) {
+    let mut meta = s.meta_template(Layout::of(&StoreConfig::default()));
+    meta.started_unix = 1_000;
+    meta.saved_now = 100;
+    let mut pages = Vec::new();
+    let mut end = DATA_HEADER;
+    s.save_pages(|shard, slot, cs, bytes| {
+        let r = PageRecord {
+            shard,
+            slot,
+            chunk_size: cs as u32,
+            len: bytes.len() as u64,
+            offset: end,
+            sum: checksum(bytes),
+        };
+        end += r.len;
+        pages.push((r, bytes.to_vec()));
+        Ok::<(), ()>(())
+    })
+    .unwrap();
+    meta.data_len = end;
+    meta.pages = pages.iter().map(|(r, _)| *r).collect();
+    (meta, pages)
+}
+
+/// Restores a save into `s` as `server::restart` does: pages failing their checks are left out.
+fn restore(
+    s: &Store,
+    meta: &Meta,
+    pages: &[(PageRecord, Vec<u8>)],
+    clocks: Clocks,
+) -> RestoreReport {
+    let mut report = RestoreReport::default();
+    for shard in 0..meta.shards {
+        let mut image = ShardImage::default();
+        for (r, b) in pages.iter().filter(|(r, _)| r.shard == shard) {
+            if meta.page_shape_ok(r) && checksum(b) == r.sum {
+                image.add(r.slot, r.chunk_size as usize, b);
+            } else {
+                report.bad_pages += 1;
+            }
+        }
+        s.restore_shard(meta, &image, clocks, &mut report);
+    }
+    s.finish_restore(meta, &report);
+    report
+}
+
+fn item(s: &Store, k: &[u8], now: u32) -> Option<(Vec<u8>, u32, u64, u32, u8)> {
+    let h = s.hash(k);
+    let mut g = s.lock(h);
+    g.get(k, h, now, Recency::Keep)
+        .ok()
+        .map(|v| (v.value.to_vec(), v.flags, v.cas, v.exptime, v.bits))
+}
+
+fn value_of(i: usize) -> Vec<u8> {
+    let len = match i % 5 {
+        0 => 0,
+        1 => 10,
+        2 => 300,
+        3 => 5000,
+        _ => 600_000 + i,
+    };
+    (0..len).map(|j| (i + j) as u8).collect()
+}
+
+fn filled(shards: usize) -> Store {
+    let s = store(64, shards);
+    for i in 0..200 {
+        let k = format!("key{i}");
+        let h = s.hash(k.as_bytes());
+        let req = StoreRequest {
+            mode: StoreMode::Set,
+            key: k.as_bytes(),
+            hash: h,
+            flags: i as u32 * 7,
+            exptime: if i % 3 == 0 { 0 } else { 100 + i as u32 },
+            value: &value_of(i),
+        };
+        s.lock(h).store(req, 50).unwrap();
+    }
+    s
+}
+
+#[test]
+fn meta_round_trip_and_refusals() {
+    let s = filled(1);
+    let (meta, _) = save(&s);
+    let text = meta.encode();
+    assert_eq!(Meta::parse(text.as_bytes()), Ok(meta.clone()));
+    assert_eq!(Meta::parse(b""), Err(MetaError::Empty));
+    // Every flipped byte and every truncation is refused.
+    for at in 0..text.len() {
+        let mut b = text.clone().into_bytes();
+        b[at] ^= 0x04;
+        assert!(Meta::parse(&b).is_err(), "flip at {at}");
+        assert!(Meta::parse(&text.as_bytes()[..at]).is_err(), "cut at {at}");
+    }
+    let other = text.replacen("ferrocache-memory-file 1", "ferrocache-memory-file 2", 1);
+    assert!(matches!(
+        Meta::parse(other.as_bytes()),
+        Err(MetaError::Version(_))
+    ));
+    let mut bigger = Layout::of(&StoreConfig::default());
+    bigger.memory_limit *= 2;
+    let why = bigger.differs(&meta.layout).unwrap();
+    assert!(why.contains("-m"), "{why}");
+    assert_eq!(meta.layout.differs(&meta.layout), None);
+}
+
+#[test]
+fn checksum_sees_every_flipped_bit() {
+    let bytes: Vec<u8> = (0..1000u32).map(|i| (i * 31) as u8).collect();
+    let sum = checksum(&bytes);
+    for at in (0..bytes.len()).step_by(7) {
+        for bit in 0..8 {
+            let mut b = bytes.clone();
+            b[at] ^= 1 << bit;
+            assert_ne!(checksum(&b), sum);
+        }
+    }
+    assert_ne!(checksum(&bytes[..999]), sum);
+}
+
+#[test]
+fn save_and_restore_keep_every_item_across_shard_counts() {
+    for (from, to) in [(1, 1), (1, 4), (4, 2)] {
+        let s = filled(from);
+        let (meta, pages) = save(&s);
+        let t = store(64, to);
+        // The new process started 10 s after the old one.
+        let clocks = Clocks {
+            old_started: 1_000,
+            new_started: 1_010,
+            now: 95,
+        };
+        let r = restore(&t, &meta, &pages, clocks);
+        assert_eq!(r.invalid + r.not_stored + r.bad_pages, 0, "{r:?}");
+        for i in 0..200 {
+            let k = format!("key{i}");
+            let old = item(&s, k.as_bytes(), 50).unwrap();
+            let exp = if i % 3 == 0 { 0 } else { 100 + i as u32 };
+            let moved = exp.saturating_sub(10);
+            match item(&t, k.as_bytes(), 95) {
+                Some((v, f, cas, e, _)) => {
+                    assert_eq!((v, f, cas), (old.0, old.1, old.2), "{k}");
+                    assert_eq!(e, if exp == 0 { 0 } else { moved });
+                }
+                // Expired while down: 100 + i - 10 <= 95.
+                None => assert!(exp != 0 && moved <= 95, "{k} lost"),
+            }
+        }
+        assert!(r.expired > 0);
+        // New CAS values come after every restored one.
+        let Ok(StoreOutcome::Stored(cas)) = set(&t, StoreMode::Set, b"new", b"x", 0, 95) else {
+            panic!("store after restore")
+        };
+        assert!(cas > s.shared().current_cas());
+        for shard in t.shards.iter() {
+            shard.lock().check();
+        }
+    }
+}
+
+#[test]
+fn segments_marks_and_flush_survive() {
+    let s = filled(1);
+    assert!(get(&s, b"key3", 50).is_some());
+    assert!(get(&s, b"key3", 50).is_some());
+    let (meta, pages) = save(&s);
+    let before = item(&s, b"key3", 50).unwrap().4;
+    let t = store(64, 1);
+    let clocks = Clocks {
+        old_started: 1_000,
+        new_started: 1_000,
+        now: 60,
+    };
+    restore(&t, &meta, &pages, clocks);
+    assert_eq!(item(&t, b"key3", 60).unwrap().4, before);
+    assert!(before & (item::FETCHED | item::ACTIVE) != 0);
+    // A flush before the save: nothing comes back.
+    s.flush();
+    let (meta, pages) = save(&s);
+    let u = store(64, 1);
+    let r = restore(&u, &meta, &pages, clocks);
+    assert_eq!((r.restored, r.expired), (0, 200));
+}
+
+#[test]
+fn damaged_pages_never_panic_nor_serve_wrong_values() {
+    let s = filled(2);
+    let (meta, pages) = save(&s);
+    let clocks = Clocks {
+        old_started: 1_000,
+        new_started: 1_000,
+        now: 60,
+    };
+    let mut seed = 0x1234_5678_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..12 {
+        // Damage bytes, with the checksums recomputed (as if the damage were written by the
+        // saving process): decoding must stay in bounds whatever it meets.
+        let mut damaged = pages.clone();
+        for _ in 0..50 {
+            let p = (next() % damaged.len() as u64) as usize;
+            let b = &mut damaged[p].1;
+            if !b.is_empty() {
+                let at = (next() % b.len() as u64) as usize;
+                b[at] = next() as u8;
+            }
+        }
+        for (r, b) in damaged.iter_mut() {
+            r.sum = checksum(b);
+        }
+        let t = store(64, 1 + round % 3);
+        restore(&t, &meta, &damaged, clocks);
+        // Damage the checksummed way: whole pages are dropped, the rest is exact.
+        let mut flipped = pages.clone();
+        let p = (next() % flipped.len() as u64) as usize;
+        if !flipped[p].1.is_empty() {
+            let at = (next() % flipped[p].1.len() as u64) as usize;
+            flipped[p].1[at] ^= 0x20;
+        }
+        let u = store(64, 1);
+        let r = restore(&u, &meta, &flipped, clocks);
+        assert!(r.bad_pages <= 1);
+        for i in 0..200 {
+            let k = format!("key{i}");
+            if let Some(got) = item(&u, k.as_bytes(), 60) {
+                let old = item(&s, k.as_bytes(), 50).unwrap();
+                assert_eq!((got.0, got.1, got.2), (old.0, old.1, old.2), "{k}");
+            }
+        }
+    }
+}
