@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 PY_DEBIAN := /usr/bin/python3
 
 .PHONY: all build release run test test-deps check lint fmt bench bench-quick bench-micro doc clean install \
-	conformance conformance-strict fuzz
+	conformance conformance-strict conformance-tls fuzz
 
 all: build
 
@@ -25,7 +25,8 @@ run: release
 # What the tests need: the memcached oracle and libmemcached tools (apt), systemd's
 # systemd-socket-activate and systemd-analyze (the socket activation test, the units' checks), Debian's pylibmc,
 # pymemcache and python-binary-memcached, cyrus' PLAIN module for libmemcached's SASL,
-# saslpasswd2 (sasl2-bin) and db_load (db-util) for the sasldb tests, the Python
+# saslpasswd2 (sasl2-bin) and db_load (db-util) for the sasldb tests, perl's IO::Socket::SSL
+# (libio-socket-ssl-perl) for memcached's TLS t/ files and the openssl CLI (test certificates), the Python
 # clients meta-memcache (PyPI, user site), elasticache-auto-discovery and emcache (PyPI, into
 # $(PYDEPS)), and the node clients — memcached-elasticache, memcache-plus (Auto Discovery) and
 # memjs (binary + SASL) — from npm into $(NPMDEPS) (node and npm come with the machine).
@@ -36,11 +37,12 @@ test-deps:
 	    || ! command -v systemd-socket-activate >/dev/null || ! command -v systemd-analyze >/dev/null \
 	    || ! ls /usr/lib/*/sasl2/libplain.so >/dev/null 2>&1 \
 	    || ! command -v saslpasswd2 >/dev/null || ! command -v db_load >/dev/null \
+	    || ! perl -MIO::Socket::SSL -e 1 2>/dev/null || ! command -v openssl >/dev/null \
 	    || ! $(PY_DEBIAN) -c 'import pylibmc, pymemcache, bmemcached' 2>/dev/null; then \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq memcached libmemcached-tools \
 	    python3-pylibmc python3-pymemcache python3-binary-memcached libsasl2-modules systemd \
-	    sasl2-bin db-util >/dev/null; \
+	    sasl2-bin db-util libio-socket-ssl-perl openssl >/dev/null; \
 	fi
 	@python3 -c 'import meta_memcache' 2>/dev/null || python3 -m pip install -q meta-memcache
 	@PYTHONPATH=$(PYDEPS) $(PY_DEBIAN) -c 'import elasticache_auto_discovery, emcache' 2>/dev/null \
@@ -76,8 +78,9 @@ fmt:
 
 # memcached 1.6.18's own t/ suite against the release binary (tests/conformance/run.py): fetches
 # memcached's source once with `apt-get source memcached` (adds a bookworm deb-src entry and the
-# few Debian packages it needs if missing) into $(CONFORMANCE_CACHE), runs the 62 files of
-# tests/conformance/files.txt and prints one line per file and `N passed, M failed`. Files of
+# few Debian packages it needs if missing) into $(CONFORMANCE_CACHE), runs the files of
+# tests/conformance/files.txt, then the TLS files of tls-files.txt with SSL_TEST=1 (needs perl's
+# IO::Socket::SSL), and prints one line per file and `N passed, M failed`. Files of
 # tests/conformance/known-failures.txt (each a debt) print `KNOWN` and do not fail the run; any other
 # failing file does. `.ci/run` runs it; `make conformance-strict` counts the known ones too.
 CONFORMANCE_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/ferrocache/memcached-src
@@ -87,6 +90,12 @@ conformance: release
 
 conformance-strict: release
 	$(PY_DEBIAN) tests/conformance/run.py --strict --cache $(CONFORMANCE_CACHE) \
+	  --bin $(or $(CARGO_TARGET_DIR),target)/release/ferrocache
+
+# Every t/ file over TLS (the harness's SSL_TEST=1: each connection it makes is TLS); files that
+# fail only over TLS are in tests/conformance/known-failures-tls.txt.
+conformance-tls: release
+	$(PY_DEBIAN) tests/conformance/run.py --tls --cache $(CONFORMANCE_CACHE) \
 	  --bin $(or $(CARGO_TARGET_DIR),target)/release/ferrocache
 
 # Fuzzing (outside CI; nightly and cargo-fuzz: `cargo install cargo-fuzz`): writes the seed

@@ -18,3 +18,4 @@ pub mod server;
 pub mod state;
 pub mod stats;
 pub mod store;
+pub mod tls;

@@ -68,6 +68,10 @@ counters!(
         conn_out_paused,
         conn_out_hard_cap,
         inflight_oom,
+        // TLS (`-Z`): failed handshakes, and full (not resumed) handshakes with
+        // `ssl_session_cache`.
+        ssl_handshake_errors,
+        ssl_new_sessions,
     }
 );
 

@@ -114,6 +114,10 @@ pub struct Args {
     /// Enable the shutdown command.
     #[arg(short = 'A', long = "enable-shutdown")]
     pub enable_shutdown: bool,
+    /// Enable TLS/SSL on the TCP listeners (certificates and options: `-o ssl_*`, docs/tls.md);
+    /// an `-l` address prefixed `notls:` stays plaintext.
+    #[arg(short = 'Z', long = "enable-ssl")]
+    pub enable_ssl: bool,
     /// Stats prefix delimiter.
     #[arg(short = 'D', default_value = ":")]
     pub prefix_delimiter: String,

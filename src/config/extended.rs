@@ -1,7 +1,7 @@
 //! Owns: memcached's `-o` settings — their defaults, names, value rules and errors — and the
 //! size syntax (`64m`) shared with `-I`.
 
-use super::{usage, ConfigError};
+use super::{bad, usage, ConfigError};
 
 /// `-o` settings.
 #[derive(Clone, Debug)]
@@ -35,6 +35,8 @@ pub struct Extended {
     pub read_buf_mem_limit: u32,
     pub track_sizes: bool,
     pub shards: usize,
+    /// `-Z` and the `ssl_*` settings.
+    pub ssl: crate::tls::TlsSettings,
 }
 
 impl Default for Extended {
@@ -67,6 +69,7 @@ impl Default for Extended {
             read_buf_mem_limit: 0,
             track_sizes: false,
             shards: 0,
+            ssl: crate::tls::TlsSettings::default(),
         }
     }
 }
@@ -198,6 +201,7 @@ pub(super) fn parse_extended(opts: &[String], ext: &mut Extended) -> Result<(), 
                 ext.hash_algorithm = "jenkins".into();
             }
             "shards" => ext.shards = num(val)? as usize,
+            n if n.starts_with("ssl_") => parse_ssl(n, val, &mut ext.ssl)?,
             _ => return Err(usage(format!("Illegal suboption \"{opt}\""))),
         }
     }
@@ -208,6 +212,61 @@ pub(super) fn parse_extended(opts: &[String], ext: &mut Extended) -> Result<(), 
         return Err(usage(
             "hot_lru_pct + warm_lru_pct must be between 2 and 80, each 1..79",
         ));
+    }
+    Ok(())
+}
+
+/// One `ssl_*` setting, with memcached's messages (they are checked whether or not `-Z` is given,
+/// as memcached parses them).
+fn parse_ssl(
+    name: &str,
+    val: Option<&str>,
+    ssl: &mut crate::tls::TlsSettings,
+) -> Result<(), ConfigError> {
+    let need = |v: Option<&str>| -> Result<String, ConfigError> {
+        v.map(str::to_string)
+            .ok_or_else(|| bad(format!("Missing {name} argument")))
+    };
+    let int = |v: Option<&str>| -> Result<i64, ConfigError> {
+        let v = need(v)?;
+        crate::num::strtol32(v.as_bytes())
+            .map(i64::from)
+            .ok_or_else(|| bad(format!("could not parse argument to {name}")))
+    };
+    match name {
+        "ssl_chain_cert" => ssl.chain_cert = Some(need(val)?.into()),
+        "ssl_key" => ssl.key = Some(need(val)?.into()),
+        "ssl_verify_mode" => match int(val)? {
+            v @ 0..=3 => ssl.verify_mode = v as u8,
+            _ => {
+                return Err(bad(
+                    "Invalid ssl_verify_mode. Use help to see valid options.",
+                ))
+            }
+        },
+        "ssl_keyformat" => {
+            ssl.keyformat = i32::try_from(int(val)?)
+                .map_err(|_| bad("could not parse argument to ssl_keyformat"))?
+        }
+        "ssl_ciphers" => ssl.ciphers = Some(need(val)?),
+        "ssl_ca_cert" => ssl.ca_cert = Some(need(val)?.into()),
+        "ssl_wbuf_size" => {
+            let v = need(val)?;
+            let kb = crate::num::strtoul32(v.as_bytes())
+                .ok_or_else(|| bad("could not parse argument to ssl_wbuf_size"))?;
+            ssl.wbuf_size = kb.wrapping_mul(1024);
+        }
+        "ssl_session_cache" => ssl.session_cache = true,
+        "ssl_kernel_tls" => ssl.kernel_tls = true,
+        "ssl_min_version" => match int(val)? {
+            v @ 0..=3 => ssl.min_version = v as u8,
+            _ => {
+                return Err(bad(
+                    "Invalid ssl_min_version. Use help to see valid options.",
+                ))
+            }
+        },
+        _ => return Err(usage(format!("Illegal suboption \"{name}\""))),
     }
     Ok(())
 }

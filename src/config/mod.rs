@@ -49,6 +49,8 @@ impl Protocol {
 pub struct ListenAddr {
     pub host: String,
     pub port: Option<u16>,
+    /// Prefixed `notls:`: plaintext beside TLS listeners (`-Z`).
+    pub notls: bool,
 }
 
 /// Validated settings, immutable after start-up.
@@ -148,6 +150,7 @@ pub(crate) fn bad(msg: impl Into<String>) -> ConfigError {
 fn parse_listen(
     items: &[String],
     default_port: Option<u16>,
+    tls: bool,
 ) -> Result<Vec<ListenAddr>, ConfigError> {
     let mut out = Vec::new();
     for item in items {
@@ -156,6 +159,16 @@ fn parse_listen(
             .map(str::trim)
             .filter(|p| !p.is_empty())
         {
+            // As memcached: `notls:` (with any separator after it) only with -Z.
+            let notls = part.starts_with("notls");
+            if notls && !tls {
+                return Err(bad("'notls' option is valid only when SSL is enabled"));
+            }
+            let part = if notls {
+                part.get(6..).unwrap_or("")
+            } else {
+                part
+            };
             let (host, port) = if let Some(rest) = part.strip_prefix('[') {
                 let Some((h, tail)) = rest.split_once(']') else {
                     return Err(bad(format!("bad listen address: {part}")));
@@ -183,6 +196,7 @@ fn parse_listen(
             out.push(ListenAddr {
                 host,
                 port: port.or(default_port),
+                notls,
             });
         }
     }
@@ -379,9 +393,10 @@ impl Config {
             -1 => Some(0),
             _ => None,
         };
-        let listen = parse_listen(&a.listen, default_port)?;
         let mut ext = Extended::default();
         parse_extended(&a.extended, &mut ext)?;
+        ext.ssl.enabled = a.enable_ssl;
+        let listen = parse_listen(&a.listen, default_port, a.enable_ssl)?;
         check_chunk_max(&ext, item_size_max)?;
         Ok(Config {
             port,

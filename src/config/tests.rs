@@ -54,7 +54,8 @@ fn short_and_long_options() {
         c.listen[2],
         ListenAddr {
             host: "localhost".into(),
-            port: Some(99)
+            port: Some(99),
+            notls: false,
         }
     );
     assert_eq!(c.listen[1].host, "::1");
@@ -132,4 +133,41 @@ fn udp_port() {
     assert_eq!(c.threads_per_udp(), 3);
     let c = cfg(&["-t", "3", "-U", "1", "-l", "127.0.0.1,127.0.0.2"]).unwrap();
     assert_eq!(c.threads_per_udp(), 1);
+}
+
+#[test]
+fn tls_options() {
+    let c = cfg(&[
+        "-Z",
+        "-o",
+        "ssl_chain_cert=/c.pem,ssl_key=/k.pem,ssl_verify_mode=2,ssl_wbuf_size=64",
+        "-o",
+        "ssl_session_cache,ssl_min_version=3,ssl_ciphers=HIGH:!aNULL",
+        "-l",
+        "notls:127.0.0.1:5000,127.0.0.1:5001",
+    ])
+    .unwrap();
+    let s = &c.ext.ssl;
+    assert!(s.enabled && s.session_cache && !s.kernel_tls);
+    assert_eq!(
+        s.chain_cert.as_deref(),
+        Some(std::path::Path::new("/c.pem"))
+    );
+    assert_eq!(
+        (s.verify_mode, s.verify_flags(), s.wbuf_size),
+        (2, 3, 65536)
+    );
+    assert_eq!(s.min_version_name(), "tlsv1.3");
+    assert_eq!(s.ciphers.as_deref(), Some("HIGH:!aNULL"));
+    assert!(c.listen[0].notls && !c.listen[1].notls);
+    assert_eq!(c.listen[0].port, Some(5000));
+    let e = cfg(&["-l", "notls:127.0.0.1:5000"]).unwrap_err();
+    assert_eq!(e.msg, "'notls' option is valid only when SSL is enabled");
+    let e = cfg(&["-o", "ssl_verify_mode=4"]).unwrap_err();
+    assert_eq!(
+        e.msg,
+        "Invalid ssl_verify_mode. Use help to see valid options."
+    );
+    let e = cfg(&["-o", "ssl_key"]).unwrap_err();
+    assert_eq!(e.msg, "Missing ssl_key argument");
 }

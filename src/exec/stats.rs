@@ -269,6 +269,17 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "log_watcher_skipped", &log.watcher_skipped);
     s(out, "log_watcher_sent", &log.watcher_sent);
     s(out, "log_watchers", &log.watchers);
+    if let Some(tls) = sh.tls() {
+        if tls.settings().session_cache {
+            s(out, "ssl_new_sessions", &c.ssl_new_sessions);
+        }
+        s(out, "ssl_handshake_errors", &c.ssl_handshake_errors);
+        s(
+            out,
+            "time_since_server_cert_refresh",
+            &sh.clock().now().wrapping_sub(tls.refreshed_at()),
+        );
+    }
     s(out, "unexpected_napi_ids", &0);
     s(out, "round_robin_fallback", &0);
     s(out, "bytes", &store.bytes);
@@ -419,6 +430,27 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "track_sizes", &yes_no(sizes_enabled(ctx)));
     s(out, "inline_ascii_response", &"no");
     s(out, "slab_automove_freeratio", &"0.010");
+    // memcached built with TLS (Debian's) shows these with or without -Z.
+    let ssl = &c.ext.ssl;
+    let path = |p: &Option<std::path::PathBuf>, none: &'static str| {
+        p.as_ref()
+            .map_or(none.to_string(), |p| p.display().to_string())
+    };
+    s(out, "ssl_enabled", &yes_no(ssl.enabled));
+    s(out, "ssl_chain_cert", &path(&ssl.chain_cert, "(null)"));
+    s(out, "ssl_key", &path(&ssl.key, "(null)"));
+    s(out, "ssl_verify_mode", &ssl.verify_flags());
+    s(out, "ssl_keyformat", &ssl.keyformat);
+    s(
+        out,
+        "ssl_ciphers",
+        &ssl.ciphers.as_deref().unwrap_or("NULL"),
+    );
+    s(out, "ssl_ca_cert", &path(&ssl.ca_cert, "NULL"));
+    s(out, "ssl_wbuf_size", &ssl.wbuf_size);
+    s(out, "ssl_session_cache", &yes_no(ssl.session_cache));
+    s(out, "ssl_kernel_tls", &yes_no(ssl.kernel_tls));
+    s(out, "ssl_min_version", &ssl.min_version_name());
     s(out, "num_napi_ids", &"(null)");
     match &c.memory_file {
         Some(p) => s(out, "memory_file", &p.display()),

@@ -194,6 +194,23 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             }
             Action::Continue
         }
+        Command::RefreshCerts { noreply } => {
+            match sh.tls() {
+                // memcached built with TLS answers so when started without -Z.
+                None => ascii::write_line(out, "Error TLS not enabled"),
+                Some(tls) => match tls.refresh(ctx.now()) {
+                    Ok(()) => {
+                        log::info!("refresh_certs: certificates reloaded for new connections");
+                        Reply { noreply }.line(out, "OK");
+                    }
+                    Err(e) => {
+                        log::error!("refresh_certs: {e}; the certificates in use stay");
+                        ascii::write_line(out, &e);
+                    }
+                },
+            }
+            Action::Continue
+        }
         Command::MemLimit { mb, noreply } => {
             Reply { noreply }.line(out, admin::mem_limit(mb, ctx));
             Action::Continue

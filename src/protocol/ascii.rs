@@ -150,6 +150,10 @@ pub enum Command<'a> {
     },
     /// `shutdown` with an argument other than `graceful`.
     ShutdownBadMode,
+    /// `refresh_certs [noreply]`: reload the TLS certificates for new connections.
+    RefreshCerts {
+        noreply: bool,
+    },
     /// `cache_memlimit <mb> [noreply]`.
     MemLimit {
         mb: u32,

@@ -133,6 +133,9 @@ pub fn parse_command<'a>(
         }
         b"version" => done(Command::Version),
         b"quit" => done(Command::Quit),
+        b"refresh_certs" => done(Command::RefreshCerts {
+            noreply: t.noreply(),
+        }),
         b"verbosity" => {
             if nt != 3 && nt != 4 {
                 return done(reply(ERROR, false));

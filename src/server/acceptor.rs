@@ -54,6 +54,7 @@ impl Acceptor {
                 .register(l.source(), Token(i), Interest::READABLE)?;
             match l.role {
                 Role::Admin => info!("admin endpoint on {}", l.name),
+                Role::Clients if l.tls => info!("listening on {} (TLS)", l.name),
                 Role::Clients => info!("listening on {}", l.name),
             }
             sh.conns().register(
@@ -119,7 +120,7 @@ impl Acceptor {
 /// Accepts until the listener would block.
 fn accept_all(l: &Listener, sh: &Shared, workers: &mut Workers) {
     loop {
-        let accepted = match l.accept() {
+        let accepted = match l.accept(sh.tls()) {
             Ok(a) => a,
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) => {

@@ -148,6 +148,8 @@ fn stream_listener(fds: &mut ListenFd, i: usize, role: Role) -> std::io::Result<
             socket: Socket::Tcp(TcpListener::from_std(t)),
             name,
             role,
+            // Set by `bind_all` with -Z.
+            tls: false,
         });
     }
     if role == Role::Clients {
@@ -162,6 +164,7 @@ fn stream_listener(fds: &mut ListenFd, i: usize, role: Role) -> std::io::Result<
                 socket: Socket::Unix(UnixListener::from_std(u)),
                 name: format!("unix:{path}"),
                 role,
+                tls: false,
             });
         }
     }

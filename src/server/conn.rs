@@ -12,7 +12,7 @@ use log::debug;
 
 use super::budget::{self, Budget, BUF, OUT_SOFT_CAP};
 use super::oom::{self, charge};
-use super::stream::Stream;
+use super::stream::{Stream, TlsEvent};
 use crate::exec::{self, Action, ConnRef, Ctx, Session};
 use crate::protocol::ascii::Command;
 use crate::protocol::watch::CloseReason;
@@ -266,7 +266,7 @@ impl Conn {
                     Next::Read
                 };
             }
-            if self.wpos < self.out.len() {
+            if self.has_output() {
                 return Next::Write;
             }
             if self.closing {
@@ -351,7 +351,13 @@ impl Conn {
                 }
                 continue;
             }
-            match self.stream.read(&mut self.rbuf[self.rend..]) {
+            let read = self.stream.read(&mut self.rbuf[self.rend..]);
+            match self.stream.take_tls_event() {
+                Some(TlsEvent::Failed) => stats::bump(&st.ssl_handshake_errors),
+                Some(TlsEvent::NewSession) => stats::bump(&st.ssl_new_sessions),
+                Some(TlsEvent::Resumed) | None => {}
+            }
+            match read {
                 Ok(0) => {
                     self.eof = true;
                     self.close_reason = CloseReason::Normal;
@@ -630,6 +636,13 @@ impl Conn {
     /// Writes pending output until done or the socket would block; once all is written, its
     /// response objects and buffer go back to the budget.
     pub fn flush(&mut self, st: &stats::ThreadStats, mem: &mut Budget) -> io::Result<()> {
+        if self.stream.pending() {
+            // TLS records the socket did not take yet go first.
+            match self.stream.flush() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                r => r?,
+            }
+        }
         while self.wpos < self.out.len() {
             match self.stream.write(&self.out[self.wpos..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
@@ -727,7 +740,7 @@ impl Conn {
 
     /// True when the connection has unanswered output.
     pub fn has_output(&self) -> bool {
-        self.wpos < self.out.len()
+        self.wpos < self.out.len() || self.stream.pending()
     }
 
     /// Marks the connection for closing after pending output (graceful shutdown).

@@ -4,8 +4,10 @@
 //! `activation`) in place of the configured ones of their role.
 //! Does not: run the accept loop, limit connections or hand them to workers (see `acceptor`).
 //!
-//! A new kind of listener (TLS, a socket inherited from systemd, a metrics endpoint) is a new
-//! `Socket` variant or `Role`, and a new binding step in `bind_all`.
+//! A new kind of listener (a metrics endpoint) is a new `Socket` variant or `Role`, and a new
+//! binding step in `bind_all`. With `-Z`, the TCP client listeners are TLS listeners (`tls`),
+//! except the `-l` addresses prefixed `notls:`; UNIX sockets and the admin endpoint stay
+//! plaintext, as in memcached (which has no admin endpoint).
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -41,6 +43,8 @@ pub struct Listener {
     /// `tcp:ADDR`, `tcp6:ADDR` or `unix:PATH`.
     pub name: String,
     pub role: Role,
+    /// Connections accepted here speak TLS first (`-Z`).
+    pub tls: bool,
 }
 
 /// A connection just accepted.
@@ -53,14 +57,19 @@ pub struct Accepted {
 
 impl Listener {
     /// Accepts one connection (non-blocking: `WouldBlock` when none is waiting). TCP connections
-    /// get `TCP_NODELAY`.
-    pub fn accept(&self) -> io::Result<Accepted> {
+    /// get `TCP_NODELAY`; on a TLS listener, a TLS session with the configuration `tls` holds
+    /// now (its handshake runs on the worker, as the connection's first reads).
+    pub fn accept(&self, tls: Option<&crate::tls::TlsContext>) -> io::Result<Accepted> {
         match &self.socket {
             Socket::Tcp(t) => {
                 let (s, a) = t.accept()?;
                 let _ = s.set_nodelay(true);
+                let stream = match tls.filter(|_| self.tls) {
+                    Some(ctx) => Stream::tls(s, ctx.config())?,
+                    None => Stream::Tcp(s),
+                };
                 Ok(Accepted {
-                    stream: Stream::Tcp(s),
+                    stream,
                     addr: tcp_name(a),
                 })
             }
@@ -120,7 +129,11 @@ pub fn bind_all(cfg: &Config, inherited: Vec<Listener>) -> Result<Vec<Listener>,
         Some(path) => vec![bind_unix(path, cfg.unix_mask)?],
         None => bind_clients_tcp(cfg)?,
     };
-    out.extend(inherited);
+    // With -Z, inherited TCP client sockets are TLS listeners as the configured ones would be.
+    out.extend(inherited.into_iter().map(|l| Listener {
+        tls: cfg.ext.ssl.enabled && l.role == Role::Clients && matches!(l.socket, Socket::Tcp(_)),
+        ..l
+    }));
     if let Some(addr) = cfg.cluster.admin_listen.filter(|_| !admin) {
         out.push(bind_admin(addr, cfg.backlog)?);
     }
@@ -150,6 +163,7 @@ fn bind_unix(path: &std::path::Path, mask: u32) -> Result<Listener, ConfigError>
         socket: Socket::Unix(UnixListener::from_std(l)),
         name: format!("unix:{}", path.display()),
         role: Role::Clients,
+        tls: false,
     })
 }
 
@@ -160,15 +174,16 @@ fn bind_clients_tcp(cfg: &Config) -> Result<Vec<Listener>, ConfigError> {
         return Ok(out);
     }
     let port = if cfg.port < 0 { 0 } else { cfg.port as u16 };
-    let targets: Vec<(String, u16)> = if cfg.listen.is_empty() {
-        vec![("127.0.0.1".to_string(), port)]
+    let tls = cfg.ext.ssl.enabled;
+    let targets: Vec<(String, u16, bool)> = if cfg.listen.is_empty() {
+        vec![("127.0.0.1".to_string(), port, tls)]
     } else {
         cfg.listen
             .iter()
-            .map(|l| (l.host.clone(), l.port.unwrap_or(port)))
+            .map(|l| (l.host.clone(), l.port.unwrap_or(port), tls && !l.notls))
             .collect()
     };
-    for (host, port) in targets {
+    for (host, port, tls) in targets {
         for addr in resolve(&host, port)? {
             let l = bind_tcp(addr, cfg.backlog)
                 .map_err(|e| fail(format!("failed to listen on TCP port {port}: {e}"), 71))?;
@@ -177,6 +192,7 @@ fn bind_clients_tcp(cfg: &Config) -> Result<Vec<Listener>, ConfigError> {
                 socket: Socket::Tcp(l),
                 name: tcp_name(local),
                 role: Role::Clients,
+                tls,
             });
         }
     }
@@ -210,6 +226,7 @@ fn bind_admin(addr: SocketAddr, backlog: i32) -> Result<Listener, ConfigError> {
         // Named `tcp:` for either family, as it always was.
         name: format!("tcp:{local}"),
         role: Role::Admin,
+        tls: false,
     })
 }
 

@@ -76,7 +76,16 @@ pub fn run(cfg: Config) -> Result<i32, ConfigError> {
 fn shared_state(cfg: Config) -> Result<Shared, ConfigError> {
     let cluster = crate::cluster::state::ClusterState::start(&cfg.cluster)
         .map_err(|e| fail(format!("ERROR: {e}"), EX_USAGE))?;
-    let shared = Shared::new(cfg).with_cluster(cluster);
+    let mut shared = Shared::new(cfg).with_cluster(cluster);
+    let ssl = &shared.config().ext.ssl;
+    if ssl.enabled {
+        if ssl.kernel_tls {
+            warn!("ssl_kernel_tls: kernel TLS offload is not implemented; TLS runs in the daemon");
+        }
+        let tls = crate::tls::TlsContext::new(ssl.clone(), shared.clock().now())
+            .map_err(|e| fail(e, EX_USAGE))?;
+        shared = shared.with_tls(tls);
+    }
     if shared.config().sasl || shared.config().auth_file.is_some() {
         match shared.reload_credentials() {
             Ok(n) => match &shared.config().sasl_conf {

@@ -1,8 +1,9 @@
 //! Owns: what a reload (SIGHUP, `systemctl reload`) changes — re-reading the command line and
 //! `--config-file` (through `config`) and applying the settings that can change live (verbosity
 //! and the log level, `-m`, `-c`, `-o idle_timeout`), naming those that need a restart, then
-//! re-reading the credentials and cluster files. A configuration that does not load changes
-//! nothing, and says why.
+//! re-reading the credentials and cluster files and the TLS certificates (as `refresh_certs`:
+//! for new connections). A configuration that does not load changes nothing, and says why; a file
+//! that does not load keeps the one in force.
 //! Does not: parse options (see `config`) or answer signals (see `signals`).
 
 use log::{error, info, warn};
@@ -99,9 +100,21 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
     out
 }
 
-/// Re-reads the cluster file and the credentials file; one that does not load leaves the old one
-/// in force.
+/// Re-reads the cluster file, the credentials file and the TLS certificates; one that does not
+/// load leaves the old one in force.
 fn reload_files(sh: &Shared, done: &mut Vec<String>) {
+    if let Some(tls) = sh.tls() {
+        match tls.refresh(sh.clock().now()) {
+            Ok(()) => {
+                info!("reload: TLS certificates reloaded for new connections");
+                done.push("TLS certificates".to_string());
+            }
+            Err(e) => {
+                error!("reload: keeping the TLS certificates in use: {e}");
+                done.push("TLS certificates not loaded".to_string());
+            }
+        }
+    }
     if sh.cluster().enabled() {
         match sh.cluster().reload() {
             Ok(v) => {

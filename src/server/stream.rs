@@ -3,26 +3,191 @@
 //! worker and the protocol and executor code never name a socket type.
 //! Does not: accept connections (see `listeners`) or buffer bytes (see `conn`).
 //!
-//! A new transport (a TLS session over TCP, a socket inherited from systemd) is one more variant
-//! here and one more arm in each match; the cost on the read/write path is that match.
+//! A new transport is one more variant here and one more arm in each match; the cost on the
+//! read/write path is that match.
+//!
+//! TLS (`Stream::Tls`) is rustls' sans-I/O session over the TCP socket: a read drains decrypted
+//! bytes, feeding the session from the socket (`read_tls` → `process_new_packets`) until the
+//! caller's buffer is full or the socket would block, so a short read still means the socket is
+//! empty; a write hands plaintext to the session and sends records (`write_tls`) until done or
+//! the socket would block. Records the socket did not take stay in the session: `pending()` says
+//! so and the connection waits for writability, `flush()` sends them. A handshake that fails
+//! (wrong client certificate, plaintext, an old protocol version) is a read error: the
+//! connection closes without any request reaching the protocol.
 
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
 
+use std::sync::Arc;
+
 use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
+use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 
-/// A connected stream socket of either family.
+/// A connected stream socket of either family, or a TLS session over TCP.
 #[derive(Debug)]
 pub enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    Tls(Box<TlsStream>),
+}
+
+/// What a TLS session's handshake came to, for the `ssl_*` counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsEvent {
+    /// Completed with a new session (not resumed).
+    NewSession,
+    /// Completed by resuming a session.
+    Resumed,
+    /// Failed.
+    Failed,
+}
+
+/// A server-side TLS session over a TCP socket.
+#[derive(Debug)]
+pub struct TlsStream {
+    sock: TcpStream,
+    tls: ServerConnection,
+    /// The handshake's outcome, until the connection takes it (`take_event`).
+    event: Option<TlsEvent>,
+    /// The handshake finished (or failed): no further event.
+    settled: bool,
+    /// The socket reached its end.
+    eof: bool,
 }
 
 impl Stream {
     /// The connection's id for `stats conns` and the registry: its file descriptor.
     pub fn id(&self) -> i64 {
         self.as_raw_fd() as i64
+    }
+
+    /// A TLS session over `sock` with the configuration in force now.
+    pub fn tls(sock: TcpStream, config: Arc<ServerConfig>) -> io::Result<Stream> {
+        let tls = ServerConnection::new(config).map_err(io::Error::other)?;
+        Ok(Stream::Tls(Box::new(TlsStream {
+            sock,
+            tls,
+            event: None,
+            settled: false,
+            eof: false,
+        })))
+    }
+
+    /// TLS records are waiting for the socket to take them.
+    #[inline]
+    pub fn pending(&self) -> bool {
+        matches!(self, Stream::Tls(t) if t.tls.wants_write())
+    }
+
+    /// The handshake's outcome, once, when it has one.
+    #[inline]
+    pub fn take_tls_event(&mut self) -> Option<TlsEvent> {
+        match self {
+            Stream::Tls(t) => t.event.take(),
+            _ => None,
+        }
+    }
+}
+
+impl TlsStream {
+    /// Sends the session's records until none is left (`Ok`) or the socket would block.
+    fn send(&mut self) -> io::Result<()> {
+        while self.tls.wants_write() {
+            match self.tls.write_tls(&mut self.sock) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+
+    /// `send`, where a full socket is no error (the records stay pending).
+    fn send_some(&mut self) -> io::Result<()> {
+        match self.send() {
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Records the handshake's end once.
+    fn settle(&mut self, failed: bool) {
+        if self.settled {
+            return;
+        }
+        if failed {
+            self.settled = true;
+            self.event = Some(TlsEvent::Failed);
+        } else if !self.tls.is_handshaking() {
+            self.settled = true;
+            self.event = Some(match self.tls.handshake_kind() {
+                Some(HandshakeKind::Resumed) => TlsEvent::Resumed,
+                _ => TlsEvent::NewSession,
+            });
+        }
+    }
+
+    fn read_plain(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let mut n = 0;
+        loop {
+            if n == buf.len() {
+                return Ok(n);
+            }
+            match self.tls.reader().read(&mut buf[n..]) {
+                Ok(0) => return Ok(n), // the peer's close_notify
+                Ok(k) => {
+                    n += k;
+                    continue;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(n),
+                Err(_) if n > 0 => return Ok(n),
+                Err(e) => return Err(e),
+            }
+            if self.eof {
+                return Ok(n);
+            }
+            match self.tls.read_tls(&mut self.sock) {
+                Ok(0) => self.eof = true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    return if n > 0 { Ok(n) } else { Err(e) };
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = self.tls.process_new_packets() {
+                // The alert rustls queued, if the socket takes it.
+                let _ = self.send();
+                let handshaking = !self.settled;
+                self.settle(handshaking);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
+            self.settle(false);
+            self.send_some()?;
+        }
+    }
+
+    fn write_plain(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send()?;
+        let n = self.tls.writer().write(buf)?;
+        if n == 0 && !buf.is_empty() {
+            return Err(io::ErrorKind::WouldBlock.into());
+        }
+        self.send_some()?;
+        Ok(n)
+    }
+}
+
+impl Drop for TlsStream {
+    /// A polite end: the close_notify alert, if the socket takes it now.
+    fn drop(&mut self) {
+        if self.settled && self.event != Some(TlsEvent::Failed) {
+            self.tls.send_close_notify();
+            let _ = self.send();
+        }
     }
 }
 
@@ -31,6 +196,7 @@ impl AsRawFd for Stream {
         match self {
             Stream::Tcp(s) => s.as_raw_fd(),
             Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(t) => t.sock.as_raw_fd(),
         }
     }
 }
@@ -41,6 +207,7 @@ impl Read for Stream {
         match self {
             Stream::Tcp(s) => s.read(buf),
             Stream::Unix(s) => s.read(buf),
+            Stream::Tls(t) => t.read_plain(buf),
         }
     }
 }
@@ -51,6 +218,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.write(buf),
             Stream::Unix(s) => s.write(buf),
+            Stream::Tls(t) => t.write_plain(buf),
         }
     }
 
@@ -58,6 +226,7 @@ impl Write for Stream {
         match self {
             Stream::Tcp(s) => s.flush(),
             Stream::Unix(s) => s.flush(),
+            Stream::Tls(t) => t.send(),
         }
     }
 }
@@ -72,6 +241,7 @@ impl mio::event::Source for Stream {
         match self {
             Stream::Tcp(s) => s.register(registry, token, interests),
             Stream::Unix(s) => s.register(registry, token, interests),
+            Stream::Tls(t) => t.sock.register(registry, token, interests),
         }
     }
 
@@ -84,6 +254,7 @@ impl mio::event::Source for Stream {
         match self {
             Stream::Tcp(s) => s.reregister(registry, token, interests),
             Stream::Unix(s) => s.reregister(registry, token, interests),
+            Stream::Tls(t) => t.sock.reregister(registry, token, interests),
         }
     }
 
@@ -91,6 +262,7 @@ impl mio::event::Source for Stream {
         match self {
             Stream::Tcp(s) => s.deregister(registry),
             Stream::Unix(s) => s.deregister(registry),
+            Stream::Tls(t) => t.sock.deregister(registry),
         }
     }
 }

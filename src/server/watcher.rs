@@ -37,7 +37,7 @@ pub struct NewWatcher {
 /// The transport a connection's `conn_*` lines name.
 pub fn transport(s: &Stream) -> Transport {
     match s {
-        Stream::Tcp(_) => Transport::Tcp,
+        Stream::Tcp(_) | Stream::Tls(_) => Transport::Tcp,
         Stream::Unix(_) => Transport::Local,
     }
 }

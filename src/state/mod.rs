@@ -97,6 +97,8 @@ pub struct Shared {
     cluster: ClusterState,
     /// The log streams `watch` reads.
     logger: Arc<Logger>,
+    /// TLS (`-Z`): the configuration new connections get, reloadable.
+    tls: Option<crate::tls::TlsContext>,
 }
 
 impl Shared {
@@ -138,6 +140,7 @@ impl Shared {
             credentials: RwLock::new(None),
             sasldb_stamp: parking_lot::Mutex::new(None),
             cluster: ClusterState::disabled(),
+            tls: None,
             config,
         }
     }
@@ -146,6 +149,17 @@ impl Shared {
     pub fn with_cluster(mut self, cluster: ClusterState) -> Shared {
         self.cluster = cluster;
         self
+    }
+
+    /// The same state serving TLS (`-Z`).
+    pub fn with_tls(mut self, tls: crate::tls::TlsContext) -> Shared {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// TLS, when `-Z` enabled it.
+    pub fn tls(&self) -> Option<&crate::tls::TlsContext> {
+        self.tls.as_ref()
     }
 
     /// The validated settings, immutable after start-up.

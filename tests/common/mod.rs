@@ -2,6 +2,8 @@
 //! `memcached`) on 127.0.0.1 with an OS-assigned port, and talk to them with raw bytes.
 #![allow(dead_code)]
 
+pub mod tls;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -66,7 +68,9 @@ impl Server {
             } else if let Some(rest) = line.split("admin endpoint on tcp:").nth(1) {
                 admin = Some(rest.trim().parse().expect("admin address"));
             } else if let Some(rest) = line.split("listening on tcp:").nth(1) {
-                addr = Some(rest.trim().parse().expect("address"));
+                // `ADDR`, or `ADDR (TLS)` with -Z.
+                let first = rest.split_whitespace().next().unwrap_or_default();
+                addr = Some(first.parse().expect("address"));
             }
             if addr.is_some() && (admin.is_some() || !want_admin) {
                 break;

@@ -4,8 +4,13 @@
 `make conformance` runs this. It fetches memcached's source with Debian's tools (`apt-get source
 memcached`, after adding a bookworm `deb-src` entry if none is there) into a cache directory outside
 the repository, links two stand-ins into it (`memcached-debug`, which runs ferrocache, and
-`timedrun`), runs each file of files.txt with perl under a time limit, and prints one line per file
-and `N passed, M failed`. The repository holds no copy of memcached's code or tests.
+`timedrun`), runs each file of files.txt with perl under a time limit, then each file of
+tls-files.txt (memcached's ssl_* files) with the harness's `SSL_TEST=1`, and prints one line per
+file and `N passed, M failed`. `--tls` runs every file of both lists with `SSL_TEST=1` (every
+connection the harness makes is TLS). The harness uses TLS only when `memcached-debug -h` mentions
+`enable-ssl` and IO::Socket::SSL loads, else it silently stays in plaintext: both are checked
+first, so a TLS run that would prove nothing is a setup error. The repository holds no copy of
+memcached's code or tests.
 
 A file passes when it runs its whole plan and every assertion passes, except an assertion that
 skip.txt names (see that file). A file that skips itself (`skip_all`) fails. An assertion the file
@@ -350,10 +355,22 @@ def judge(name, rc, timed_out, limit, stdout, stderr, skips):
     return True, "; ".join(notes) or None, stale
 
 
-def run_file(tree, name, binary, limit, logs):
+def check_tls(binary):
+    """A TLS run proves something only if the harness really uses TLS (see the docstring)."""
+    help_text = subprocess.run([str(binary), "-h"], capture_output=True, text=True).stdout
+    if "enable-ssl" not in help_text:
+        raise SetupError(f"`{binary} -h` does not mention enable-ssl: the harness would not use TLS")
+    if subprocess.run(["perl", "-MIO::Socket::SSL", "-e", "1"], capture_output=True).returncode:
+        raise SetupError("perl's IO::Socket::SSL is missing (Debian: libio-socket-ssl-perl; "
+                         "`make test-deps` installs it)")
+
+
+def run_file(tree, name, binary, limit, logs, tls=False):
     env = {k: v for k, v in os.environ.items()
            if k not in ("T_MEMD_USE_DAEMON", "SSL_TEST", "VALGRIND_TEST", "VALGRIND_ARGS")}
     env.update(RUN_SASL_TESTS="1", FERROCACHE_BIN=str(binary))
+    if tls:
+        env["SSL_TEST"] = "1"
     cmd = ["timeout", "-k", "10", str(limit), "perl", name]
     start = time.monotonic()
     p = subprocess.Popen(cmd, cwd=tree, env=env, stdin=subprocess.DEVNULL,
@@ -368,7 +385,7 @@ def run_file(tree, name, binary, limit, logs):
     elapsed = time.monotonic() - start
     out = out.decode(errors="replace")
     err = err.decode(errors="replace")
-    log = logs / (Path(name).name + ".log")
+    log = logs / (Path(name).name + (".tls.log" if tls else ".log"))
     log.write_text(f"$ {' '.join(cmd)}  (exit {p.returncode}, {elapsed:.1f}s)\n"
                    f"--- stdout\n{out}--- stderr\n{err}")
     return p.returncode, p.returncode in (124, 137), out, err
@@ -394,7 +411,10 @@ def main():
     ap.add_argument("--timeout", type=int, default=120, help="seconds per file (120)")
     ap.add_argument("--strict", action="store_true",
                     help="count the files of known-failures.txt as failures too")
-    ap.add_argument("files", nargs="*", help="t/ files to run (default: all of files.txt)")
+    ap.add_argument("--tls", action="store_true",
+                    help="run every file with SSL_TEST=1 (known failures: known-failures-tls.txt)")
+    ap.add_argument("files", nargs="*", help="t/ files to run (default: all of files.txt, then "
+                    "tls-files.txt with SSL_TEST=1)")
     args = ap.parse_args()
 
     try:
@@ -402,20 +422,26 @@ def main():
         if not (binary.is_file() and os.access(binary, os.X_OK)):
             raise SetupError(f"no ferrocache binary at {binary}: build it first "
                              "(`make release`) or pass --bin")
-        files = read_list(HERE / "files.txt")
+        plain = read_list(HERE / "files.txt")
+        tls_only = read_list(HERE / "tls-files.txt")
+        files = plain + tls_only
         skips = read_skips(HERE / "skip.txt")
-        known = read_known(HERE / "known-failures.txt")
+        known_list = "known-failures-tls.txt" if args.tls else "known-failures.txt"
+        known = read_known(HERE / known_list)
         for name in known:
             if name not in files:
-                raise SetupError(f"tests/conformance/known-failures.txt names {name}, which is not run")
+                raise SetupError(f"tests/conformance/{known_list} names {name}, which is not run")
         if args.strict or args.files:
             known = {}
         unknown = [f for f in args.files if f not in files]
         if unknown:
-            raise SetupError(f"not in tests/conformance/files.txt: {' '.join(unknown)}")
+            raise SetupError(f"not in tests/conformance/files.txt or tls-files.txt: {' '.join(unknown)}")
         for name in skips:
             if name not in files:
                 raise SetupError(f"tests/conformance/skip.txt names {name}, which is not run")
+        runs = [(f, args.tls or f in tls_only) for f in (args.files or files)]
+        if any(tls for _, tls in runs):
+            check_tls(binary)
         tree = ensure_source(args.cache.resolve())
         missing = [f for f in files if not (tree / f).is_file()]
         if missing:
@@ -432,28 +458,30 @@ def main():
     signal.signal(signal.SIGHUP, interrupted)
     logs = args.cache.resolve() / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    say(f"conformance: memcached {VERSION} t/ against {binary} ({args.timeout}s per file)")
+    mode = ", every file over TLS" if args.tls else ""
+    say(f"conformance: memcached {VERSION} t/ against {binary} ({args.timeout}s per file{mode})")
     passed = failed = known_failed = 0
     stale_all = []
-    for name in args.files or files:
+    for name, tls in runs:
         try:
-            rc, timed_out, out, err = run_file(tree, name, binary, args.timeout, logs)
+            rc, timed_out, out, err = run_file(tree, name, binary, args.timeout, logs, tls)
         except KeyboardInterrupt:
             say(f"interrupted during {name}: {passed} passed, {failed} failed so far")
             return 130
         ok, reason, stale = judge(name, rc, timed_out, args.timeout, out, err, skips)
         stale_all += [f"{name} {s} (skip.txt)" for s in stale]
+        shown = f"{name} [SSL_TEST=1]" if tls else name
         if ok:
             passed += 1
-            say(f"PASS {name}" + (f" ({reason})" if reason else ""))
+            say(f"PASS {shown}" + (f" ({reason})" if reason else ""))
             if name in known:
                 stale_all.append(f"{name} (known-failures.txt: it passes now, remove its entry)")
         elif name in known:
             known_failed += 1
-            say(f"KNOWN {name} ({reason}) [{known[name]}]")
+            say(f"KNOWN {shown} ({reason}) [{known[name]}]")
         else:
             failed += 1
-            say(f"FAIL {name} ({reason})")
+            say(f"FAIL {shown} ({reason})")
     for s in stale_all:
         say(f"note: entry no longer needed: {s}")
     known_part = f", {known_failed} known failures" if known_failed else ""

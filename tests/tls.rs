@@ -1,0 +1,380 @@
+//! TLS in transit (`-Z`): requests over TLS, `notls:` listeners beside TLS ones, client
+//! certificates by `ssl_verify_mode`, protocol versions, session resumption, certificate reload
+//! (`refresh_certs` and SIGHUP, a broken file keeping the old certificate), the `ssl_*` stats and
+//! start-up refusals. Certificates are made at test time (tests/common/tls.rs).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::tls::{self, Pki};
+use common::{free_port, Server};
+
+fn start(pki: &Pki, extra: &[&str], more: &[&str]) -> Server {
+    let args = pki.server_args(extra);
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend_from_slice(more);
+    Server::start(&all)
+}
+
+fn stat(reply: &[u8], name: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(reply);
+    let prefix = format!("STAT {name} ");
+    text.lines()
+        .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+}
+
+#[test]
+fn requests_over_tls_batched_large_and_pipelined() {
+    let pki = Pki::new("requests");
+    let srv = start(&pki, &[], &[]);
+    let mut s = tls::connect(srv.addr, pki.client(None, &[])).expect("handshake");
+    assert_eq!(
+        tls::exchange(&mut s, b"set a 0 0 3\r\nabc\r\nget a\r\n").unwrap(),
+        b"STORED\r\nVALUE a 0 3\r\nabc\r\nEND\r\n"
+    );
+    // A value larger than a TLS record and the worker's write buffer.
+    let big = vec![b'x'; 900 * 1024];
+    let mut req = format!("set big 0 0 {}\r\n", big.len()).into_bytes();
+    req.extend_from_slice(&big);
+    req.extend_from_slice(b"\r\n");
+    assert_eq!(tls::exchange(&mut s, &req).unwrap(), b"STORED\r\n");
+    let reply = tls::exchange(&mut s, b"get big\r\n").unwrap();
+    assert_eq!(
+        reply.len(),
+        big.len() + "VALUE big 0 921600\r\n\r\nEND\r\n".len()
+    );
+    // Many pipelined requests in one write, answered in order.
+    let mut many = Vec::new();
+    for i in 0..500 {
+        many.extend_from_slice(format!("set k{i} 0 0 1\r\n{}\r\nget k{i}\r\n", i % 10).as_bytes());
+    }
+    let reply = tls::exchange(&mut s, &many).unwrap();
+    let mut want = Vec::new();
+    for i in 0..500 {
+        want.extend_from_slice(
+            format!("STORED\r\nVALUE k{i} 0 1\r\n{}\r\nEND\r\n", i % 10).as_bytes(),
+        );
+    }
+    assert!(reply == want, "pipelined replies differ");
+    // Binary protocol over TLS too (a connection of its own): a no-op.
+    let mut s = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+    s.write_all(&[
+        0x80, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ])
+    .unwrap();
+    let mut hdr = [0u8; 24];
+    s.read_exact(&mut hdr).unwrap();
+    assert_eq!((hdr[0], hdr[1]), (0x81, 0x0a));
+}
+
+#[test]
+fn stats_show_tls_settings_and_counters() {
+    let pki = Pki::new("stats");
+    let srv = start(&pki, &["ssl_session_cache", "ssl_wbuf_size=64"], &[]);
+    let mut s = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+    let settings = tls::exchange(&mut s, b"stats settings\r\n").unwrap();
+    let crt = pki.server_crt.display().to_string();
+    for (name, want) in [
+        ("ssl_enabled", "yes"),
+        ("ssl_chain_cert", crt.as_str()),
+        ("ssl_verify_mode", "0"),
+        ("ssl_keyformat", "1"),
+        ("ssl_ciphers", "NULL"),
+        ("ssl_ca_cert", "NULL"),
+        ("ssl_wbuf_size", "65536"),
+        ("ssl_session_cache", "yes"),
+        ("ssl_kernel_tls", "no"),
+        ("ssl_min_version", "tlsv1.2"),
+    ] {
+        assert_eq!(stat(&settings, name).as_deref(), Some(want), "{name}");
+    }
+    let stats = tls::exchange(&mut s, b"stats\r\n").unwrap();
+    assert_eq!(stat(&stats, "ssl_new_sessions").as_deref(), Some("1"));
+    assert_eq!(stat(&stats, "ssl_handshake_errors").as_deref(), Some("0"));
+    assert!(stat(&stats, "time_since_server_cert_refresh").is_some());
+    // A plaintext client on the TLS port never reaches the protocol.
+    let mut plain = srv.connect();
+    plain.write_all(b"version\r\n").unwrap();
+    let got = common::read_to_close(&mut plain);
+    assert!(!got.starts_with(b"VERSION"), "{got:?}");
+    let stats = tls::exchange(&mut s, b"stats\r\n").unwrap();
+    assert_eq!(stat(&stats, "ssl_handshake_errors").as_deref(), Some("1"));
+}
+
+#[test]
+fn notls_listener_beside_a_tls_one() {
+    let pki = Pki::new("notls");
+    let port = free_port();
+    let plain = format!("notls:127.0.0.1:{port}");
+    let srv = start(&pki, &[], &["-l", &plain]);
+    let mut s = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+    assert_eq!(
+        tls::exchange(&mut s, b"set foo 0 0 2\r\nhi\r\n").unwrap(),
+        b"STORED\r\n"
+    );
+    let mut p = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    p.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(
+        common::exchange(&mut p, b"get foo\r\n"),
+        b"VALUE foo 0 2\r\nhi\r\nEND\r\n"
+    );
+    // `notls:` without -Z is refused, as memcached refuses it.
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+        .args(["-u", "root", "-l", &plain])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("'notls' option is valid only when SSL is enabled"));
+}
+
+#[test]
+fn client_certificates_by_verify_mode() {
+    let pki = Pki::new("verify");
+    let ca = format!("ssl_ca_cert={}", pki.ca.display());
+    // 2 (require) and 3 (once): only a certificate the CA signed.
+    for mode in ["ssl_verify_mode=2", "ssl_verify_mode=3"] {
+        let srv = start(&pki, &[mode, &ca], &[]);
+        assert!(
+            tls::served(srv.addr, pki.client(Some("client"), &[])),
+            "{mode}"
+        );
+        assert!(
+            !tls::served(srv.addr, pki.client(None, &[])),
+            "{mode}: none"
+        );
+        assert!(
+            !tls::served(srv.addr, pki.client(Some("stranger"), &[])),
+            "{mode}"
+        );
+        // Over TLS 1.2 the refusal is part of the handshake.
+        let v12 = [&rustls::version::TLS12];
+        assert!(
+            tls::connect(srv.addr, pki.client(None, &v12)).is_err(),
+            "{mode}"
+        );
+        let mut s = tls::connect(srv.addr, pki.client(Some("client"), &[])).unwrap();
+        let stats = tls::exchange(&mut s, b"stats\r\n").unwrap();
+        assert_eq!(stat(&stats, "ssl_handshake_errors").as_deref(), Some("3"));
+    }
+    // 1 (request): none is fine, a wrong one is not.
+    let srv = start(&pki, &["ssl_verify_mode=1", &ca], &[]);
+    assert!(tls::served(srv.addr, pki.client(None, &[])));
+    assert!(tls::served(srv.addr, pki.client(Some("client"), &[])));
+    assert!(!tls::served(srv.addr, pki.client(Some("stranger"), &[])));
+    // 0 (none): a certificate is not even asked for.
+    let srv = start(&pki, &[&ca], &[]);
+    assert!(tls::served(srv.addr, pki.client(Some("stranger"), &[])));
+}
+
+#[test]
+fn minimum_protocol_version() {
+    let pki = Pki::new("versions");
+    let v12 = [&rustls::version::TLS12];
+    let v13 = [&rustls::version::TLS13];
+    let srv = start(&pki, &["ssl_min_version=3"], &[]);
+    assert!(!tls::served(srv.addr, pki.client(None, &v12)));
+    assert!(tls::served(srv.addr, pki.client(None, &v13)));
+    let srv = start(&pki, &[], &[]);
+    assert!(tls::served(srv.addr, pki.client(None, &v12)));
+    assert!(tls::served(srv.addr, pki.client(None, &v13)));
+}
+
+#[test]
+fn sessions_resume_only_with_the_session_cache() {
+    let pki = Pki::new("resume");
+    for (extra, resumes) in [(&["ssl_session_cache"][..], true), (&[][..], false)] {
+        let srv = start(&pki, extra, &[]);
+        for versions in [
+            &[&rustls::version::TLS12][..],
+            &[&rustls::version::TLS13][..],
+        ] {
+            // One client config: its session store carries the session to the next connection.
+            let config = pki.client(None, versions);
+            let mut first = tls::connect(srv.addr, config.clone()).unwrap();
+            // TLS 1.3 tickets arrive after the handshake: read a reply first.
+            tls::exchange(&mut first, b"version\r\n").unwrap();
+            let mut again = tls::connect(srv.addr, config).unwrap();
+            tls::exchange(&mut again, b"version\r\n").unwrap();
+            let kind = again.conn.handshake_kind();
+            assert_eq!(
+                kind == Some(rustls::HandshakeKind::Resumed),
+                resumes,
+                "{extra:?} {versions:?}: {kind:?}"
+            );
+        }
+        if resumes {
+            let mut s = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+            let stats = tls::exchange(&mut s, b"stats\r\n").unwrap();
+            // Two full handshakes (one per version) and this one; the resumed ones add none.
+            assert_eq!(stat(&stats, "ssl_new_sessions").as_deref(), Some("3"));
+        }
+    }
+}
+
+/// Waits (bounded) until new connections see `want` as the server's certificate.
+fn wait_for_cert(srv: &Server, pki: &Pki, want: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+        if tls::peer_cert(&s) == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the new certificate never showed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn reload_applies_to_new_connections_and_a_broken_file_keeps_the_old() {
+    let pki = Pki::new("reload");
+    let old = tls::file_cert(&pki.server_crt);
+    let srv = start(&pki, &[], &[]);
+    let mut before = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+    assert_eq!(tls::peer_cert(&before), old);
+    // A new certificate and key, by refresh_certs.
+    tls::make_leaf(&pki.dir, "server", "ca", 20, tls::SERVER_EXT);
+    let new = tls::file_cert(&pki.server_crt);
+    assert_ne!(old, new);
+    assert_eq!(
+        tls::exchange(&mut before, b"refresh_certs\r\n").unwrap(),
+        b"OK\r\n"
+    );
+    let after = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+    assert_eq!(tls::peer_cert(&after), new);
+    // The connection made before keeps working, with its certificate.
+    assert_eq!(
+        tls::exchange(&mut before, b"set k 0 0 1\r\nv\r\n").unwrap(),
+        b"STORED\r\n"
+    );
+    assert_eq!(tls::peer_cert(&before), old);
+    // A broken file: an error naming it, and new connections keep the certificate in force.
+    let good = std::fs::read(&pki.server_crt).unwrap();
+    std::fs::write(&pki.server_crt, b"not a certificate\n").unwrap();
+    let reply = tls::exchange(&mut before, b"refresh_certs\r\n").unwrap();
+    let crt = pki.server_crt.display().to_string();
+    assert!(
+        reply.starts_with(format!("Error loading the certificate chain: {crt} : ").as_bytes()),
+        "{}",
+        common::show(&reply)
+    );
+    assert!(reply.ends_with(b"\r\n"));
+    let s = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+    assert_eq!(tls::peer_cert(&s), new);
+    // SIGHUP reloads too.
+    std::fs::write(&pki.server_crt, good).unwrap();
+    tls::make_leaf(&pki.dir, "server", "ca", 10, tls::SERVER_EXT);
+    let third = tls::file_cert(&pki.server_crt);
+    nix_kill_hup(srv.pid());
+    wait_for_cert(&srv, &pki, &third);
+    // Without -Z, memcached's answer.
+    let plain = Server::start(&[]);
+    assert_eq!(
+        common::one(&plain, b"refresh_certs\r\n"),
+        b"Error TLS not enabled\r\n"
+    );
+}
+
+fn nix_kill_hup(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-HUP", &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[test]
+fn start_up_refusals() {
+    let pki = Pki::new("refusals");
+    let crt = format!("ssl_chain_cert={}", pki.server_crt.display());
+    let key = format!("ssl_key={}", pki.server_key.display());
+    let refused = |args: &[&str], want: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+            .args(["-u", "root", "-p", "-1", "-U", "0", "-Z"])
+            .args(args)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {err}");
+        assert!(err.contains(want), "{args:?}: {err}");
+    };
+    refused(&[], "Error loading the certificate chain: (null)");
+    refused(
+        &["-o", &crt, "-o", "ssl_key=/nonexistent"],
+        "Error loading the key: /nonexistent",
+    );
+    refused(
+        &["-o", &crt, "-o", &key, "-o", "ssl_min_version=1"],
+        "tlsv1.1",
+    );
+    refused(
+        &["-o", &crt, "-o", &key, "-o", "ssl_verify_mode=2"],
+        "needs ssl_ca_cert",
+    );
+    refused(
+        &["-o", &crt, "-o", &key, "-o", "ssl_ciphers=RC4-MD5"],
+        "Error setting the provided cipher(s): RC4-MD5",
+    );
+    // A key that is not the certificate's.
+    let other = format!("ssl_key={}", pki.client_key.display());
+    refused(
+        &["-o", &crt, "-o", &other],
+        "Error validating the certificate",
+    );
+}
+
+/// Kills the child on drop (also on panic).
+struct Kill(std::process::Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn expiry_is_logged_and_warned_within_30_days() {
+    use std::io::BufRead;
+    let pki = Pki::new("expiry");
+    tls::make_leaf(&pki.dir, "soon", "ca", 5, tls::SERVER_EXT);
+    let mut child = Kill(
+        Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+            .args(["-u", "root", "-p", "-1", "-U", "0", "-Z", "-o"])
+            .arg(format!(
+                "ssl_chain_cert={},ssl_key={}",
+                pki.dir.join("soon.crt").display(),
+                pki.dir.join("soon.key").display()
+            ))
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    for line in std::io::BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        let done = line.contains("listening on");
+        seen.push(line);
+        if done {
+            break;
+        }
+    }
+    let warn = seen
+        .iter()
+        .find(|l| l.contains("WARN") && l.contains("soon.crt expires on"))
+        .unwrap_or_else(|| panic!("no expiry warning in {seen:?}"));
+    assert!(
+        warn.contains("in 4 day(s)") || warn.contains("in 5 day(s)"),
+        "{warn}"
+    );
+}
