@@ -376,7 +376,15 @@ def run_file(tree, name, binary, limit, logs, tls=False):
     p = subprocess.Popen(cmd, cwd=tree, env=env, stdin=subprocess.DEVNULL,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     try:
-        out, err = p.communicate()
+        try:
+            out, err = p.communicate(timeout=limit + 30)
+        except subprocess.TimeoutExpired:
+            # A daemon the file left behind (in a session of its own) still holds the pipes.
+            os.killpg(p.pid, signal.SIGKILL)
+            try:
+                out, err = p.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                out, err = b"", b"(output lost: a process the file started holds the pipes)\n"
     finally:  # whatever the file started and left behind (its group is the one made for it)
         try:
             os.killpg(p.pid, signal.SIGKILL)
