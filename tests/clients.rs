@@ -226,3 +226,30 @@ fn memjs_binary_and_sasl() {
         );
     }
 }
+
+/// pymemcache with an `ssl.SSLContext`: verified against the CA, then with a client certificate
+/// under `ssl_verify_mode=2` (a client without one refused).
+#[test]
+fn pymemcache_over_tls_verified_and_with_a_client_certificate() {
+    let pki = common::tls::Pki::new("pymemcache");
+    let files = |p: &std::path::Path| p.display().to_string();
+    let (ca, crt, key) = (
+        files(&pki.ca),
+        files(&pki.client_crt),
+        files(&pki.client_key),
+    );
+    let ca_opt = format!("ssl_ca_cert={ca}");
+    for (extra, mode) in [
+        (vec![], "none"),
+        (vec!["ssl_verify_mode=2", ca_opt.as_str()], "require"),
+    ] {
+        let args = pki.server_args(&extra);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_script_with(
+            "pymemcache",
+            "pymemcache_tls",
+            &args,
+            &[&ca, &crt, &key, mode],
+        );
+    }
+}

@@ -378,3 +378,128 @@ fn expiry_is_logged_and_warned_within_30_days() {
         "{warn}"
     );
 }
+
+// ---- against memcached 1.6.18 -Z (Debian's build has TLS) -------------------------------------
+
+/// memcached -Z with the same TLS arguments, checked to be the process on its port (the port is
+/// picked before memcached binds it): its pid over a TLS `stats`.
+fn memcached_tls(pki: &Pki, extra: &[&str]) -> Server {
+    let args = pki.server_args(extra);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    for _ in 0..5 {
+        let mc = Server::memcached(&args).unwrap_or_else(|| {
+            panic!("the reference memcached (with TLS: Debian's) is needed: apt-get install -y memcached")
+        });
+        // Any certificate the verify mode accepts: the CA's client.
+        let Ok(mut s) = tls::connect(mc.addr, pki.client(Some("client"), &[])) else {
+            continue;
+        };
+        let pid = format!("STAT pid {}\r\n", mc.pid());
+        if tls::exchange(&mut s, b"stats\r\n").is_ok_and(|r| common::show(&r).contains(&pid)) {
+            return mc;
+        }
+    }
+    panic!("memcached -Z did not start on a port of its own in 5 tries")
+}
+
+/// The `ssl_*` lines of `stats settings` over a TLS connection.
+fn ssl_settings(addr: std::net::SocketAddr, pki: &Pki) -> Vec<String> {
+    let mut s = tls::connect(addr, pki.client(Some("client"), &[])).unwrap();
+    let r = tls::exchange(&mut s, b"stats settings\r\n").unwrap();
+    common::show(&r)
+        .lines()
+        .filter(|l| l.starts_with("STAT ssl_"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn same_replies_settings_and_refusals_as_memcached() {
+    let pki = Pki::new("differential");
+    let ca = format!("ssl_ca_cert={}", pki.ca.display());
+    let configs: [&[&str]; 4] = [
+        &[],
+        &["ssl_verify_mode=1", &ca],
+        &["ssl_verify_mode=2", &ca, "ssl_session_cache"],
+        &[
+            "ssl_verify_mode=3",
+            &ca,
+            "ssl_min_version=3",
+            "ssl_wbuf_size=32",
+        ],
+    ];
+    let script: &[u8] = b"set a 0 0 3\r\nabc\r\nget a b\r\nappend a 0 0 2\r\nde\r\nget a\r\n\
+        incr n 1\r\nset n 5 0 1\r\n7\r\nincr n 35\r\ndecr n 100\r\ntouch a 100\r\n\
+        mg a v f t\r\nms m 2\r\nhi\r\nmg m s v\r\ndelete a\r\nget a\r\nbogus\r\n";
+    for extra in configs {
+        let ours = start(&pki, extra, &[]);
+        let theirs = memcached_tls(&pki, extra);
+        // The same settings, word for word (the same file names on both command lines).
+        assert_eq!(
+            ssl_settings(ours.addr, &pki),
+            ssl_settings(theirs.addr, &pki),
+            "{extra:?}"
+        );
+        // The same replies over TLS.
+        let reply = |addr| {
+            let mut s = tls::connect(addr, pki.client(Some("client"), &[])).unwrap();
+            tls::exchange(&mut s, script).unwrap()
+        };
+        let (a, b) = (reply(ours.addr), reply(theirs.addr));
+        assert!(
+            a == b,
+            "{extra:?}\nours:\n{}\nmemcached:\n{}",
+            common::show(&a),
+            common::show(&b)
+        );
+        // Who is served: no certificate, a stranger's, the CA's client; TLS 1.2 only.
+        let v12 = [&rustls::version::TLS12];
+        for (cert, versions) in [
+            (None, &[][..]),
+            (Some("stranger"), &[][..]),
+            (Some("client"), &[][..]),
+            (Some("client"), &v12[..]),
+        ] {
+            let served = |addr| tls::served(addr, pki.client(cert, versions));
+            assert_eq!(
+                served(ours.addr),
+                served(theirs.addr),
+                "{extra:?}: client certificate {cert:?}, versions {versions:?}"
+            );
+        }
+        // Plaintext on the TLS port: neither answers it.
+        for addr in [ours.addr, theirs.addr] {
+            let mut p = TcpStream::connect(addr).unwrap();
+            p.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+            p.write_all(b"version\r\n").unwrap();
+            let got = common::read_to_close(&mut p);
+            assert!(!common::show(&got).contains("VERSION"), "{addr}: {got:?}");
+        }
+    }
+}
+
+/// TLS 1.1 (the openssl CLI can still offer it) is refused by both when the minimum is 1.2.
+#[test]
+fn tls_1_1_refused_like_memcached() {
+    let pki = Pki::new("tls11");
+    let ours = start(&pki, &[], &[]);
+    let theirs = memcached_tls(&pki, &[]);
+    for (addr, who) in [(ours.addr, "ferrocache"), (theirs.addr, "memcached")] {
+        let out = Command::new("timeout")
+            .args([
+                "10",
+                "openssl",
+                "s_client",
+                "-tls1_1",
+                "-cipher",
+                "DEFAULT@SECLEVEL=0",
+            ])
+            .args(["-connect", &addr.to_string()])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let text = common::show(&out.stdout) + &common::show(&out.stderr);
+        assert!(!out.status.success(), "{who}: {text}");
+        assert!(text.contains("Cipher is (NONE)"), "{who}: {text}");
+    }
+}
