@@ -26,7 +26,8 @@ run: release
 # systemd-socket-activate and systemd-analyze (the socket activation test, the units' checks), Debian's pylibmc,
 # pymemcache and python-binary-memcached, cyrus' PLAIN module for libmemcached's SASL,
 # saslpasswd2 (sasl2-bin) and db_load (db-util) for the sasldb tests, perl's IO::Socket::SSL
-# (libio-socket-ssl-perl) for memcached's TLS t/ files and the openssl CLI (test certificates), the Python
+# (libio-socket-ssl-perl) for memcached's TLS t/ files and the openssl CLI (test certificates),
+# promtool (prometheus, for `promtool check metrics` on /metrics), the Python
 # clients meta-memcache (PyPI, user site), elasticache-auto-discovery and emcache (PyPI, into
 # $(PYDEPS)), and the node clients — memcached-elasticache, memcache-plus (Auto Discovery) and
 # memjs (binary + SASL) — from npm into $(NPMDEPS) (node and npm come with the machine).
@@ -38,11 +39,12 @@ test-deps:
 	    || ! ls /usr/lib/*/sasl2/libplain.so >/dev/null 2>&1 \
 	    || ! command -v saslpasswd2 >/dev/null || ! command -v db_load >/dev/null \
 	    || ! perl -MIO::Socket::SSL -e 1 2>/dev/null || ! command -v openssl >/dev/null \
+	    || ! command -v promtool >/dev/null \
 	    || ! $(PY_DEBIAN) -c 'import pylibmc, pymemcache, bmemcached' 2>/dev/null; then \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq memcached libmemcached-tools \
 	    python3-pylibmc python3-pymemcache python3-binary-memcached libsasl2-modules systemd \
-	    sasl2-bin db-util libio-socket-ssl-perl openssl >/dev/null; \
+	    sasl2-bin db-util libio-socket-ssl-perl openssl prometheus >/dev/null; \
 	fi
 	@python3 -c 'import meta_memcache' 2>/dev/null || python3 -m pip install -q meta-memcache
 	@PYTHONPATH=$(PYDEPS) $(PY_DEBIAN) -c 'import elasticache_auto_discovery, emcache' 2>/dev/null \

@@ -1,4 +1,4 @@
-//! Owns: request counters, the connection budget's gauges (and the per-key-prefix counters of `stats detail`). Each worker thread owns one `ThreadStats` and is its only writer
+//! Owns: request counters, the connection budget's gauges, per-command latency histograms (and the per-key-prefix counters of `stats detail`). Each worker thread owns one `ThreadStats` and is its only writer
 //! (relaxed loads and stores, no read-modify-write contention); `stats` sums them all.
 //! Does not: format replies (see `exec::stats`).
 
@@ -120,6 +120,115 @@ pub fn add(c: &AtomicU64, n: u64) {
 #[inline]
 pub fn bump(c: &AtomicU64) {
     add(c, 1)
+}
+
+// ----- per-command latency histograms (`/metrics`) -------------------------------------------
+
+/// What a request is counted as in the latency histograms (its `command` label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmdKind {
+    Get,
+    Set,
+    Cas,
+    Delete,
+    Arith,
+    Touch,
+    Flush,
+    Other,
+}
+
+impl CmdKind {
+    pub const ALL: [CmdKind; 8] = [
+        CmdKind::Get,
+        CmdKind::Set,
+        CmdKind::Cas,
+        CmdKind::Delete,
+        CmdKind::Arith,
+        CmdKind::Touch,
+        CmdKind::Flush,
+        CmdKind::Other,
+    ];
+
+    /// The `command` label.
+    pub fn label(self) -> &'static str {
+        match self {
+            CmdKind::Get => "get",
+            CmdKind::Set => "set",
+            CmdKind::Cas => "cas",
+            CmdKind::Delete => "delete",
+            CmdKind::Arith => "arith",
+            CmdKind::Touch => "touch",
+            CmdKind::Flush => "flush",
+            CmdKind::Other => "other",
+        }
+    }
+}
+
+/// The histograms' upper bounds in nanoseconds (a last, unbounded bucket follows).
+pub const LATENCY_BOUNDS_NS: [u64; 14] = [
+    1_000,
+    2_500,
+    5_000,
+    10_000,
+    25_000,
+    50_000,
+    100_000,
+    250_000,
+    500_000,
+    1_000_000,
+    2_500_000,
+    10_000_000,
+    100_000_000,
+    1_000_000_000,
+];
+const BUCKETS: usize = LATENCY_BOUNDS_NS.len() + 1;
+
+/// One worker's latency histograms, one per `CmdKind` (single writer; never reset, as
+/// Prometheus counters are not).
+#[derive(Debug, Default)]
+pub struct Latency {
+    /// Per kind: requests per bucket (not cumulative), then the sum of nanoseconds.
+    per_kind: [[AtomicU64; BUCKETS + 1]; CmdKind::ALL.len()],
+}
+
+/// A plain copy of histograms, summable: per kind, per-bucket counts and the sum in ns.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LatencySnapshot {
+    pub buckets: [[u64; BUCKETS]; CmdKind::ALL.len()],
+    pub sum_ns: [u64; CmdKind::ALL.len()],
+}
+
+impl Latency {
+    /// Counts one request of `kind` that took `ns` nanoseconds (by its worker only).
+    #[inline]
+    pub fn record(&self, kind: CmdKind, ns: u64) {
+        let b = LATENCY_BOUNDS_NS.partition_point(|&bound| bound < ns);
+        let h = &self.per_kind[kind as usize];
+        bump(&h[b]);
+        add(&h[BUCKETS], ns);
+    }
+
+    pub fn snapshot(&self) -> LatencySnapshot {
+        let mut s = LatencySnapshot::default();
+        for (k, h) in self.per_kind.iter().enumerate() {
+            for (b, c) in h[..BUCKETS].iter().enumerate() {
+                s.buckets[k][b] = c.load(Ordering::Relaxed);
+            }
+            s.sum_ns[k] = h[BUCKETS].load(Ordering::Relaxed);
+        }
+        s
+    }
+}
+
+impl LatencySnapshot {
+    pub fn add(&mut self, o: &LatencySnapshot) {
+        for k in 0..CmdKind::ALL.len() {
+            for b in 0..BUCKETS {
+                self.buckets[k][b] += o.buckets[k][b];
+            }
+            self.sum_ns[k] += o.sum_ns[k];
+        }
+    }
 }
 
 // ----- `stats detail` prefix counters ------------------------------------------------------

@@ -211,6 +211,33 @@ fn serves_clients_and_admin_on_sockets_inherited_from_systemd() {
 }
 
 #[test]
+fn serves_metrics_on_a_socket_inherited_from_systemd() {
+    let (port, metrics) = (common::free_port(), common::free_port());
+    let (client_at, metrics_at) = (format!("127.0.0.1:{port}"), format!("127.0.0.1:{metrics}"));
+    let _sa = Activated::start(
+        &[
+            "-l",
+            &client_at,
+            "-l",
+            &metrics_at,
+            "--fdname=memcache:metrics",
+        ],
+        &[],
+    );
+    let mut c = std::net::TcpStream::connect(&client_at).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let r = common::exchange(&mut c, b"set k 0 0 1\r\nv\r\n");
+    assert_eq!(common::show(&r), "STORED\r\n");
+    let r = common::show(&common::raw(
+        metrics_at.parse().unwrap(),
+        b"GET /metrics HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"\0 until the close",
+    ));
+    assert!(r.starts_with("HTTP/1.1 200 OK\r\n"), "{r}");
+    assert!(r.contains("\nmemcached_current_items 1\n"), "{r}");
+}
+
+#[test]
 fn serves_udp_on_a_socket_inherited_from_systemd() {
     let port = common::free_port();
     let at = format!("127.0.0.1:{port}");

@@ -150,6 +150,10 @@ pub struct Args {
     /// `stats cluster`. Off by default; never changes the served member list.
     #[arg(long = "cluster-health-check")]
     pub cluster_health_check: Option<f64>,
+    /// Serve Prometheus metrics (`GET /metrics`, memcached_exporter's names) on ADDR:PORT
+    /// (port 0 = any).
+    #[arg(long = "metrics-listen", value_name = "ADDR:PORT")]
+    pub metrics_listen: Option<String>,
 }
 
 /// Turns a memcached.conf into arguments: one option per line, `#` comments, lines not starting

@@ -99,6 +99,8 @@ pub struct Config {
     pub sasl_conf: Option<SaslConf>,
     pub ext: Extended,
     pub cluster: ClusterSettings,
+    /// `--metrics-listen`: where `GET /metrics` is served (Prometheus' text format).
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// A start-up error: message and exit code.
@@ -398,7 +400,16 @@ impl Config {
         ext.ssl.enabled = a.enable_ssl;
         let listen = parse_listen(&a.listen, default_port, a.enable_ssl)?;
         check_chunk_max(&ext, item_size_max)?;
+        let metrics_listen = match &a.metrics_listen {
+            None => None,
+            Some(s) => Some(s.parse().map_err(|_| {
+                usage(format!(
+                    "--metrics-listen: expected ADDR:PORT (an IP address), got {s}"
+                ))
+            })?),
+        };
         Ok(Config {
+            metrics_listen,
             port,
             udp_port,
             unix_socket: a.unix_socket,

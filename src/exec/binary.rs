@@ -333,9 +333,9 @@ fn stat(key: &[u8], r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let mut t = Vec::new();
     let rt = ctx.shared.settings();
     match admin::binary_stats(key) {
-        Stats::General => stats::general(ctx, &mut t),
+        Stats::General => stats::general(ctx.shared, &mut t),
         Stats::Reset => stats::reset(ctx),
-        Stats::Settings => stats::settings(ctx, &mut t),
+        Stats::Settings => stats::settings(ctx.shared, &mut t),
         Stats::DetailDump => {
             let mut dump = Vec::new();
             rt.prefixes().dump(&mut dump);
@@ -343,8 +343,8 @@ fn stat(key: &[u8], r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         }
         Stats::DetailOn => rt.set_detail(true),
         Stats::DetailOff => rt.set_detail(false),
-        Stats::Items => stats::items(ctx, &mut t),
-        Stats::Slabs => stats::slabs(ctx, &mut t),
+        Stats::Items => stats::items(ctx.shared, &mut t),
+        Stats::Slabs => stats::slabs(ctx.shared, &mut t),
         Stats::Sizes => stats::sizes(ctx, &mut t),
         Stats::Ferrocache => stats::ferrocache(ctx, &mut t),
         Stats::SizesEnable => stats::sizes_toggle(ctx, true, &mut t),

@@ -9,6 +9,7 @@ pub mod admin;
 pub mod binary;
 pub mod cluster;
 pub mod meta;
+pub mod metrics;
 pub mod stats;
 pub mod text;
 pub mod watch;

@@ -1,21 +1,47 @@
 //! Owns: the `stats` family of replies (general, settings, items, slabs, sizes, conns, reset,
 //! detail, cachedump, cluster) in memcached 1.6.18's order and names, and prefix counting for
 //! `stats detail`.
+//! The general, settings, items and slabs groups are written to a `StatSink`: a reply's
+//! `STAT` lines, or the `Fields` `/metrics` is rendered from (`exec::metrics`), so the two are
+//! the same values computed by the same code.
 //! Does not: count anything itself (see `stats` and the store's class counters).
 //! Long because: each group is memcached's field list, in its order, written out once.
 
+use std::fmt::Display;
 use std::io::Write;
 use std::sync::atomic::Ordering;
 
 use super::Ctx;
 use crate::protocol::ascii::{self, write_stat, Cachedump, Stats, ERROR};
-use crate::state::Phase;
+use crate::state::{Phase, Shared};
 use crate::stats::{Counters, PrefixOp, POOL_OBJ, RESP_PER_OBJ};
 
+/// Where the fields of a `stats` group go.
+pub trait StatSink {
+    fn stat(&mut self, key: &dyn Display, value: &dyn Display);
+}
+
+/// A reply: `STAT key value` lines.
+impl StatSink for Vec<u8> {
+    fn stat(&mut self, key: &dyn Display, value: &dyn Display) {
+        let _ = write!(self, "STAT {key} {value}\r\n");
+    }
+}
+
+/// The fields of one or more groups as text pairs, in order (what `/metrics` reads).
+#[derive(Debug, Default)]
+pub struct Fields(pub Vec<(String, String)>);
+
+impl StatSink for Fields {
+    fn stat(&mut self, key: &dyn Display, value: &dyn Display) {
+        self.0.push((key.to_string(), value.to_string()));
+    }
+}
+
 /// Sums every worker's counters.
-pub fn totals(ctx: &Ctx<'_>) -> Counters {
+pub fn totals(sh: &Shared) -> Counters {
     let mut c = Counters::default();
-    for t in ctx.shared.thread_stats().iter() {
+    for t in sh.thread_stats().iter() {
         c.add(&t.snapshot());
     }
     c
@@ -42,7 +68,7 @@ pub fn stats(group: Stats<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let end = |out: &mut Vec<u8>| out.extend_from_slice(b"END\r\n");
     match group {
         Stats::General => {
-            general(ctx, out);
+            general(sh, out);
             end(out);
         }
         Stats::Reset => {
@@ -59,7 +85,7 @@ pub fn stats(group: Stats<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             ascii::write_line(out, "CLIENT_ERROR usage: stats detail on|off|dump")
         }
         Stats::Settings => {
-            settings(ctx, out);
+            settings(sh, out);
             end(out);
         }
         Stats::Cachedump(args) => cachedump(args, ctx, out),
@@ -68,11 +94,11 @@ pub fn stats(group: Stats<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             end(out);
         }
         Stats::Items => {
-            items(ctx, out);
+            items(sh, out);
             end(out);
         }
         Stats::Slabs => {
-            slabs(ctx, out);
+            slabs(sh, out);
             end(out);
         }
         Stats::Sizes => {
@@ -127,8 +153,8 @@ pub fn sizes_toggle(ctx: &Ctx<'_>, enable: bool, out: &mut Vec<u8>) {
 }
 
 /// Size tracking is on: `-o track_sizes` at start or `stats sizes_enable` since.
-fn sizes_enabled(ctx: &Ctx<'_>) -> bool {
-    ctx.shared.config().ext.track_sizes || ctx.shared.settings().sizes_enabled()
+fn sizes_enabled(sh: &Shared) -> bool {
+    sh.config().ext.track_sizes || sh.settings().sizes_enabled()
 }
 
 pub fn detail_enabled(ctx: &Ctx<'_>) -> bool {
@@ -152,9 +178,8 @@ pub fn record_prefix(ctx: &Ctx<'_>, key: &[u8], op: PrefixOp) {
 }
 
 /// The general `stats` group: memcached 1.6.18's fields, in its order, and no others.
-pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    let sh = ctx.shared;
-    let c = totals(ctx);
+pub fn general(sh: &Shared, out: &mut dyn StatSink) {
+    let c = totals(sh);
     let store = sh.store().counters();
     let classes = sh.store().class_stats(sh.clock().now());
     let sum = |f: fn(&crate::store::ClassStats) -> u64| classes.iter().map(f).sum::<u64>();
@@ -165,7 +190,7 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         .now()
         .saturating_sub(crate::store::exptime::CLOCK_START);
     let curr = sh.conns().current();
-    let s = |out: &mut Vec<u8>, k: &str, v: &dyn std::fmt::Display| write_stat(out, k, v);
+    let s = |out: &mut dyn StatSink, k: &str, v: &dyn Display| out.stat(&k, v);
     s(out, "pid", &std::process::id());
     s(out, "uptime", &uptime);
     s(out, "time", &now_unix);
@@ -316,7 +341,7 @@ pub fn general(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 pub fn ferrocache(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     write_stat(out, "ferrocache_version", env!("CARGO_PKG_VERSION"));
-    let (c, g) = (totals(ctx), crate::stats::sum_gauges(sh.thread_gauges()));
+    let (c, g) = (totals(sh), crate::stats::sum_gauges(sh.thread_gauges()));
     for (k, v) in [
         ("shards", sh.store().shard_count() as u64),
         ("pages_used", sh.store().shared().budget.used() as u64),
@@ -338,14 +363,13 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// `stats settings`, memcached 1.6.18's fields (build-specific ext_/ssl_ ones omitted).
-pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    let sh = ctx.shared;
+pub fn settings(sh: &Shared, out: &mut dyn StatSink) {
     let c = sh.config();
     let rt = sh.settings();
     let shown = rt.display();
     let (hot_factor, warm_factor) = shown.max_factors();
     let (temp_lru, temporary_ttl) = sh.store().shared().temp_lru();
-    let s = |out: &mut Vec<u8>, k: &str, v: &dyn std::fmt::Display| write_stat(out, k, v);
+    let s = |out: &mut dyn StatSink, k: &str, v: &dyn Display| out.stat(&k, v);
     s(out, "maxbytes", &sh.store().memory_limit());
     s(out, "maxconns", &rt.max_conns());
     s(out, "tcpport", &c.port.max(0));
@@ -368,7 +392,11 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "num_threads", &c.threads);
     s(out, "num_threads_per_udp", &c.threads_per_udp());
     s(out, "stat_key_prefix", &c.prefix_delimiter);
-    s(out, "detail_enabled", &yes_no(detail_enabled(ctx)));
+    s(
+        out,
+        "detail_enabled",
+        &yes_no(sh.settings().detail_enabled()),
+    );
     s(out, "reqs_per_event", &c.reqs_per_event);
     s(out, "cas_enabled", &yes_no(c.cas_enabled));
     s(out, "tcp_backlog", &c.backlog);
@@ -427,7 +455,7 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     s(out, "watcher_logbuf_size", &c.ext.watcher_logbuf_size);
     s(out, "worker_logbuf_size", &c.ext.worker_logbuf_size);
     s(out, "read_buf_mem_limit", &c.ext.read_buf_mem_limit);
-    s(out, "track_sizes", &yes_no(sizes_enabled(ctx)));
+    s(out, "track_sizes", &yes_no(sizes_enabled(sh)));
     s(out, "inline_ascii_response", &"no");
     s(out, "slab_automove_freeratio", &"0.010");
     // memcached built with TLS (Debian's) shows these with or without -Z.
@@ -459,8 +487,7 @@ pub fn settings(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 }
 
 /// `stats items`: per class with items, memcached's field order.
-pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    let sh = ctx.shared;
+pub fn items(sh: &Shared, out: &mut dyn StatSink) {
     // As memcached, the segment fields only while the LRU maintainer runs.
     let maintainer = sh.config().ext.lru_maintainer;
     let temp_lru = sh.store().shared().temp_lru().0;
@@ -469,9 +496,7 @@ pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             continue;
         }
         let id = i + 1;
-        let mut s = |k: &str, v: u64| {
-            let _ = write!(out, "STAT items:{id}:{k} {v}\r\n");
-        };
+        let mut s = |k: &str, v: u64| out.stat(&format_args!("items:{id}:{k}"), &v);
         s("number", c.number());
         if maintainer {
             s("number_hot", c.number_hot);
@@ -513,8 +538,7 @@ pub fn items(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 }
 
 /// `stats slabs`: per class with pages, then totals.
-pub fn slabs(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    let sh = ctx.shared;
+pub fn slabs(sh: &Shared, out: &mut dyn StatSink) {
     let classes = sh.store().classes();
     let mut active = 0;
     for (i, c) in sh.store().class_stats(sh.clock().now()).iter().enumerate() {
@@ -525,9 +549,7 @@ pub fn slabs(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         let id = i + 1;
         let per_page = classes.chunks_per_page(i) as u64;
         let total_chunks = c.total_pages * per_page;
-        let mut s = |k: &str, v: u64| {
-            let _ = write!(out, "STAT {id}:{k} {v}\r\n");
-        };
+        let mut s = |k: &str, v: u64| out.stat(&format_args!("{id}:{k}"), &v);
         s("chunk_size", classes.size(i) as u64);
         s("chunks_per_page", per_page);
         s("total_pages", c.total_pages);
@@ -544,14 +566,14 @@ pub fn slabs(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         s("cas_badval", c.cas_badval);
         s("touch_hits", c.touch_hits);
     }
-    write_stat(out, "active_slabs", active);
-    write_stat(out, "total_malloced", sh.store().malloced());
+    out.stat(&"active_slabs", &active);
+    out.stat(&"total_malloced", &sh.store().malloced());
 }
 
 /// `stats sizes`: item counts per 32-byte size bucket with `-o track_sizes`.
 pub fn sizes(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
-    if !sizes_enabled(ctx) {
+    if !sizes_enabled(sh) {
         write_stat(out, "sizes_status", "disabled");
         return;
     }

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod ascii;
 pub mod binary;
+pub mod http;
 pub mod meta;
 pub mod text;
 pub mod udp;

@@ -55,7 +55,7 @@ impl Acceptor {
             match l.role {
                 Role::Admin => info!("admin endpoint on {}", l.name),
                 Role::Clients if l.tls => info!("listening on {} (TLS)", l.name),
-                Role::Clients => info!("listening on {}", l.name),
+                Role::Clients | Role::Metrics => info!("listening on {}", l.name),
             }
             sh.conns().register(
                 l.as_raw_fd() as i64,

@@ -8,7 +8,7 @@
 //! Names: `memcache` (also `client`, `clients`) the client sockets: a TCP or UNIX stream
 //! listener, or UDP when a datagram socket (so one socket unit can hold `ListenStream=` and
 //! `ListenDatagram=`); `memcache-udp` (also `udp`) a UDP socket; `admin` the cluster admin
-//! endpoint (TCP). systemd's default names (`unknown`, or the socket unit's `NAME.socket`) are
+//! endpoint (TCP); `metrics` the metrics endpoint (TCP). systemd's default names (`unknown`, or the socket unit's `NAME.socket`) are
 //! `memcache`'s. Any other name stops start-up.
 //!
 //! The descriptors are turned into sockets by the `listenfd` crate (the conversion from a
@@ -38,6 +38,7 @@ enum Kind {
     Clients,
     Udp,
     Admin,
+    Metrics,
     /// systemd's default name: decided by the socket's type.
     ByType,
 }
@@ -46,6 +47,7 @@ fn kind(name: &str) -> Option<Kind> {
     match name {
         "memcache-udp" | "udp" => Some(Kind::Udp),
         "admin" => Some(Kind::Admin),
+        "metrics" => Some(Kind::Metrics),
         "memcache" | "client" | "clients" | "" | "unknown" => Some(Kind::ByType),
         n if n.ends_with(".socket") => Some(Kind::ByType),
         _ => None,
@@ -90,7 +92,7 @@ pub fn take() -> Result<Inherited, ConfigError> {
             fail(
                 format!(
                     "inherited socket fd {} has an unknown FileDescriptorName {name:?} \
-                     (memcache, memcache-udp or admin)",
+                     (memcache, memcache-udp, admin or metrics)",
                     i + 3
                 ),
                 71,
@@ -108,11 +110,11 @@ pub fn take() -> Result<Inherited, ConfigError> {
                     return Err(bad(std::io::Error::other("not a UDP socket")));
                 }
             }
-            Kind::Clients | Kind::Admin | Kind::ByType => {
-                let role = if kind == Kind::Admin {
-                    Role::Admin
-                } else {
-                    Role::Clients
+            Kind::Clients | Kind::Admin | Kind::Metrics | Kind::ByType => {
+                let role = match kind {
+                    Kind::Admin => Role::Admin,
+                    Kind::Metrics => Role::Metrics,
+                    _ => Role::Clients,
                 };
                 let l = stream_listener(&mut fds, i, role).map_err(bad)?;
                 info!("inherited {} from systemd as {name:?}", l.name);
@@ -140,8 +142,8 @@ fn stream_listener(fds: &mut ListenFd, i: usize, role: Role) -> std::io::Result<
         t.set_nonblocking(true)?;
         let local = t.local_addr()?;
         let name = match role {
-            // The admin endpoint is named `tcp:` for either family, as when bound.
-            Role::Admin => format!("tcp:{local}"),
+            // The admin and metrics endpoints are named `tcp:` for either family, as when bound.
+            Role::Admin | Role::Metrics => format!("tcp:{local}"),
             Role::Clients => tcp_name(local),
         };
         return Ok(Listener {
@@ -169,7 +171,7 @@ fn stream_listener(fds: &mut ListenFd, i: usize, role: Role) -> std::io::Result<
         }
     }
     Err(std::io::Error::other(match role {
-        Role::Admin => "not a listening TCP socket",
+        Role::Admin | Role::Metrics => "not a listening TCP socket",
         Role::Clients => "not a listening TCP or UNIX stream socket",
     }))
 }
@@ -186,7 +188,7 @@ mod tests {
         assert_eq!(kind("unknown"), Some(Kind::ByType));
         assert_eq!(kind("ferrocache.socket"), Some(Kind::ByType));
         assert_eq!(kind("admni"), None);
-        assert_eq!(kind("metrics"), None);
+        assert_eq!(kind("metrics"), Some(Kind::Metrics));
     }
 
     #[test]

@@ -443,6 +443,8 @@ impl Conn {
                 return true;
             }
             let input = &self.rbuf[self.rstart..self.rend];
+            let started = ctx.shared.timing().then(std::time::Instant::now);
+            let mut cmd_kind = stats::CmdKind::Other;
             let (action, used) = match kind {
                 Kind::Binary => match binary::parse(input, limits) {
                     Ok(Parsed::Incomplete) => return false,
@@ -452,6 +454,7 @@ impl Conn {
                             return false;
                         }
                         flush_now = mem.limited() && frame.header.opcode == binary::op::NOOP;
+                        cmd_kind = exec::metrics::binary_kind(frame.header.opcode);
                         let a =
                             exec::binary::execute(&frame, ctx, &mut self.session, &mut self.out);
                         let a = match a {
@@ -492,6 +495,7 @@ impl Conn {
                     Ok(Parsed::Incomplete) => return false,
                     Ok(Parsed::Complete(cmd, used)) => {
                         let retrieval = matches!(cmd, Command::Get { .. });
+                        cmd_kind = exec::metrics::text_kind(&cmd);
                         flush_now =
                             mem.limited() && matches!(cmd, Command::Get { .. } | Command::MetaNoop);
                         let written = self.wpos > 0;
@@ -524,6 +528,11 @@ impl Conn {
                     }
                 },
             };
+            if let Some(t0) = started {
+                let all = ctx.shared.thread_latency();
+                let ns = u64::try_from(t0.elapsed().as_nanos()).unwrap_or(u64::MAX);
+                all[ctx.conn.worker % all.len()].record(cmd_kind, ns);
+            }
             *reqs = reqs.saturating_sub(1);
             self.last_active = now;
             self.last_cmd

@@ -1,5 +1,5 @@
-//! Owns: the listening sockets — binding the TCP (`-l`, `-p`), UNIX (`-s`, `-a`) and admin
-//! (`--cluster-admin-listen`) listeners, their names as `stats conns` and the logs show them, and
+//! Owns: the listening sockets — binding the TCP (`-l`, `-p`), UNIX (`-s`, `-a`), admin
+//! (`--admin-listen`) and metrics (`--metrics-listen`) listeners, their names as `stats conns` and the logs show them, and
 //! accepting one connection from a listener as a `Stream`; sockets inherited from systemd (see
 //! `activation`) in place of the configured ones of their role.
 //! Does not: run the accept loop, limit connections or hand them to workers (see `acceptor`).
@@ -27,6 +27,8 @@ pub enum Role {
     Clients,
     /// The cluster admin endpoint: clients that may also push cluster configs.
     Admin,
+    /// The metrics endpoint: HTTP, served by `metrics`, never by the workers.
+    Metrics,
 }
 
 /// The listening socket itself.
@@ -123,7 +125,7 @@ pub(super) fn tcp_name(a: SocketAddr) -> String {
 /// and `-s`, an inherited admin endpoint replaces `--cluster-admin-listen`.
 pub fn bind_all(cfg: &Config, inherited: Vec<Listener>) -> Result<Vec<Listener>, ConfigError> {
     let has = |role| inherited.iter().any(|l| l.role == role);
-    let (clients, admin) = (has(Role::Clients), has(Role::Admin));
+    let (clients, admin, metrics) = (has(Role::Clients), has(Role::Admin), has(Role::Metrics));
     let mut out = match &cfg.unix_socket {
         _ if clients => Vec::new(),
         Some(path) => vec![bind_unix(path, cfg.unix_mask)?],
@@ -135,7 +137,10 @@ pub fn bind_all(cfg: &Config, inherited: Vec<Listener>) -> Result<Vec<Listener>,
         ..l
     }));
     if let Some(addr) = cfg.cluster.admin_listen.filter(|_| !admin) {
-        out.push(bind_admin(addr, cfg.backlog)?);
+        out.push(bind_endpoint(addr, cfg.backlog, Role::Admin)?);
+    }
+    if let Some(addr) = cfg.metrics_listen.filter(|_| !metrics) {
+        out.push(bind_endpoint(addr, cfg.backlog, Role::Metrics)?);
     }
     Ok(out)
 }
@@ -213,10 +218,16 @@ pub(super) fn resolve(host: &str, port: u16) -> Result<Vec<SocketAddr>, ConfigEr
     Ok(addrs)
 }
 
-fn bind_admin(addr: SocketAddr, backlog: i32) -> Result<Listener, ConfigError> {
+/// The admin or metrics endpoint.
+fn bind_endpoint(addr: SocketAddr, backlog: i32, role: Role) -> Result<Listener, ConfigError> {
+    let what = if role == Role::Admin {
+        "admin"
+    } else {
+        "metrics"
+    };
     let l = bind_tcp(addr, backlog).map_err(|e| {
         fail(
-            format!("failed to listen on admin endpoint {addr}: {e}"),
+            format!("failed to listen on {what} endpoint {addr}: {e}"),
             71,
         )
     })?;
@@ -225,7 +236,7 @@ fn bind_admin(addr: SocketAddr, backlog: i32) -> Result<Listener, ConfigError> {
         socket: Socket::Tcp(l),
         // Named `tcp:` for either family, as it always was.
         name: format!("tcp:{local}"),
-        role: Role::Admin,
+        role,
         tls: false,
     })
 }

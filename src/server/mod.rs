@@ -9,7 +9,8 @@
 //! `udp` (the `-U` sockets and datagrams), `verify` (the credential-verification pool), `maintainer`, `watcher` (the `watch`
 //! connections and their log lines), `health` (cluster probes), `push`
 //! (the `cluster push` client), `notify` (systemd notifications), `watchdog` (worker heartbeats
-//! and systemd's watchdog), `reload` (what SIGHUP changes), `restart` (the `-e` files), `logging` (stderr and journald).
+//! and systemd's watchdog), `reload` (what SIGHUP changes), `restart` (the `-e` files), `logging` (stderr and journald),
+//! `metrics` (the Prometheus endpoint).
 
 pub mod acceptor;
 pub mod activation;
@@ -19,6 +20,7 @@ pub mod health;
 pub mod listeners;
 pub mod logging;
 pub mod maintainer;
+pub mod metrics;
 pub mod notify;
 pub mod oom;
 pub mod pool;
@@ -132,6 +134,10 @@ fn serve(
     sh: Arc<Shared>,
 ) -> Result<i32, ConfigError> {
     let io_err = |e: io::Error| fail(format!("server error: {e}"), 71);
+    let (scraped, listeners): (Vec<Listener>, Vec<Listener>) = listeners
+        .into_iter()
+        .partition(|l| l.role == listeners::Role::Metrics);
+    let metrics_names: Vec<String> = scraped.iter().map(|l| l.name.clone()).collect();
     let mut acceptor = Acceptor::new(listeners, &sh).map_err(io_err)?;
     let udp_addrs: Vec<std::net::SocketAddr> =
         udp.iter().filter_map(|s| s.local_addr().ok()).collect();
@@ -145,6 +151,7 @@ fn serve(
     drop(watchers);
     let health = health::start(&sh).map_err(io_err)?;
     let maintainer = maintainer::start(&sh).map_err(io_err)?;
+    let metrics = metrics::start(scraped, &sh).map_err(io_err)?;
     if let Some(period) = notify::watchdog_period() {
         let s = sh.clone();
         let hooks = watchdog::Hooks {
@@ -159,6 +166,7 @@ fn serve(
         .listeners()
         .iter()
         .map(|l| l.name.as_str())
+        .chain(metrics_names.iter().map(|n| n.as_str()))
         .collect();
     let summary = format!(
         "ferrocache {} serving with {} worker threads, {} MB",
@@ -176,6 +184,9 @@ fn serve(
     workers.join();
     let _ = maintainer.join();
     let _ = watcher.join();
+    if let Some(m) = metrics {
+        m.stop();
+    }
     if sh.shutdown_requested() == Shutdown::Graceful {
         restart::save(&sh);
     }

@@ -89,7 +89,7 @@ fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
         "SASL_CONF_PATH" => sasl_conf,
         "--cluster-nodes" => cluster.nodes, "--cluster-file" => cluster.file,
         "--state-dir" => cluster.state_dir, "--cluster-health-check" => cluster.health_check,
-        "--admin-listen" => cluster.admin_listen,
+        "--admin-listen" => cluster.admin_listen, "--metrics-listen" => metrics_listen,
     );
     // Every `-o` setting but the live idle timeout.
     let mut ext = new.ext.clone();

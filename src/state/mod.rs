@@ -21,7 +21,7 @@ use parking_lot::RwLock;
 use crate::auth::{cyrus, Credentials, CredentialsError};
 use crate::cluster::state::ClusterState;
 use crate::config::Config;
-use crate::stats::{ThreadGauges, ThreadStats};
+use crate::stats::{Latency, ThreadGauges, ThreadStats};
 use crate::store::exptime::CLOCK_START;
 use crate::store::Store;
 
@@ -86,6 +86,10 @@ pub struct Shared {
     thread_stats: Box<[ThreadStats]>,
     /// One gauge block per worker thread (each written by its thread only; never reset).
     thread_gauges: Box<[ThreadGauges]>,
+    /// One latency histogram block per worker thread (filled only with `--metrics-listen`).
+    thread_latency: Box<[Latency]>,
+    /// Requests are timed into `thread_latency` (once a metrics endpoint serves them).
+    timing: std::sync::atomic::AtomicBool,
     /// Server time at which a delayed `flush_all` takes effect (0 = none).
     pending_flush: AtomicU32,
     shutdown: AtomicU8,
@@ -135,6 +139,8 @@ impl Shared {
             thread_gauges: (0..config.threads)
                 .map(|_| ThreadGauges::default())
                 .collect(),
+            thread_latency: (0..config.threads).map(|_| Latency::default()).collect(),
+            timing: std::sync::atomic::AtomicBool::new(false),
             pending_flush: AtomicU32::new(0),
             shutdown: AtomicU8::new(Shutdown::None as u8),
             credentials: RwLock::new(None),
@@ -197,6 +203,20 @@ impl Shared {
     #[inline]
     pub fn thread_gauges(&self) -> &[ThreadGauges] {
         &self.thread_gauges
+    }
+    /// One latency histogram block per worker thread (see `/metrics`).
+    #[inline]
+    pub fn thread_latency(&self) -> &[Latency] {
+        &self.thread_latency
+    }
+    /// Whether workers time requests into their latency histograms.
+    #[inline]
+    pub fn timing(&self) -> bool {
+        self.timing.load(Ordering::Relaxed)
+    }
+    /// Starts timing requests (a metrics endpoint is serving).
+    pub fn start_timing(&self) {
+        self.timing.store(true, Ordering::Relaxed);
     }
     /// The served Auto Discovery config.
     pub fn cluster(&self) -> &ClusterState {

@@ -28,7 +28,7 @@ impl Server {
 
     /// `start` with extra environment variables (they win over the default `RUST_LOG=info`).
     pub fn start_with_env(args: &[&str], env: &[(&str, &str)]) -> Server {
-        Server::spawn(args, env, false).0
+        Server::spawn(args, env, None).0
     }
 
     /// Starts ferrocache with `--admin-listen 127.0.0.1:0` added; returns the admin address too
@@ -36,14 +36,24 @@ impl Server {
     pub fn start_admin(args: &[&str]) -> (Server, SocketAddr) {
         let mut all = vec!["--admin-listen", "127.0.0.1:0"];
         all.extend_from_slice(args);
-        let (s, admin) = Server::spawn(&all, &[], true);
+        let (s, admin) = Server::spawn(&all, &[], Some("admin endpoint on tcp:"));
         (s, admin.expect("admin address"))
+    }
+
+    /// Starts ferrocache with `--metrics-listen 127.0.0.1:0` added; returns the metrics address
+    /// too (from its `metrics endpoint on` log line).
+    pub fn start_metrics(args: &[&str]) -> (Server, SocketAddr) {
+        let mut all = vec!["--metrics-listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let (s, at) = Server::spawn(&all, &[], Some("metrics endpoint on tcp:"));
+        (s, at.expect("metrics address"))
     }
 
     fn spawn(
         args: &[&str],
         env: &[(&str, &str)],
-        want_admin: bool,
+        // The log line naming a second address to wait for (admin or metrics endpoint).
+        want: Option<&str>,
     ) -> (Server, Option<SocketAddr>) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ferrocache"));
         cmd.args(["-p", "-1", "-l", "127.0.0.1", "-u", "root"])
@@ -65,14 +75,14 @@ impl Server {
             early_log.push(line.clone());
             if let Some(rest) = line.split("listening on udp:").nth(1) {
                 udp = udp.or(Some(rest.trim().parse().expect("udp address")));
-            } else if let Some(rest) = line.split("admin endpoint on tcp:").nth(1) {
-                admin = Some(rest.trim().parse().expect("admin address"));
+            } else if let Some(rest) = want.and_then(|w| line.split(w).nth(1)) {
+                admin = Some(rest.trim().parse().expect("endpoint address"));
             } else if let Some(rest) = line.split("listening on tcp:").nth(1) {
                 // `ADDR`, or `ADDR (TLS)` with -Z.
                 let first = rest.split_whitespace().next().unwrap_or_default();
                 addr = Some(first.parse().expect("address"));
             }
-            if addr.is_some() && (admin.is_some() || !want_admin) {
+            if addr.is_some() && (admin.is_some() || want.is_none()) {
                 break;
             }
         }
