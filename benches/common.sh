@@ -1,7 +1,7 @@
 # Shared by the benchmark scripts (sourced, never run): strict mode, the repository root, the
 # binaries (built if missing), the memcached check, CPUs for server and load, a server port
 # below the ephemeral range, a temporary folder removed on exit (with any server still running),
-# and two helpers: wait_port and write_section.
+# and three helpers: wait_port, stat_of and write_section.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 # FERRO_BIN / FERRO_BENCH name other builds (e.g. under another CARGO_TARGET_DIR).
@@ -24,6 +24,14 @@ wait_port() {
     sleep 0.01
   done
   return 1
+}
+
+# stat_of NAME: the value of `stats` field NAME of the server on $PORT.
+stat_of() {
+  exec 3<>/dev/tcp/127.0.0.1/$PORT
+  printf 'stats\r\nquit\r\n' >&3
+  tr -d '\r' <&3 | awk -v k="$1" '$1 == "STAT" && $2 == k {print $3}'
+  exec 3<&- 3>&- || true
 }
 
 # write_section TAG FILE [PREAMBLE]: puts FILE's text between <!-- TAG START --> and

@@ -27,12 +27,6 @@ start_server() { # name mem [extra options...]
   wait_port || { echo "server $1 did not start" >&2; exit 1; }
 }
 rss_kib() { awk '/^VmRSS/ {print $2}' /proc/$1/status; }
-stat_of() { # name -> value of `stats` field
-  exec 3<>/dev/tcp/127.0.0.1/$PORT
-  printf 'stats\r\nquit\r\n' >&3
-  tr -d '\r' <&3 | awk -v k="$1" '$1 == "STAT" && $2 == k {print $3}'
-  exec 3<&- 3>&- || true
-}
 
 if [ "$MODE" = large ]; then
   BEFORE_BIN=${2:-}

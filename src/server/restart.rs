@@ -4,6 +4,7 @@
 //! crash must never bring this state back) and checking `PATH` can be written. On a graceful
 //! stop: the pages to `PATH`, then the metadata to `PATH.meta`, each through a temporary file and
 //! a rename, the metadata last, so a stop cut short leaves no metadata and the next start is cold.
+//! Every line it logs starts `[restart]` and is logged at any verbosity (as memcached prints them).
 //! Does not: decode pages or items, or decide what is restored (see `store::restart`).
 
 use std::fs::File;
@@ -13,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use log::{info, warn};
+use log::warn;
 
 use crate::config::ConfigError;
 use crate::fsutil;
@@ -50,7 +51,7 @@ pub fn restore(sh: &Shared) -> Result<(), ConfigError> {
             let _ = std::fs::remove_file(&meta_file);
             let started = Instant::now();
             match load(sh, &path, &bytes) {
-                Ok((r, pages, mb)) => info!(
+                Ok((r, pages, mb)) => warn!(
                     "[restart] restored {} items from {pages} pages ({mb} MB) of {} in {} ms; dropped {} expired, {} invalid, {} not stored, {} bad pages",
                     r.restored,
                     path.display(),
@@ -63,7 +64,7 @@ pub fn restore(sh: &Shared) -> Result<(), ConfigError> {
                 Err(why) => warn!("[restart] {why}: starting with a clean cache"),
             }
         }
-        Err(e) if e.kind() == io::ErrorKind::NotFound => info!(
+        Err(e) if e.kind() == io::ErrorKind::NotFound => warn!(
             "[restart] no metadata file {}: starting with a clean cache",
             meta_file.display()
         ),
@@ -121,8 +122,49 @@ fn load(
         new_started: sh.clock().started_unix,
         now: sh.clock().now(),
     };
+    sh.store().prepare_restore(&meta);
+    // Saved shards are independent: a few threads take them in turn.
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, 4)
+        .min(meta.shards as usize);
+    let results: Vec<Result<RestoreReport, String>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let (file, meta) = (&file, &meta);
+                let shards = (t as u32..meta.shards).step_by(threads);
+                scope.spawn(move || restore_shards(sh, file, len, meta, clocks, shards))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("a restore thread panicked".into()))
+            })
+            .collect()
+    });
     let mut report = RestoreReport::default();
-    for shard in 0..meta.shards {
+    for r in results {
+        report.add(&r.map_err(|e| format!("cannot read {shown}: {e}"))?);
+    }
+    sh.store().finish_restore(&meta, &report);
+    Ok((report, meta.pages.len(), (len - DATA_HEADER) >> 20))
+}
+
+/// Restores the saved shards `shards` of the data file (`len` bytes), one at a time through one
+/// buffer; pages outside the file, of a bad shape or failing their checksum are counted bad.
+fn restore_shards(
+    sh: &Shared,
+    file: &File,
+    len: u64,
+    meta: &Meta,
+    clocks: Clocks,
+    shards: impl Iterator<Item = u32>,
+) -> Result<RestoreReport, String> {
+    let mut report = RestoreReport::default();
+    let mut buf = Vec::new();
+    for shard in shards {
         let recs: Vec<&PageRecord> = meta.pages.iter().filter(|p| p.shard == shard).collect();
         let in_file = |r: &PageRecord| {
             r.offset >= DATA_HEADER && r.offset.checked_add(r.len).is_some_and(|e| e <= len)
@@ -137,9 +179,10 @@ fn load(
             report.bad_pages += recs.len() as u64;
             continue;
         };
-        let mut buf = vec![0u8; (hi - lo) as usize];
+        buf.clear();
+        buf.resize((hi - lo) as usize, 0);
         file.read_exact_at(&mut buf, lo)
-            .map_err(|e| format!("cannot read {shown}: {e}"))?;
+            .map_err(|e| e.to_string())?;
         let mut image = ShardImage::default();
         for r in &recs {
             let bytes = in_file(r).then(|| &buf[(r.offset - lo) as usize..][..r.len as usize]);
@@ -150,10 +193,9 @@ fn load(
                 _ => report.bad_pages += 1,
             }
         }
-        sh.store().restore_shard(&meta, &image, clocks, &mut report);
+        sh.store().restore_shard(meta, &image, clocks, &mut report);
     }
-    sh.store().finish_restore(&meta, &report);
-    Ok((report, meta.pages.len(), (len - DATA_HEADER) >> 20))
+    Ok(report)
 }
 
 /// With `-e`, on a graceful stop (every worker stopped): saves the cache (see the module header).
@@ -201,7 +243,7 @@ pub fn save(sh: &Shared) {
     let saved =
         written.and_then(|()| fsutil::write_atomically(&meta_file, meta.encode().as_bytes()));
     match saved {
-        Ok(()) => info!(
+        Ok(()) => warn!(
             "[restart] saved {} pages ({} MB) to {} and {} in {} ms",
             meta.pages.len(),
             (end - DATA_HEADER) >> 20,

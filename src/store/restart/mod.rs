@@ -40,8 +40,10 @@ impl Clocks {
 #[derive(Clone, Debug)]
 pub struct Restored<'a> {
     pub key: &'a [u8],
-    /// The value, in parts (one unless chained).
-    pub value: Vec<&'a [u8]>,
+    /// The value when unchained (see `parts`).
+    pub value: &'a [u8],
+    /// A chained value's parts (empty, allocating nothing, when unchained).
+    pub chain: Vec<&'a [u8]>,
     pub flags: u32,
     /// Server times in this process's clock.
     pub exptime: u32,
@@ -50,6 +52,17 @@ pub struct Restored<'a> {
     pub segment: Segment,
     /// The marks (FETCHED, ACTIVE, ...) the item had.
     pub bits: u8,
+}
+
+impl<'a> Restored<'a> {
+    /// The value's parts.
+    pub fn parts(&self) -> &[&'a [u8]] {
+        if self.chain.is_empty() {
+            std::slice::from_ref(&self.value)
+        } else {
+            &self.chain
+        }
+    }
 }
 
 /// What a restore did.
@@ -141,10 +154,10 @@ impl<'a> Decoder<'_, 'a> {
         if cas <= self.meta.flush_cas || (exptime != 0 && exptime <= self.meta.saved_now) {
             return Err(Expired);
         }
-        let value = if item::is_chained(c) {
-            self.parts(head, c, key_end, vlen)?
+        let (value, chain): (&[u8], _) = if item::is_chained(c) {
+            (&[], self.parts(head, c, key_end, vlen)?)
         } else {
-            vec![c.get(key_end..key_end + vlen).ok_or(Invalid)?]
+            (c.get(key_end..key_end + vlen).ok_or(Invalid)?, Vec::new())
         };
         let exptime = match exptime {
             0 => 0,
@@ -163,6 +176,7 @@ impl<'a> Decoder<'_, 'a> {
         Ok(Restored {
             key: &c[key_end - klen..key_end],
             value,
+            chain,
             flags,
             exptime,
             atime,
@@ -242,6 +256,23 @@ impl Store {
                 .collect(),
             data_len: 0,
             pages: Vec::new(),
+        }
+    }
+
+    /// Before restoring `meta`'s pages: room in every shard's index for the items they can
+    /// hold (at most one per saved chunk), spread over this store's shards.
+    pub fn prepare_restore(&self, meta: &Meta) {
+        let chunks: u64 = meta
+            .pages
+            .iter()
+            .filter(|r| meta.page_shape_ok(r))
+            .map(|r| r.len / u64::from(r.chunk_size))
+            .sum();
+        let per_shard = (chunks / self.shards.len() as u64) as usize;
+        // A little more than the even share: keys do not spread exactly evenly.
+        let per_shard = per_shard + per_shard / 16;
+        for s in self.shards.iter() {
+            s.lock().reserve_index(per_shard);
         }
     }
 

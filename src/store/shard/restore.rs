@@ -18,6 +18,14 @@ impl Shard {
         })
     }
 
+    /// Makes room in the key index for `n` more items (before a restore, so it never rehashes).
+    pub fn reserve_index(&mut self, n: usize) {
+        let pages = &self.pages;
+        let hasher = &self.hasher;
+        self.index
+            .reserve(n, |&x| hasher.hash(item::key(pages.chunk(x))));
+    }
+
     /// Stores a restored item as it was (CAS, flags, expiry and access time, segment and marks)
     /// without the request path's checks: false when its key is already here or no chunk can be
     /// had for it.
@@ -25,7 +33,7 @@ impl Shard {
         if let Found::Hit(_) = self.find(it.key, hash, now) {
             return false;
         }
-        let vlen: usize = it.value.iter().map(|p| p.len()).sum();
+        let vlen: usize = it.parts().iter().map(|p| p.len()).sum();
         if item::total_size(it.key.len(), vlen, it.flags) > self.shared.item_size_max {
             return false;
         }
@@ -39,7 +47,7 @@ impl Shard {
             now: it.atime,
             cas: it.cas,
         };
-        self.write_item(&taken, &header, &it.value);
+        self.write_item(&taken, &header, it.parts());
         let (temp_on, _) = self.shared.temp_lru();
         let seg = match it.segment {
             _ if !self.shared.segmented => Segment::Cold,
