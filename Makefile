@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 PY_DEBIAN := /usr/bin/python3
 
 .PHONY: all build release run test test-deps check lint fmt bench bench-quick bench-micro doc clean install \
-	conformance conformance-strict conformance-tls fuzz
+	conformance conformance-strict conformance-tls fuzz soak
 
 all: build
 
@@ -115,6 +115,14 @@ fuzz:
 	for t in $(FUZZ_TARGETS); do mkdir -p fuzz/corpus/$$t fuzz/artifacts/$$t; \
 	  nice -n 10 $(FUZZ_BIN)/$$t fuzz/corpus/$$t -artifact_prefix=fuzz/artifacts/$$t/ \
 	    -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 || exit 1; done
+
+# Soak (outside CI): MINUTES of hundreds of connections over text, meta and binary with
+# checksummed values, clients killed mid-request and evictions (benches/soak.py); prints RSS,
+# descriptors and connections over time; fails on a corrupt read or an unexpected reply.
+MINUTES ?= 5
+soak: release
+	nice -n 10 $(PY_DEBIAN) benches/soak.py --bin $(or $(CARGO_TARGET_DIR),target)/release/ferrocache \
+	  --minutes $(MINUTES) --markdown
 
 # Side-by-side load benchmark against memcached (writes docs/benchmarks.md), plus micro benchmarks.
 bench: release test-deps

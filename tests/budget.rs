@@ -1,9 +1,9 @@
 //! The connection budget (`server::budget`): memcached's read-buffer and response-object limits
-//! answered byte for byte as memcached answers them, and memory bounds under clients that hold
-//! connections idle, never read their replies, or stall halfway through a large value — while a
+//! answered byte for byte as memcached answers them, and memory bounds under hostile clients —
+//! connections held idle, replies never read, uploads stalled halfway, slowloris, floods past
+//! `-c`, garbage and HTTP, binary headers with huge or inconsistent lengths — while a
 //! well-behaved client keeps being served. Memory is asserted against generous stated bounds,
 //! never timing.
-
 mod common;
 use common::*;
 use std::io::{ErrorKind, Read, Write};
@@ -226,4 +226,200 @@ fn stalled_uploads_stay_within_the_budget() {
     // allocates the items from -m: ~71 MB).
     assert!(grown < 32 * 1024, "RSS grew {grown} KiB");
     assert!(stat(&show(&one(&srv, b"stats\r\n")), "store_no_memory") >= refused as u64);
+}
+
+/// The server's open descriptors.
+fn fds(srv: &Server) -> usize {
+    std::fs::read_dir(format!("/proc/{}/fd", srv.pid()))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+/// Polls `stats` until `curr_connections` is at most `want` (bounded in count and time).
+fn wait_for_conns(srv: &Server, want: u64) -> u64 {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut last = u64::MAX;
+    for _ in 0..2000 {
+        last = stat(&show(&one(srv, b"stats\r\n")), "curr_connections");
+        if last <= want || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    last
+}
+
+/// Reads until the server closes the connection: true if it did (false on a read timeout).
+fn closed_by_server(s: &mut TcpStream) -> bool {
+    let mut buf = [0u8; 65536];
+    for _ in 0..10_000 {
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
+/// Deterministic garbage (xorshift), with a newline now and then when `lines`.
+fn garbage(n: usize, seed: u64, lines: bool) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..n)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            if lines && i % 61 == 60 {
+                b'\n'
+            } else {
+                (x >> 24) as u8
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn slowloris_clients_hold_at_most_a_read_buffer_each() {
+    let srv = Server::start(&["-t", "2"]);
+    well_behaved(&srv, 0);
+    let before = srv.rss_kib();
+    // Half trickle a command line, half a small value, a few bytes per round, never finishing.
+    let slow: Vec<TcpStream> = (0..200).map(|_| srv.connect()).collect();
+    for round in 0..5 {
+        for (i, mut s) in slow.iter().enumerate() {
+            let bytes = match (i % 2, round) {
+                (0, 0) => b"get slowloris".to_vec(),
+                (0, _) => b"k".to_vec(),
+                (_, 0) => format!("set slow{i} 0 0 1000\r\n").into_bytes(),
+                (_, _) => vec![b'v'; 10],
+            };
+            s.write_all(&bytes).unwrap();
+        }
+        well_behaved(&srv, round + 1);
+    }
+    let grown = srv.rss_kib().saturating_sub(before);
+    // At most a 16 KB read buffer each (3.2 MB), plus slack.
+    assert!(grown < 8 * 1024, "RSS grew {grown} KiB");
+    assert!(stat(&show(&one(&srv, b"stats\r\n")), "curr_connections") >= 201);
+}
+
+#[test]
+fn a_flood_past_the_connection_limit_is_refused_and_leaves_nothing() {
+    let srv = Server::start(&["-t", "2", "-c", "64"]);
+    let mut good = srv.connect();
+    assert_eq!(
+        show(&exchange(&mut good, b"version\r\n")),
+        "VERSION 1.6.18\r\n"
+    );
+    let (before, fds_before) = (srv.rss_kib(), fds(&srv));
+    let mut flood: Vec<TcpStream> = (0..300).map(|_| srv.connect()).collect();
+    let (mut served, mut refused) = (0, 0);
+    for s in &mut flood {
+        let _ = s.write_all(b"version\r\n");
+        let mut buf = [0u8; 64];
+        match s.read(&mut buf) {
+            Ok(n) if buf[..n].starts_with(b"VERSION") => served += 1,
+            Ok(n) if buf[..n].starts_with(b"ERROR Too many open connections") => refused += 1,
+            _ => {}
+        }
+    }
+    assert!(
+        refused > 0 && served < 64,
+        "{served} served, {refused} refused"
+    );
+    // The connection that came first keeps being served during the flood.
+    let want = "STORED\r\nVALUE k 0 1\r\nx\r\nEND\r\n";
+    assert_eq!(
+        show(&exchange(&mut good, b"set k 0 0 1\r\nx\r\nget k\r\n")),
+        want
+    );
+    let grown = srv.rss_kib().saturating_sub(before);
+    assert!(grown < 8 * 1024, "RSS grew {grown} KiB");
+    drop(flood);
+    // Every flooding connection's descriptor is closed once it has gone.
+    assert_eq!(wait_for_conns(&srv, 2), 2);
+    assert!(
+        fds(&srv) <= fds_before + 2,
+        "{} descriptors, {fds_before} before",
+        fds(&srv)
+    );
+    let stats = show(&exchange(&mut good, b"stats\r\n"));
+    assert!(stat(&stats, "rejected_connections") >= refused);
+    well_behaved(&srv, 1);
+}
+
+#[test]
+fn garbage_and_http_are_dropped_without_growing_memory() {
+    let srv = Server::start(&["-t", "2"]);
+    well_behaved(&srv, 0);
+    let before = srv.rss_kib();
+    // HTTP on the memcached port: closed, as memcached closes it.
+    for _ in 0..20 {
+        let mut s = srv.connect();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: cache\r\n\r\n")
+            .unwrap();
+        assert!(closed_by_server(&mut s), "HTTP connection left open");
+    }
+    // Garbage without newlines is a line too long (closed); garbage with newlines is answered
+    // with errors nobody reads, and stops being read once they pile up.
+    let noisy: Vec<TcpStream> = (0..40).map(|_| srv.connect()).collect();
+    for (i, s) in noisy.iter().enumerate() {
+        let junk = garbage(256 * 1024, i as u64 + 1, i % 2 == 1);
+        let mut junk = junk;
+        junk[0] = b'x'; // never the binary magic: that is the next test
+        send_some(s, &junk);
+    }
+    for i in 1..4 {
+        well_behaved(&srv, i);
+    }
+    let grown = srv.rss_kib().saturating_sub(before);
+    // At most a read buffer and the soft cap of unsent replies each (40 × 80 KB), plus slack.
+    assert!(grown < 12 * 1024, "RSS grew {grown} KiB");
+    drop(noisy);
+    assert_eq!(wait_for_conns(&srv, 1), 1);
+}
+
+#[test]
+fn binary_headers_with_huge_or_inconsistent_lengths_cost_little() {
+    let srv = Server::start(&["-t", "2"]);
+    well_behaved(&srv, 0);
+    let before = srv.rss_kib();
+    let header = |opcode: u8, keylen: u16, extlen: u8, bodylen: u32| {
+        let mut h = vec![0x80, opcode];
+        h.extend_from_slice(&keylen.to_be_bytes());
+        h.extend_from_slice(&[extlen, 0, 0, 0]);
+        h.extend_from_slice(&bodylen.to_be_bytes());
+        h.extend_from_slice(&[0; 12]);
+        h
+    };
+    let cases = [
+        header(0x01, 3, 8, u32::MAX), // SET of a 4 GB value: refused, the value skipped unread
+        header(0x55, 0, 0, 1 << 30),  // an unknown opcode with a 1 GB body: skipped
+        header(0x00, 3, 0, 1 << 31),  // GET whose body is not its key: invalid, closed
+        header(0x01, 65535, 255, 10), // key and extras longer than the body: closed
+        header(0x0e, 250, 0, 1 << 20), // APPEND of a 1 MB value sent in part
+    ];
+    let conns: Vec<TcpStream> = (0..100).map(|_| srv.connect()).collect();
+    for (i, s) in conns.iter().enumerate() {
+        let mut req = cases[i % cases.len()].clone();
+        req.extend_from_slice(&vec![b'z'; 100 * 1024]);
+        send_some(s, &req);
+    }
+    for i in 1..4 {
+        well_behaved(&srv, i);
+    }
+    // A binary client too.
+    let mut b = srv.connect();
+    let set = ferrocache::protocol::binary::request(0x01, 1, 0, &[0; 8], b"bin", b"value");
+    let get = ferrocache::protocol::binary::request(0x00, 2, 0, &[], b"bin", &[]);
+    b.write_all(&[set, get].concat()).unwrap();
+    let mut reply = vec![0u8; 24 + 24 + 4 + 5];
+    b.read_exact(&mut reply).unwrap();
+    assert_eq!(&reply[reply.len() - 5..], b"value");
+    let grown = srv.rss_kib().saturating_sub(before);
+    // Nothing is buffered for a value that will not be stored; a partial value that may be
+    // waits in a read buffer of its own (at most 100 KB each here).
+    assert!(grown < 16 * 1024, "RSS grew {grown} KiB");
 }
