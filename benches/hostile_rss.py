@@ -6,6 +6,8 @@ growth (from /proc) each case causes:
   idle        2000 connections that each sent `version`, read the reply and went idle (per conn)
   unread      5 connections pipelining `get` of a 500 KB value and never reading (in all)
   stalled     200 connections each stalled halfway through a 1 MB `set` value, under -m 64
+  mutated     a well-behaved client's set+get latency (p99, p50 over 3000 round trips) while 8
+              processes send mutated text, meta and binary requests on connections of their own
 After each case a well-behaved client's set/get must still be answered exactly.
 
 Usage: benches/hostile_rss.py [--bin PATH] [--before PATH] [--markdown]
@@ -13,7 +15,11 @@ Usage: benches/hostile_rss.py [--bin PATH] [--before PATH] [--markdown]
 """
 
 import argparse
+import multiprocessing
 import os
+import random
+import select
+import struct
 import socket
 import subprocess
 import sys
@@ -147,10 +153,82 @@ def stalled(srv):
     return f"+{grown / 1024:,.1f} MB"
 
 
+# Valid requests the mutated case starts from: text, meta and binary.
+VALID = [
+    b"set k1 0 0 5\r\nhello\r\n",
+    b"get k1 k2 k3\r\n",
+    b"gets k1\r\n",
+    b"mg k1 v f t c\r\n",
+    b"ms k2 5 T10 F3\r\nhello\r\n",
+    b"ma n MI D5 N0\r\n",
+    b"incr n 5\r\n",
+    b"delete k1\r\n",
+    b"touch k1 10\r\n",
+    b"append k1 0 0 3\r\nabc\r\n",
+    struct.pack(">BBHBBHIIQ", 0x80, 1, 2, 8, 0, 0, 15, 0, 0) + bytes(8) + b"k3hello",
+    struct.pack(">BBHBBHIIQ", 0x80, 0, 2, 0, 0, 0, 2, 0, 0) + b"k3",
+]
+
+
+def mutate(rnd, req):
+    b = bytearray(req)
+    for _ in range(rnd.randrange(1, 4)):
+        r, i = rnd.random(), rnd.randrange(len(b) + 1)
+        if r < 0.4 and b:
+            b[min(i, len(b) - 1)] = rnd.randrange(256)
+        elif r < 0.7:
+            b[i:i] = bytes(rnd.randrange(256) for _ in range(rnd.randrange(1, 8)))
+        else:
+            del b[i:i + rnd.randrange(1, 8)]
+    return bytes(b)
+
+
+def attacker(port, seed, stop):
+    """Sends mutated requests, reading whatever comes back, reconnecting when closed."""
+    rnd, s = random.Random(seed), None
+    while not stop.is_set():
+        try:
+            if s is None:
+                s = socket.create_connection(("127.0.0.1", port))
+                s.setblocking(False)
+            send_some(s, mutate(rnd, rnd.choice(VALID)))
+            if select.select([s], [], [], 0.001)[0] and not s.recv(1 << 16):
+                raise ConnectionError()
+        except OSError:
+            if s is not None:
+                s.close()
+            s = None
+
+
+def mutated(srv):
+    stop = multiprocessing.Event()
+    procs = [multiprocessing.Process(target=attacker, args=(srv.port, i, stop)) for i in range(8)]
+    for p in procs:
+        p.start()
+    time.sleep(1)
+    c = srv.connect()
+    v = b"w" * 100
+    lat = []
+    try:
+        for i in range(3000):
+            t0 = time.perf_counter()
+            got = roundtrip(c, b"set good 0 0 %d\r\n%s\r\nget good\r\n" % (len(v), v), b"END\r\n")
+            lat.append(time.perf_counter() - t0)
+            if got != b"STORED\r\nVALUE good 0 %d\r\n%s\r\nEND\r\n" % (len(v), v):
+                raise SystemExit(f"well-behaved client answered wrongly: {got[:80]!r}")
+    finally:
+        stop.set()
+        for p in procs:
+            p.join()
+    lat.sort()
+    return f"p99 {lat[len(lat) * 99 // 100] * 1000:.1f} ms (p50 {lat[len(lat) // 2] * 1000:.2f} ms)"
+
+
 CASES = [
     ("an idle connection (2000 connections that each did one request)", [], idle),
     ("5 connections pipeline `get`s of a 500 KB value and never read", [], unread),
     ("200 connections each stall halfway through a 1 MB `set` value, `-m 64`", ["-m", "64"], stalled),
+    ("a well-behaved client's set+get while 8 connections send mutated requests", [], mutated),
 ]
 
 
@@ -160,9 +238,12 @@ def main():
     ap.add_argument("--bin", default=f"{target}/release/ferrocache")
     ap.add_argument("--before", help="a second ferrocache binary to compare")
     ap.add_argument("--markdown", action="store_true", help="print a docs/reliability.md table")
+    ap.add_argument("--only", help="run only the cases whose function has this name")
     a = ap.parse_args()
     rows = []
     for label, extra, case in CASES:
+        if a.only and case.__name__ != a.only:
+            continue
         row = [label]
         bins = [["memcached"]] + ([[a.before]] if a.before else []) + [[a.bin]]
         for cmd in bins:

@@ -334,7 +334,8 @@ def main():
     srv.stop()
     warm = soak.samples[len(soak.samples) // 5]
     rss = [s[1] for s in soak.samples[len(soak.samples) // 5:]]
-    print(f"\n{soak.ops} operations in {args.minutes} min over {args.conns} connections "
+    conns = args.conns // args.threads * args.threads
+    print(f"\n{soak.ops} operations in {args.minutes} min over {conns} connections "
           f"(text, meta, binary), {soak.kills} clients killed mid-request")
     print(f"corrupt reads: {soak.corrupt}, unexpected replies: {soak.unexpected}")
     print(f"RSS after warm-up (t={warm[0]}s): {warm[1]} KiB; after it: min {min(rss)}, max {max(rss)} KiB")
