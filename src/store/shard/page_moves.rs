@@ -10,16 +10,19 @@ use crate::store::slab::ChunkId;
 /// What happens to the live items of a page being taken from its class.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Vacate {
-    /// Copy them into free chunks of the class elsewhere when there are any.
+    /// Copy them into free chunks of the class elsewhere when there are any, else evict them
+    /// (counted as the page mover's evictions).
     Rescue,
-    Evict,
+    /// As `Rescue`, for a page given back to the budget: evictions are plain ones.
+    PayBack,
 }
 
 impl Shard {
     /// Moves one page from class `src` to class `dst`: items in it are copied into free chunks
     /// of `src` elsewhere when possible (rescued), otherwise evicted. The page chosen is the one
-    /// the hand reaches next (see `coldest_page`), passing over pages that hold a chunk a store
-    /// in progress needs (see `Shard::page_pinned`).
+    /// the hand reaches next after the one it is on (its items have gone longest without the
+    /// hand passing), passing over pages that hold a chunk a store in progress needs (see
+    /// `Shard::page_pinned`).
     pub fn move_page(&mut self, src: usize, dst: usize, now: u32) -> bool {
         if src == dst || self.class[src].pages.is_empty() {
             return false;
@@ -33,15 +36,6 @@ impl Shard {
         self.push_page_chunks(p, dst);
         self.counters.slabs_moved += 1;
         true
-    }
-
-    /// The page the hand reaches next after the one it is on (its items have gone longest
-    /// without the hand passing; the part of the hand's own page just behind it holds the newest
-    /// items). The class must own a page.
-    fn coldest_page(&self, cls: usize) -> usize {
-        let class = &self.class[cls];
-        let next = (class.hand.at().0 + 1) % class.pages.len();
-        class.pages[next]
     }
 
     /// The first page from the coldest on (in the hand's order) that holds no chunk a store in
@@ -68,7 +62,8 @@ impl Shard {
 
     /// Empties page `p` of class `src` and takes it out of the class: live items and the parts
     /// of chained items are rescued into free chunks of `src` elsewhere (`Vacate::Rescue`,
-    /// counted as reassign rescues and evictions) or evicted (`Vacate::Evict`).
+    /// counted as reassign rescues) or evicted (counted as reassign evictions by
+    /// `Vacate::Rescue`).
     fn vacate_page(&mut self, src: usize, p: usize, now: u32, how: Vacate) {
         for n in 0..self.pages.chunks_in(p) {
             let id = self.pages.id(p, n);
@@ -81,10 +76,7 @@ impl Shard {
                 self.reclaim(owner, Reclaimer::Other);
                 continue;
             }
-            let to = match how {
-                Vacate::Rescue => self.free_outside(src, p),
-                Vacate::Evict => None,
-            };
+            let to = self.free_outside(src, p);
             match to {
                 Some(to) if body => {
                     self.rescue_body(id, to);
@@ -167,7 +159,12 @@ impl Shard {
 
     /// Releases one page of the class with the most pages back to the global budget (when the
     /// memory limit shrinks, or to pay back first pages taken past the limit). A class's only
-    /// page stays: every class may hold one page past the limit, as in memcached.
+    /// page stays: every class may hold one page past the limit, as in memcached. The page is
+    /// the one the hand reaches next that holds no young item (see `page_holds`), else the next
+    /// that holds no TEMP item, else the next; its live items are rescued into free chunks of
+    /// the class elsewhere while there are any, the rest evicted. Taking the next page whatever
+    /// it held evicted what had just been stored there: a chained item appended to and read back
+    /// went missing while memory was full of big COLD values, which memcached keeps.
     pub(super) fn release_page(&mut self, now: u32) -> bool {
         let Some(src) = (0..self.class.len())
             .filter(|&c| self.class[c].pages.len() > 1)
@@ -175,10 +172,43 @@ impl Shard {
         else {
             return false;
         };
-        let p = self.coldest_page(src);
-        self.vacate_page(src, p, now, Vacate::Evict);
+        let class = &self.class[src];
+        let n = class.pages.len();
+        let at = class.hand.at().0;
+        let order: Vec<usize> = (1..=n)
+            .map(|k| class.pages[(at + k) % n])
+            .filter(|&p| !self.page_pinned(p))
+            .collect();
+        let Some(p) = order
+            .iter()
+            .copied()
+            .find(|&p| !self.page_holds(p, |c| !is_cold(c)))
+            .or_else(|| {
+                order.iter().copied().find(|&p| {
+                    !self.page_holds(p, |c| item::segment(c) == Some(item::Segment::Temp))
+                })
+            })
+            .or_else(|| order.first().copied())
+        else {
+            return false;
+        };
+        self.vacate_page(src, p, now, Vacate::PayBack);
         self.pages.release(p);
         self.shared.budget.release();
         true
     }
+
+    /// True when page `p` holds a chunk of an item (a chained one's part included) whose
+    /// header `young` accepts. Stops at the first.
+    fn page_holds(&self, p: usize, young: impl Fn(&[u8]) -> bool) -> bool {
+        (0..self.pages.chunks_in(p)).any(|n| {
+            self.item_of(self.pages.id(p, n))
+                .is_some_and(|owner| young(self.pages.chunk(owner)))
+        })
+    }
+}
+
+/// An item the LRU would evict next: COLD and not read twice.
+fn is_cold(c: &[u8]) -> bool {
+    item::segment(c) == Some(item::Segment::Cold) && item::bits(c) & item::ACTIVE == 0
 }

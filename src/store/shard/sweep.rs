@@ -168,15 +168,24 @@ impl Shard {
             let segs = &self.class[cls].segs;
             let over = |s: Segment, pct: usize| mode == Sweep::Evict || segs.over_share(s, pct);
             let active = b & ACTIVE != 0;
+            // memcached ages only HOT's tail, so an item stored or read this second stays HOT
+            // while HOT keeps its share, even when evicting: the hand reaches chunks by place,
+            // not age, and one just stored ahead of it (an append's new item) would otherwise go
+            // COLD, then be evicted or given back with its page, before anyone read it.
+            let fresh_hot = mode == Sweep::Evict
+                && item::atime(c) == now
+                && !segs.over_share(Segment::Hot, hot_pct);
             let to = match seg {
-                Segment::Hot if over(Segment::Hot, hot_pct) => {
+                Segment::Hot if over(Segment::Hot, hot_pct) && !fresh_hot => {
                     if active {
                         Segment::Warm
                     } else {
                         Segment::Cold
                     }
                 }
-                Segment::Warm if over(Segment::Warm, warm_pct) => {
+                // WARM keeps its items while within its share, evicting or not: memcached's
+                // eviction takes COLD's tail, else moves HOT's tail down, never WARM's.
+                Segment::Warm if segs.over_share(Segment::Warm, warm_pct) => {
                     if active {
                         Segment::Warm
                     } else {
