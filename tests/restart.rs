@@ -177,10 +177,19 @@ fn scratch(name: &str) -> PathBuf {
     tmpdir(&format!("restart-{name}")).join("cache")
 }
 
+/// Items of the main test: 40 000 by default (under 30 s in a debug build);
+/// `FERRO_RESTART_ITEMS=1000000 cargo test --release --test restart` runs the figure.
+fn items() -> usize {
+    std::env::var("FERRO_RESTART_ITEMS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(40_000)
+}
+
 #[test]
 fn every_item_comes_back_across_a_thread_change() {
     let path = scratch("items");
-    let n = 40_000;
+    let n = items();
     // -t 1: 4 shards with 8-byte small classes; -t 4: 16 shards with memcached's classes.
     let server = start(&path, &["-t", "1"]);
     load(&server, n);
@@ -212,6 +221,28 @@ fn every_item_comes_back_across_a_thread_change() {
     assert_restored(&before, &again, t0.elapsed().as_secs_f64());
     assert_eq!(again.len(), before.len());
     drop(server);
+}
+
+#[test]
+fn shutdown_graceful_saves_and_large_pages_restore() {
+    let path = scratch("graceful");
+    let server = start(&path, &["-A", "-L"]);
+    load(&server, 2000);
+    let before = read_all(&server, 2000);
+    let t0 = Instant::now();
+    let mut s = server.connect();
+    s.write_all(b"shutdown graceful\r\n").unwrap();
+    let _ = common::read_to_close(&mut s);
+    let st = server.stop_with("0").expect("exited");
+    assert!(st.success(), "{st:?}");
+    assert!(common_meta(&path).exists());
+    let server = start(&path, &["-L"]);
+    let after = read_all(&server, 2000);
+    assert_restored(&before, &after, t0.elapsed().as_secs_f64());
+    // All but the 1 s TTLs, which may have expired meanwhile.
+    let lasting = before.values().filter(|s| s.ttl < 0 || s.ttl > 60).count();
+    assert_eq!(lasting, 1500);
+    assert!(after.len() >= lasting, "{}", after.len());
 }
 
 fn common_meta(path: &Path) -> PathBuf {
