@@ -57,11 +57,13 @@ test-deps:
 
 # The bench tool's test runs the ferrocache-bench binary of the workspace's other package: build
 # every binary first.
-# The whole suite: cargo's tests, then memcached 1.6.18's own t/ files against the release binary.
+# The whole suite: cargo's tests, then memcached 1.6.18's own t/ files against the release binary, in
+# plaintext (with the ssl_* files over TLS), then every file over TLS (about 10 more minutes).
 test: test-deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
 	$(MAKE) conformance
+	$(MAKE) conformance-tls
 
 # Everything that needs no network and no apt: formatting, clippy, the unit tests, the tidy
 # checks (tests/architecture.rs), the parser property tests and the integration tests that run
@@ -130,6 +132,7 @@ bench: release test-deps
 	bash benches/memory.sh full
 	bash benches/latency.sh full
 	bash benches/sweep.sh full
+	bash benches/tls.sh full
 	$(CARGO) bench --bench parse --bench store --bench ring
 
 # The same suite, short (under a minute).

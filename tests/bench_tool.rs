@@ -183,3 +183,46 @@ fn wrong_values_fail_the_run() {
     );
     let _ = server.join();
 }
+
+/// `--tls` against ferrocache -Z, the server verified against its CA, with a handshake storm
+/// beside the measured load: every reply validates and the storm's connections all succeed.
+#[test]
+fn tls_with_a_handshake_storm() {
+    let pki = common::tls::Pki::new("bench");
+    let args = pki.server_args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let srv = Server::start(&args);
+    let ca = pki.ca.display().to_string();
+    let (code, json) = bench(
+        srv.addr,
+        "4",
+        &[
+            "--tls",
+            "--tls-ca",
+            &ca,
+            "--pipeline",
+            "4",
+            "--keys",
+            "500",
+            "--preload",
+            "--duration",
+            "1",
+            "--handshake-rate",
+            "20",
+        ],
+    );
+    assert_eq!(code, 0, "{json}");
+    let run = &json["run"];
+    assert!(run["ops"].as_u64().unwrap_or(0) > 0, "{json}");
+    let storm = &run["handshake_storm"];
+    assert!(storm["handshakes"].as_u64().unwrap_or(0) > 0, "{json}");
+    assert_eq!(storm["failed"].as_u64(), Some(0), "{json}");
+    // Without the CA, a server certificate is not trusted: the run cannot start.
+    let other = pki.other_ca.display().to_string();
+    let (code, _) = bench(
+        srv.addr,
+        "1",
+        &["--tls", "--tls-ca", &other, "--duration", "1"],
+    );
+    assert_eq!(code, 2);
+}

@@ -79,6 +79,24 @@ pub struct Args {
     /// the ceiling a server can reach on this machine's network path.
     #[arg(long, value_name = "ADDR")]
     pub null_server: Option<String>,
+    /// Speak TLS to the servers (memcached -Z, ferrocache -Z). The server's certificate is not
+    /// verified unless --tls-ca names its CA.
+    #[arg(long)]
+    pub tls: bool,
+    /// PEM file of the CA that signed the servers' certificates (verify them).
+    #[arg(long, requires = "tls")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// Client certificate (PEM) for servers that require one (with --tls-key).
+    #[arg(long, requires = "tls")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long, requires = "tls")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// During the measured phase, also open this many new TLS connections per second on the
+    /// first server (full handshakes, no resumption; each asks `version` and closes), and report
+    /// their latency beside the established connections'.
+    #[arg(long, requires = "tls")]
+    pub handshake_rate: Option<f64>,
 }
 
 fn parse_ratio(s: &str) -> Result<(u32, u32), String> {
@@ -125,6 +143,9 @@ pub struct Config {
     pub json: bool,
     pub server_pid: Option<u32>,
     pub quiet: bool,
+    /// `--tls`: the client configuration.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    pub handshake_rate: Option<f64>,
 }
 
 impl Config {
@@ -177,6 +198,21 @@ impl Config {
         if !(a.warmup.is_finite() && a.warmup >= 0.0) {
             return Err("--warmup must be >= 0".into());
         }
+        let tls = if a.tls {
+            Some(crate::tls::client_config(
+                a.tls_ca.as_deref(),
+                a.tls_cert.as_deref(),
+                a.tls_key.as_deref(),
+            )?)
+        } else {
+            None
+        };
+        let handshake_rate = match a.handshake_rate {
+            Some(r) if !(r.is_finite() && r > 0.0 && r <= 100_000.0) => {
+                return Err("--handshake-rate must be in (0, 100000]".into())
+            }
+            r => r,
+        };
         let seed = a.seed.unwrap_or_else(|| {
             std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -206,6 +242,8 @@ impl Config {
             json: a.json,
             server_pid: a.server_pid,
             quiet: a.quiet,
+            tls,
+            handshake_rate,
         })
     }
 }

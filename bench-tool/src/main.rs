@@ -8,6 +8,7 @@ mod null;
 mod proto;
 mod report;
 mod stats;
+mod tls;
 mod worker;
 mod workload;
 
@@ -183,6 +184,22 @@ fn run_phase(bench: &Arc<Bench>, mode: Mode) -> Result<PhaseSummary, String> {
     let client_before = process_cpu_ns(None);
     shared.phase.store(PHASE_MEASURE, Ordering::SeqCst);
     let start = Instant::now();
+    // --handshake-rate: new TLS connections beside the measured load, for as long as it runs.
+    let storm_stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut storm = Vec::new();
+    if let (Mode::Run, Some(tls), Some(rate)) = (mode, &cfg.tls, cfg.handshake_rate) {
+        let n = tls::storm_threads(rate);
+        for i in 0..n {
+            let (addr, tls, stop) = (cfg.servers[0], Arc::clone(tls), Arc::clone(&storm_stop));
+            let share = rate / n as f64;
+            storm.push(
+                thread::Builder::new()
+                    .name(format!("handshakes-{i}"))
+                    .spawn(move || tls::storm(addr, &tls, share, &stop))
+                    .map_err(|e| format!("spawn: {e}"))?,
+            );
+        }
+    }
     let base_ops = sum(&shared.ops);
 
     let (label, duration, bar_total, bar_secs) = match mode {
@@ -223,6 +240,8 @@ fn run_phase(bench: &Arc<Bench>, mode: Mode) -> Result<PhaseSummary, String> {
     }
     let server_after = cfg.server_pid.and_then(|p| process_cpu_ns(Some(p)));
     let client_after = process_cpu_ns(None);
+    storm_stop.store(true, Ordering::SeqCst);
+    let storm: Vec<tls::StormPart> = storm.into_iter().filter_map(|h| h.join().ok()).collect();
     progress.finish();
 
     let mut perf = Perf::new();
@@ -247,5 +266,6 @@ fn run_phase(bench: &Arc<Bench>, mode: Mode) -> Result<PhaseSummary, String> {
     if let (Some(b), Some(a)) = (client_before, client_after) {
         summary.client_cpu = Some(CpuUse::new(std::process::id(), b, a, seconds, perf.ops));
     }
+    summary.handshake_storm = cfg.handshake_rate.and_then(|r| tls::summarize(storm, r));
     Ok(summary)
 }

@@ -69,6 +69,8 @@ pub struct PhaseSummary {
     pub errors: Errors,
     pub server_cpu: Option<CpuUse>,
     pub client_cpu: Option<CpuUse>,
+    /// `--handshake-rate`: the new TLS connections opened during the measured phase.
+    pub handshake_storm: Option<crate::tls::StormSummary>,
 }
 
 impl PhaseSummary {
@@ -126,6 +128,7 @@ impl PhaseSummary {
             errors,
             server_cpu: None,
             client_cpu: None,
+            handshake_storm: None,
         }
     }
 }
@@ -297,6 +300,12 @@ impl Report {
             }
             if let Some(c) = &r.client_cpu {
                 out += &cpu_line("client cpu", c);
+            }
+            if let Some(h) = &r.handshake_storm {
+                out += &format!(
+                    "  handshakes  {} new TLS connections ({:.0}/s of {:.0}/s asked), {} failed; connect+handshake+version us p50 {}  p99 {}  max {}\n",
+                    h.handshakes, h.per_sec, h.target_per_sec, h.failed, h.p50_us, h.p99_us, h.max_us
+                );
             }
         }
         out += if self.ok {

@@ -18,6 +18,7 @@ use mio::{Events, Interest, Poll, Token};
 use crate::config::Config;
 use crate::proto::{self, ErrorKind, Protocol, Reply};
 use crate::stats::{Errors, Perf};
+use crate::tls::Link;
 use crate::workload::{KeySource, KeyTable, Lane, ValueGen};
 
 /// Phases published by the main thread.
@@ -313,7 +314,7 @@ impl Tracker {
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Link,
     alive: bool,
     rbuf: Vec<u8>,
     rhead: usize,
@@ -452,6 +453,11 @@ impl Conn {
     }
 
     fn flush(&mut self, c: &mut Counters) {
+        // TLS records a full socket kept back go first.
+        if let Err(e) = self.stream.flush() {
+            c.errors.connection += 1;
+            self.kill(&format!("write: {e}"));
+        }
         while self.alive && self.wpos < self.wbuf.len() {
             match self.stream.write(&self.wbuf[self.wpos..]) {
                 Ok(0) => {
@@ -491,13 +497,27 @@ fn connect(b: &Bench, tid: usize, c: usize, mode: Mode) -> Result<Conn, String> 
         peers: total.saturating_sub(server).div_ceil(servers) as u32,
     };
     let addr = cfg.servers[server];
-    let std_stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
-        .map_err(|e| format!("connect to {addr}: {e}"))?;
+    let (session, std_stream) = match &cfg.tls {
+        Some(config) => {
+            let (tls, s) = crate::tls::handshake(addr, config, Duration::from_secs(5))
+                .map_err(|e| format!("TLS connect to {addr}: {e}"))?;
+            (Some(tls), s)
+        }
+        None => (
+            None,
+            std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+                .map_err(|e| format!("connect to {addr}: {e}"))?,
+        ),
+    };
     std_stream
         .set_nodelay(true)
         .and_then(|()| std_stream.set_nonblocking(true))
         .map_err(|e| format!("socket options for {addr}: {e}"))?;
-    let stream = TcpStream::from_std(std_stream);
+    let sock = TcpStream::from_std(std_stream);
+    let stream = match session {
+        Some(tls) => Link::Tls(Box::new((tls, sock))),
+        None => Link::Plain(sock),
+    };
     let conn_seed = crate::workload::mix64(cfg.seed ^ (g as u64).wrapping_mul(0x1000_0001));
     let source = match mode {
         Mode::Preload => KeySource::once(b.keys.count(), lane),
