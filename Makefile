@@ -7,6 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = "0" ] || echo sudo)
 PY_DEBIAN := /usr/bin/python3
 
 .PHONY: all build release run test test-deps check lint fmt bench bench-quick bench-micro doc clean install \
+	assets deb deb-test \
 	conformance conformance-strict conformance-tls fuzz soak
 
 all: build
@@ -58,12 +59,14 @@ test-deps:
 # The bench tool's test runs the ferrocache-bench binary of the workspace's other package: build
 # every binary first.
 # The whole suite: cargo's tests, then memcached 1.6.18's own t/ files against the release binary, in
-# plaintext (with the ssl_* files over TLS), then every file over TLS (about 10 more minutes).
+# plaintext (with the ssl_* files over TLS), then every file over TLS (about 10 more minutes), then
+# the Debian package installed and removed (deb-test; as root, else it says it skipped).
 test: test-deps
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --all-targets
 	$(MAKE) conformance
 	$(MAKE) conformance-tls
+	$(MAKE) deb-test
 
 # Everything that needs no network and no apt: formatting, clippy, the unit tests, the tidy
 # checks (tests/architecture.rs), the parser property tests and the integration tests that run
@@ -145,9 +148,55 @@ bench-micro:
 doc:
 	$(CARGO) doc --workspace --no-deps
 
-install: release
-	install -m 0755 target/release/ferrocache /usr/local/bin/ferrocache
-	install -m 0755 target/release/ferrocache-bench /usr/local/bin/ferrocache-bench
+# The man page and the bash, zsh and fish completions, generated from the clap tree by the
+# release binary's hidden `assets` command (cli/assets.rs) into $(ASSETS).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+ASSETS := $(TARGET_DIR)/release/assets
+assets: release
+	$(TARGET_DIR)/release/ferrocache assets $(ASSETS)
+	gzip -9nkf $(ASSETS)/ferrocache.1
+
+# The Debian package (cargo-deb, installed once with `cargo install`; [package.metadata.deb] in
+# Cargo.toml lists what goes where; dist/debian/ holds the configuration file and the maintainer
+# scripts): $(TARGET_DIR)/debian/ferrocache_VERSION-1_ARCH.deb.
+deb: assets
+	@command -v cargo-deb >/dev/null || $(CARGO) install cargo-deb --locked
+	$(CARGO) deb -p ferrocache --no-build --strip
+
+# The package end to end as root (tests/deb.sh: dpkg -i, the files, the user, the daemon on the
+# shipped configuration, dpkg -r and purge), and `make install DESTDIR=…` placing the same files.
+deb-test: deb
+	rm -rf $(TARGET_DIR)/install-test
+	$(MAKE) --no-print-directory install DESTDIR=$(abspath $(TARGET_DIR))/install-test PREFIX=/usr \
+	  UNITDIR=/lib/systemd/system >/dev/null
+	sh tests/deb.sh "$$(ls -t $(TARGET_DIR)/debian/ferrocache_*.deb | head -n 1)" $(TARGET_DIR)/install-test
+
+# A source install: what the package installs, under $(DESTDIR)$(PREFIX) (units under $(UNITDIR),
+# their ExecStart= pointing at $(BINDIR)); the configuration file only if there is none yet; and,
+# as root without DESTDIR, the package's postinst (the ferrocache system user, daemon-reload).
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+install: assets
+	install -Dm0755 $(TARGET_DIR)/release/ferrocache $(DESTDIR)$(BINDIR)/ferrocache
+	install -Dm0755 $(TARGET_DIR)/release/ferrocache-bench $(DESTDIR)$(BINDIR)/ferrocache-bench
+	for u in ferrocache.service ferrocache.socket ferrocache@.service; do \
+	  sed -e 's|/usr/bin/ferrocache|$(BINDIR)/ferrocache|' \
+	    -e 's|/etc/ferrocache/|$(SYSCONFDIR)/ferrocache/|' dist/systemd/$$u > $(ASSETS)/$$u && \
+	  install -Dm0644 $(ASSETS)/$$u $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
+	done
+	[ -e $(DESTDIR)$(SYSCONFDIR)/ferrocache/ferrocache.conf ] || \
+	  install -Dm0644 dist/debian/ferrocache.conf $(DESTDIR)$(SYSCONFDIR)/ferrocache/ferrocache.conf
+	install -Dm0644 $(ASSETS)/ferrocache.1.gz $(DESTDIR)$(PREFIX)/share/man/man1/ferrocache.1.gz
+	install -Dm0644 $(ASSETS)/ferrocache.bash \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions/ferrocache
+	install -Dm0644 $(ASSETS)/_ferrocache $(DESTDIR)$(PREFIX)/share/zsh/vendor-completions/_ferrocache
+	install -Dm0644 $(ASSETS)/ferrocache.fish \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/ferrocache.fish
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ]; then sh dist/debian/postinst configure; \
+	elif [ -z "$(DESTDIR)" ]; then \
+	  echo "not root: run 'sudo sh dist/debian/postinst configure' for the ferrocache user"; fi
 
 clean:
 	$(CARGO) clean

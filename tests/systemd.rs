@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::io::{Read, Write};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::process::Command;
@@ -117,6 +118,44 @@ fn watchdog_pings_while_the_workers_turn() {
     // Serving connections does not stop the pings.
     assert_eq!(common::one(&server, b"version\r\n")[..8], *b"VERSION ");
     assert_eq!(m.until("WATCHDOG=1"), "WATCHDOG=1");
+}
+
+#[test]
+fn watchdog_pings_stop_when_a_worker_is_wedged() {
+    if !cfg!(debug_assertions) {
+        println!("SKIPPED: the wedge hook exists in debug builds only (server::testhooks)");
+        return;
+    }
+    let (m, path) = Manager::at_path("notify-watchdog-wedge");
+    // The debug build's test hook (server::testhooks): `get wedge-me` never returns.
+    let server = Server::start_with_env(
+        &["-t", "2"],
+        &[
+            ("NOTIFY_SOCKET", &path),
+            ("WATCHDOG_USEC", "200000"),
+            ("FERROCACHE_TEST_WEDGE", "wedge-me"),
+        ],
+    );
+    assert_eq!(m.until("WATCHDOG=1"), "WATCHDOG=1");
+    let mut c = server.connect();
+    c.write_all(b"get wedge-me\r\n").unwrap();
+    // The other worker still serves.
+    assert_eq!(common::one(&server, b"version\r\n")[..8], *b"VERSION ");
+    // Pings stop: a few may still be on their way (decided before the worker took the request),
+    // then none for a whole second (ten periods). Bounded: 50 notifications at most.
+    m.sock
+        .set_read_timeout(Some(Duration::from_secs(1)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let mut late = 0;
+    while m.sock.recv(&mut buf).is_ok() {
+        late += 1;
+        assert!(late < 50, "WATCHDOG=1 pings go on with a wedged worker");
+    }
+    // The connection on the wedged worker got nothing.
+    c.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    assert!(c.read(&mut buf).is_err(), "the wedged worker answered");
 }
 
 #[test]

@@ -1,12 +1,13 @@
 //! Owns: the `ferrocache` command line — one clap tree holding the daemon's memcached-style
 //! options (defined in `config::Args`) and the tool subcommands (`ring`, `passwd`, `cluster
-//! push|supervise|status`, `help`); what it resolves to (a daemon `Config` or a finished tool with its exit code).
+//! push|supervise|status`, `help`, and the hidden `assets` for packaging); what it resolves to (a daemon `Config` or a finished tool with its exit code).
 //! Does not: define or validate the daemon's options (see `config`), run the daemon (see
 //! `server`), set up logging or exit the process (see `main.rs`).
 //!
 //! Exit codes: 0 for success and for help, 64 (`EX_USAGE`) for usage errors, 1 for a failed tool
 //! run, and 2 for every `ring` error (as `ring` always had).
 
+pub mod assets;
 pub mod cluster;
 pub mod passwd;
 pub mod ring;
@@ -42,6 +43,9 @@ pub enum Tool {
     Passwd(passwd::PasswdCmd),
     /// Manage Auto Discovery membership.
     Cluster(cluster::ClusterCmd),
+    /// Write the man page and shell completions into a directory (packaging).
+    #[command(hide = true)]
+    Assets(assets::AssetsCmd),
 }
 
 /// What the command line asks for.
@@ -91,6 +95,7 @@ pub fn run_tool(tool: Tool) -> u8 {
         Tool::Ring(cmd) => ring::run(cmd),
         Tool::Passwd(cmd) => passwd::run(cmd),
         Tool::Cluster(cmd) => cluster::run(cmd),
+        Tool::Assets(cmd) => assets::run(cmd),
     }
 }
 

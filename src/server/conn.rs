@@ -496,6 +496,8 @@ impl Conn {
                     Ok(Parsed::Complete(cmd, used)) => {
                         let retrieval = matches!(cmd, Command::Get { .. });
                         cmd_kind = exec::metrics::text_kind(&cmd);
+                        #[cfg(debug_assertions)]
+                        super::testhooks::maybe_wedge(&cmd, ctx.shared);
                         flush_now =
                             mem.limited() && matches!(cmd, Command::Get { .. } | Command::MetaNoop);
                         let written = self.wpos > 0;

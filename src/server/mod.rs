@@ -31,6 +31,8 @@ pub mod restart;
 pub mod signals;
 pub mod stream;
 pub mod supervise;
+#[cfg(debug_assertions)]
+pub mod testhooks;
 pub mod udp;
 pub mod verify;
 pub mod watchdog;
