@@ -114,10 +114,52 @@ fn fetcher_and_mutation_lines_match_memcached() {
         b"set sp%ace~.-_/\xff 0 1000 1\r\nx\r\n",
         b"set n 0 0 1\r\n5\r\nincr n 1\r\ndecr n 9\r\nincr none 1\r\n",
         b"mg foo v\r\nms mkey 2\r\nhi\r\nmg mkey v\r\nmd mkey\r\n",
+        b"ms mn 1\r\n7\r\nma mn\r\nma mn MD D3\r\nma nope\r\nma viv N0 J5\r\nma viv\r\n",
         hashes.as_bytes(),
         b"flush_all\r\nget n\r\n",
     ];
     let (m, f) = both(&[], "fetchers mutations", &reqs);
+    assert_eq!(f, m);
+}
+
+/// Binary deletes and counters log their lookups (and a created counter its `add`) as the text
+/// commands do.
+#[test]
+fn binary_delete_and_counter_lines_match_memcached() {
+    use ferrocache::protocol::binary::{op, request};
+    let arith = |opc: u8, key: &[u8], delta: u64, initial: u64, exptime: u32| {
+        let mut ex = Vec::new();
+        ex.extend_from_slice(&delta.to_be_bytes());
+        ex.extend_from_slice(&initial.to_be_bytes());
+        ex.extend_from_slice(&exptime.to_be_bytes());
+        request(opc, 0, 0, &ex, key, b"")
+    };
+    let pkts = [
+        request(op::SET, 0, 0, &[0; 8], b"n", b"5"),
+        arith(op::INCREMENT, b"n", 1, 0, 0),
+        arith(op::DECREMENT, b"n", 9, 0, 0),
+        arith(op::INCREMENT, b"none", 1, 0, u32::MAX),
+        arith(op::INCREMENT, b"viv", 1, 3, 0),
+        request(op::DELETE, 0, 0, &[], b"n", b""),
+        request(op::DELETE, 0, 0, &[], b"n", b""),
+    ];
+    let (mc, _probe) = start_memcached(&[]);
+    let fc = Server::start(&[]);
+    let run = |s: &Server| {
+        let mut w = watcher(s, "fetchers mutations");
+        let mut b = s.connect();
+        for p in &pkts {
+            call(&mut b, p).expect("binary reply");
+        }
+        // The end mark from the same connection (one worker's lines stay in order).
+        call(&mut b, &request(op::GET, 0, 0, &[], b"__end__", b"")).expect("binary reply");
+        lines_until(&mut w, "key=__end__")
+            .iter()
+            .map(|l| mask(l))
+            .collect::<Vec<_>>()
+    };
+    let (m, f) = (run(&mc), run(&fc));
+    assert!(m.iter().any(|l| l.contains("key=viv")), "{m:?}");
     assert_eq!(f, m);
 }
 

@@ -90,7 +90,12 @@ pub fn execute(f: &Frame<'_>, ctx: &Ctx<'_>, session: &mut Session, out: &mut Ve
         op::DELETE => {
             stats::record_prefix(ctx, f.key, PrefixOp::Delete);
             let hash = sh.store().hash(f.key);
-            match sh.store().lock(hash).delete(f.key, hash, h.cas, ctx.now()) {
+            let r = {
+                let mut shard = sh.store().lock(hash);
+                super::watch::lookup_first(ctx, &mut shard, f.key, hash);
+                shard.delete(f.key, hash, h.cas, ctx.now())
+            };
+            match r {
                 DeleteOutcome::Deleted => {
                     bump(&st.delete_hits);
                     ok(out, 0, &[]);
@@ -275,14 +280,18 @@ fn arith(f: &Frame<'_>, incr: bool, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) 
     let initial = be_u64(f.extras, 8);
     let exptime = be_u32(f.extras, 16);
     let hash = sh.store().hash(f.key);
-    let res = sh.store().lock(hash).arith(
-        f.key,
-        hash,
-        if incr { ArithOp::Incr } else { ArithOp::Decr },
-        delta,
-        h.cas,
-        ctx.now(),
-    );
+    let res = {
+        let mut shard = sh.store().lock(hash);
+        super::watch::lookup_first(ctx, &mut shard, f.key, hash);
+        shard.arith(
+            f.key,
+            hash,
+            if incr { ArithOp::Incr } else { ArithOp::Decr },
+            delta,
+            h.cas,
+            ctx.now(),
+        )
+    };
     let value = |out: &mut Vec<u8>, v: u64, cas: u64| r.ok(out, cas, &v.to_be_bytes());
     let oom = |out: &mut Vec<u8>, msg: &[u8]| r.always(out, status::ENOMEM, &[], msg);
     match res {

@@ -286,7 +286,6 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let mut shard = sh.store().lock(h);
     // Checks memcached makes before storing that the plain store modes do not express.
     let mut keep_bits = 0;
-    super::watch::lookup_first(ctx, &mut shard, key, h);
     // `I` with an older CAS: store anyway, keep the TTL, mark stale (invalidation).
     if let StoreMode::Cas(c) = mode {
         if f.stale {
@@ -300,32 +299,21 @@ fn mset(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             }
         }
     }
-    let r = shard.store(
-        StoreRequest {
-            mode,
-            key,
-            hash: h,
-            flags: f.client_flags,
-            exptime,
-            value: req.data,
-        },
-        now,
-    );
+    let store = StoreRequest {
+        mode,
+        key,
+        hash: h,
+        flags: f.client_flags,
+        exptime,
+        value: req.data,
+    };
+    let r = super::watch::store_logged(ctx, &mut shard, store);
     if let Ok(StoreOutcome::Stored(_)) = r {
         let bits = keep_bits | if f.base64 { KEY_BINARY } else { 0 };
         if bits != 0 {
             shard.update_bits(key, h, bits, now);
         }
     }
-    let log = super::watch::StoreLog {
-        mode,
-        key,
-        hash: h,
-        flags: f.client_flags,
-        exptime,
-        value_len: req.data.len(),
-    };
-    super::watch::stored(ctx, &mut shard, log, &r);
     drop(shard);
     bump(&st.cmd_set);
     let stale_store = keep_bits != 0;
@@ -433,6 +421,7 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let incr = !matches!(f.mode, Some(b'D' | b'-'));
     let h = sh.store().hash(key);
     let mut shard = sh.store().lock(h);
+    super::watch::lookup_first(ctx, &mut shard, key, h);
     let cas = f.cas.unwrap_or(0);
     let res = match shard.arith(
         key,
@@ -449,7 +438,12 @@ fn marith(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         Ok(ArithOutcome::NotFound) if f.vivify.is_some() => {
             let mut b = itoa::Buffer::new();
             let digits = b.format(f.initial).as_bytes();
-            match shard.store(StoreRequest::new(StoreMode::Add, key, h, digits), now) {
+            // memcached adds the new item as an `add` would: looked up again, then stored.
+            let req = StoreRequest {
+                exptime: ctx.exptime(f.vivify.unwrap_or(0)),
+                ..StoreRequest::new(StoreMode::Add, key, h, digits)
+            };
+            match super::watch::store_logged(ctx, &mut shard, req) {
                 Ok(StoreOutcome::Stored(_)) => ArithResult::Item(f.initial, true),
                 Ok(_) => ArithResult::Line(b"NS"),
                 Err(_) => ArithResult::Error("SERVER_ERROR Out of memory allocating new item"),

@@ -181,27 +181,15 @@ pub fn store_counted(
     let st = ctx.stats;
     let h = sh.store().hash(key);
     let mut shard = sh.store().lock(h);
-    watch::lookup_first(ctx, &mut shard, key, h);
-    let r = shard.store(
-        StoreRequest {
-            mode,
-            key,
-            hash: h,
-            flags,
-            exptime,
-            value: data,
-        },
-        ctx.now(),
-    );
-    let log = watch::StoreLog {
+    let req = StoreRequest {
         mode,
         key,
         hash: h,
         flags,
         exptime,
-        value_len: data.len(),
+        value: data,
     };
-    watch::stored(ctx, &mut shard, log, &r);
+    let r = watch::store_logged(ctx, &mut shard, req);
     drop(shard);
     let is_cas = matches!(mode, StoreMode::Cas(_));
     match r {

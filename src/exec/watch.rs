@@ -7,7 +7,7 @@
 use super::{Action, Ctx};
 use crate::protocol::ascii::{Reply, ERROR};
 use crate::protocol::watch::{self, Event, Found, Key, StoreCmd, Stored};
-use crate::store::{ItemView, Miss, Shard, StoreError, StoreMode, StoreOutcome};
+use crate::store::{ItemView, Miss, Shard, StoreError, StoreMode, StoreOutcome, StoreRequest};
 
 /// `watch [streams...]`: `out` holds the replies of this batch not yet written (memcached refuses
 /// a watch pipelined behind other requests).
@@ -66,6 +66,27 @@ pub fn lookup_first(ctx: &Ctx<'_>, shard: &mut Shard, key: &[u8], hash: u64) {
     if ctx.shared.logger().wants(watch::FETCHERS) {
         fetched(ctx, key, &shard.peek(key, hash, ctx.now()));
     }
+}
+
+/// Stores `req` in `shard` as memcached's `do_store_item` does while watched: the lookup first
+/// (`item_get`), then the result (`item_store`).
+pub fn store_logged(
+    ctx: &Ctx<'_>,
+    shard: &mut Shard,
+    req: StoreRequest<'_>,
+) -> Result<StoreOutcome, StoreError> {
+    lookup_first(ctx, shard, req.key, req.hash);
+    let log = StoreLog {
+        mode: req.mode,
+        key: req.key,
+        hash: req.hash,
+        flags: req.flags,
+        exptime: req.exptime,
+        value_len: req.value.len(),
+    };
+    let r = shard.store(req, ctx.now());
+    stored(ctx, shard, log, &r);
+    r
 }
 
 /// A storage request as `item_store` shows it.
