@@ -3,6 +3,7 @@
 //! limit shrinks.
 //! Does not: decide when pages move (the allocator, `Store::automove` and `slabs reassign` do).
 
+use super::sweep::is_cold;
 use super::{Reclaimer, Shard};
 use crate::store::item;
 use crate::store::slab::ChunkId;
@@ -41,12 +42,18 @@ impl Shard {
     /// The first page from the coldest on (in the hand's order) that holds no chunk a store in
     /// progress needs (see `Shard::page_pinned`).
     fn coldest_movable_page(&self, cls: usize) -> Option<usize> {
+        self.movable_pages(cls).next()
+    }
+
+    /// The pages of class `cls` in the hand's order from the coldest (the one after the hand's),
+    /// without those holding a chunk a store in progress needs (see `Shard::page_pinned`).
+    fn movable_pages(&self, cls: usize) -> impl Iterator<Item = usize> + '_ {
         let class = &self.class[cls];
         let n = class.pages.len();
         let at = class.hand.at().0;
         (1..=n)
-            .map(|k| class.pages[(at + k) % n])
-            .find(|&p| !self.page_pinned(p))
+            .map(move |k| class.pages[(at + k) % n])
+            .filter(|&p| !self.page_pinned(p))
     }
 
     /// A free chunk of class `cls` outside page `p` (free chunks inside it are dropped from
@@ -172,23 +179,15 @@ impl Shard {
         else {
             return false;
         };
-        let class = &self.class[src];
-        let n = class.pages.len();
-        let at = class.hand.at().0;
-        let order: Vec<usize> = (1..=n)
-            .map(|k| class.pages[(at + k) % n])
-            .filter(|&p| !self.page_pinned(p))
-            .collect();
-        let Some(p) = order
-            .iter()
-            .copied()
+        let Some(p) = self
+            .movable_pages(src)
             .find(|&p| !self.page_holds(p, |c| !is_cold(c)))
             .or_else(|| {
-                order.iter().copied().find(|&p| {
+                self.movable_pages(src).find(|&p| {
                     !self.page_holds(p, |c| item::segment(c) == Some(item::Segment::Temp))
                 })
             })
-            .or_else(|| order.first().copied())
+            .or_else(|| self.coldest_movable_page(src))
         else {
             return false;
         };
@@ -206,9 +205,4 @@ impl Shard {
                 .is_some_and(|owner| young(self.pages.chunk(owner)))
         })
     }
-}
-
-/// An item the LRU would evict next: COLD and not read twice.
-fn is_cold(c: &[u8]) -> bool {
-    item::segment(c) == Some(item::Segment::Cold) && item::bits(c) & item::ACTIVE == 0
 }

@@ -350,7 +350,7 @@ impl Shard {
             self.reclaim(head, Reclaimer::Other);
             return true;
         }
-        if item::segment(c) == Some(Segment::Cold) && item::bits(c) & ACTIVE == 0 {
+        if is_cold(c) {
             self.evict_for_room(head, now);
             return true;
         }
@@ -375,4 +375,9 @@ impl Shard {
         }
         self.unlink_item(id, None);
     }
+}
+
+/// An item (its header `c`) the hand evicts when it reaches it: in COLD and not read twice.
+pub(super) fn is_cold(c: &[u8]) -> bool {
+    item::segment(c) == Some(Segment::Cold) && item::bits(c) & ACTIVE == 0
 }
