@@ -20,7 +20,7 @@ use crate::config::ConfigError;
 use crate::fsutil;
 use crate::state::Shared;
 use crate::store::restart::{
-    checksum, Clocks, Layout, Meta, PageRecord, RestoreReport, ShardImage, DATA_HEADER, DATA_MAGIC,
+    Clocks, Layout, Meta, PageRecord, RestoreReport, ShardImage, DATA_HEADER, DATA_MAGIC,
 };
 
 /// Where the metadata of a save to `path` goes: `PATH.meta`, as memcached names it.
@@ -187,9 +187,7 @@ fn restore_shards(
         for r in &recs {
             let bytes = in_file(r).then(|| &buf[(r.offset - lo) as usize..][..r.len as usize]);
             match bytes {
-                Some(b) if meta.page_shape_ok(r) && checksum(b) == r.sum => {
-                    image.add(r.slot, r.chunk_size as usize, b)
-                }
+                Some(b) if meta.page_ok(r, b) => image.add(r.slot, r.chunk_size as usize, b),
                 _ => report.bad_pages += 1,
             }
         }
@@ -225,14 +223,7 @@ pub fn save(sh: &Shared) {
         w.write_all(&meta.nonce.to_le_bytes())?;
         sh.store().save_pages(|shard, slot, cs, bytes| {
             w.write_all(bytes)?;
-            pages.push(PageRecord {
-                shard,
-                slot,
-                chunk_size: cs as u32,
-                len: bytes.len() as u64,
-                offset: end,
-                sum: checksum(bytes),
-            });
+            pages.push(PageRecord::of(shard, slot, cs, end, bytes));
             end += bytes.len() as u64;
             Ok::<(), io::Error>(())
         })?;

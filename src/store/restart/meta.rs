@@ -109,6 +109,21 @@ pub struct PageRecord {
     pub sum: u64,
 }
 
+impl PageRecord {
+    /// The record of page `slot` of `shard` (chunks of `chunk_size` bytes) whose `bytes` are
+    /// written at `offset` of the data file.
+    pub fn of(shard: u32, slot: u32, chunk_size: usize, offset: u64, bytes: &[u8]) -> PageRecord {
+        PageRecord {
+            shard,
+            slot,
+            chunk_size: chunk_size as u32,
+            len: bytes.len() as u64,
+            offset,
+            sum: checksum(bytes),
+        }
+    }
+}
+
 /// The metadata of one save (`PATH.meta`).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Meta {
@@ -315,6 +330,12 @@ impl Meta {
             && r.len <= self.layout.page_size
             && r.len / u64::from(r.chunk_size) <= 1 << self.chunk_bits
             && r.shard < self.shards
+    }
+
+    /// True when `bytes`, read for page `r`, may be restored: its shape is one of this save's
+    /// pages and its checksum matches.
+    pub fn page_ok(&self, r: &PageRecord, bytes: &[u8]) -> bool {
+        self.page_shape_ok(r) && checksum(bytes) == r.sum
     }
 }
 

@@ -100,7 +100,7 @@ pub struct ShardImage<'a> {
 }
 
 impl<'a> ShardImage<'a> {
-    /// Adds a page whose checksum matched and whose shape `Meta::page_shape_ok` accepted.
+    /// Adds a page `Meta::page_ok` accepted (its shape and checksum).
     pub fn add(&mut self, slot: u32, chunk_size: usize, bytes: &'a [u8]) {
         if chunk_size <= item::MAX_HEADER {
             return;

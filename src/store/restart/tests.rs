@@ -23,14 +23,7 @@ fn save(s: &Store) -> (Meta, Vec<(PageRecord, Vec<u8>)>) {
     let mut pages = Vec::new();
     let mut end = DATA_HEADER;
     s.save_pages(|shard, slot, cs, bytes| {
-        let r = PageRecord {
-            shard,
-            slot,
-            chunk_size: cs as u32,
-            len: bytes.len() as u64,
-            offset: end,
-            sum: checksum(bytes),
-        };
+        let r = PageRecord::of(shard, slot, cs, end, bytes);
         end += r.len;
         pages.push((r, bytes.to_vec()));
         Ok::<(), ()>(())
@@ -52,7 +45,7 @@ fn restore(
     for shard in 0..meta.shards {
         let mut image = ShardImage::default();
         for (r, b) in pages.iter().filter(|(r, _)| r.shard == shard) {
-            if meta.page_shape_ok(r) && checksum(b) == r.sum {
+            if meta.page_ok(r, b) {
                 image.add(r.slot, r.chunk_size as usize, b);
             } else {
                 report.bad_pages += 1;
