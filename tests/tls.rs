@@ -503,3 +503,90 @@ fn tls_1_1_refused_like_memcached() {
         assert!(text.contains("Cipher is (NONE)"), "{who}: {text}");
     }
 }
+
+/// A client that sends its ClientHello and then nothing: the server's side of the handshake is
+/// left in progress, waiting for the client's next flight.
+fn stalled_hello(addr: std::net::SocketAddr, pki: &Pki) -> (TcpStream, rustls::ClientConnection) {
+    let mut sock = TcpStream::connect(addr).unwrap();
+    sock.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+    let mut c =
+        rustls::ClientConnection::new(std::sync::Arc::new(pki.client(None, &[])), name).unwrap();
+    while c.wants_write() {
+        c.write_tls(&mut sock).unwrap();
+    }
+    (sock, c)
+}
+
+#[test]
+fn handshakes_in_progress_do_not_stop_established_connections() {
+    let pki = Pki::new("stalled");
+    // One worker: every connection, established or handshaking, belongs to it. (The session
+    // cache shows `ssl_new_sessions`; every client here has its own, so none resumes.)
+    let srv = start(&pki, &["ssl_session_cache"], &["-t", "1"]);
+    let mut est = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+    assert_eq!(
+        tls::exchange(&mut est, b"set k 0 0 1\r\nv\r\n").unwrap(),
+        b"STORED\r\n"
+    );
+    // Handshakes stalled at every early point: half a record header, a whole ClientHello (the
+    // server has answered and waits for the client's Finished).
+    let mut partial = Vec::new();
+    for _ in 0..16 {
+        let mut s = srv.connect();
+        s.write_all(&[0x16, 0x03, 0x01]).unwrap();
+        partial.push(s);
+    }
+    let mut stalled: Vec<_> = (0..16).map(|_| stalled_hello(srv.addr, &pki)).collect();
+    // The established connection is served, request after request, while all of them wait.
+    for i in 0..200 {
+        let reply = tls::exchange(&mut est, b"get k\r\n").unwrap();
+        assert_eq!(reply, b"VALUE k 0 1\r\nv\r\nEND\r\n", "request {i}");
+    }
+    // So is a new connection, whose handshake overtakes the stalled ones.
+    let mut fresh = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+    let stats = tls::exchange(&mut fresh, b"stats\r\n").unwrap();
+    let curr: usize = stat(&stats, "curr_connections").unwrap().parse().unwrap();
+    assert!(curr >= 34, "the stalled handshakes are held: {curr}");
+    // A stalled handshake may still finish, and its connection is served.
+    let (mut sock, conn) = stalled.pop().unwrap();
+    let mut late = rustls::StreamOwned::new(conn, &mut sock);
+    while late.conn.is_handshaking() {
+        late.conn.complete_io(&mut late.sock).unwrap();
+    }
+    late.write_all(b"get k\r\n").unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    while !got.ends_with(b"END\r\n") {
+        let n = late.read(&mut buf).unwrap();
+        assert!(n > 0, "closed after {got:?}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert_eq!(got, b"VALUE k 0 1\r\nv\r\nEND\r\n");
+    // Nothing stalled counts as a failed handshake; the completed ones count as new sessions.
+    let stats = tls::exchange(&mut est, b"stats\r\n").unwrap();
+    assert_eq!(stat(&stats, "ssl_handshake_errors").as_deref(), Some("0"));
+    assert_eq!(stat(&stats, "ssl_new_sessions").as_deref(), Some("3"));
+    drop(partial);
+}
+
+#[test]
+fn an_idle_handshake_is_closed_by_idle_timeout() {
+    let pki = Pki::new("idlehs");
+    let srv = start(&pki, &["idle_timeout=1"], &["-t", "1"]);
+    let (mut sock, _conn) = stalled_hello(srv.addr, &pki);
+    // The server's flight, then its close (bounded by the 10 s read timeout).
+    let mut buf = [0u8; 4096];
+    let closed = loop {
+        match sock.read(&mut buf) {
+            Ok(0) => break true,
+            Ok(_) => continue,
+            Err(_) => break false,
+        }
+    };
+    assert!(closed, "an idle handshake stays open past idle_timeout");
+    let mut s = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+    let stats = tls::exchange(&mut s, b"stats\r\n").unwrap();
+    assert_eq!(stat(&stats, "idle_kicks").as_deref(), Some("1"));
+}

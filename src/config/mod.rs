@@ -206,6 +206,16 @@ fn parse_listen(
 }
 
 impl Config {
+    /// The TLS handshake threads (`server::handshake`): one per four workers with `-Z`, else
+    /// none. Each has a counter block after the workers' (`state::Shared::thread_stats`).
+    pub fn handshake_threads(&self) -> usize {
+        if self.ext.ssl.enabled {
+            self.threads.div_ceil(4)
+        } else {
+            0
+        }
+    }
+
     /// How many worker threads read each UDP socket (`num_threads_per_udp`): every worker, or
     /// one per socket when `-l` lists several interfaces, as memcached does.
     pub fn threads_per_udp(&self) -> usize {

@@ -1,6 +1,7 @@
 //! Owns: the acceptor — the main thread's poll over the listeners, the signals and the shutdown
 //! waker; accepting until `WouldBlock`, enforcing `-c` (`ERROR Too many open connections`), and
-//! handing each connection to the worker pool.
+//! handing each connection to the worker pool, or first to a TLS handshake thread when it speaks
+//! TLS.
 //! Does not: bind listeners (see `listeners`), act on signals (see `signals`), or serve
 //! connections (see `worker`).
 
@@ -13,9 +14,11 @@ use log::{info, warn};
 use mio::{Events, Interest, Poll, Token, Waker};
 use signal_hook_mio::v1_0::Signals;
 
+use super::handshake::Handshakers;
 use super::listeners::{Listener, Role};
 use super::pool::Workers;
 use super::signals;
+use super::stream::Stream;
 use super::worker::NewConn;
 use crate::state::{ConnInfo, Shared, Shutdown};
 
@@ -85,7 +88,12 @@ impl Acceptor {
     }
 
     /// Accepts and hands off connections, and answers signals, until shutdown is requested.
-    pub fn run(&mut self, sh: &Shared, workers: &mut Workers) -> io::Result<()> {
+    pub fn run(
+        &mut self,
+        sh: &Shared,
+        workers: &Workers,
+        handshakes: &mut Handshakers,
+    ) -> io::Result<()> {
         let mut events = Events::with_capacity(256);
         while sh.shutdown_requested() == Shutdown::None {
             if let Err(e) = self.poll.poll(&mut events, None) {
@@ -104,7 +112,7 @@ impl Acceptor {
                     WAKE => {}
                     Token(i) => {
                         if let Some(l) = self.listeners.get(i) {
-                            accept_all(l, sh, workers);
+                            accept_all(l, sh, workers, handshakes);
                         }
                     }
                 }
@@ -118,7 +126,7 @@ impl Acceptor {
 }
 
 /// Accepts until the listener would block.
-fn accept_all(l: &Listener, sh: &Shared, workers: &mut Workers) {
+fn accept_all(l: &Listener, sh: &Shared, workers: &Workers, handshakes: &mut Handshakers) {
     loop {
         let accepted = match l.accept(sh.tls()) {
             Ok(a) => a,
@@ -134,14 +142,20 @@ fn accept_all(l: &Listener, sh: &Shared, workers: &mut Workers) {
             continue;
         }
         let id = stream.id();
-        let handed = workers.hand_off(NewConn {
+        let mut nc = NewConn {
             stream,
             id,
             addr: accepted.addr,
             listen_addr: l.name.clone(),
             admin: l.role == Role::Admin,
-        });
-        if !handed {
+        };
+        if matches!(nc.stream, Stream::Tls(_)) {
+            match handshakes.take(nc) {
+                Ok(()) => continue,
+                Err(back) => nc = back,
+            }
+        }
+        if !workers.dispatch().hand_off(nc) {
             sh.conns().closed();
         }
     }

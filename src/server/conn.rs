@@ -12,7 +12,7 @@ use log::debug;
 
 use super::budget::{self, Budget, BUF, OUT_SOFT_CAP};
 use super::oom::{self, charge};
-use super::stream::{Stream, TlsEvent};
+use super::stream::Stream;
 use crate::exec::{self, Action, ConnRef, Ctx, Session};
 use crate::protocol::ascii::Command;
 use crate::protocol::watch::CloseReason;
@@ -352,11 +352,8 @@ impl Conn {
                 continue;
             }
             let read = self.stream.read(&mut self.rbuf[self.rend..]);
-            match self.stream.take_tls_event() {
-                Some(TlsEvent::Failed) => stats::bump(&st.ssl_handshake_errors),
-                Some(TlsEvent::NewSession) => stats::bump(&st.ssl_new_sessions),
-                Some(TlsEvent::Resumed) | None => {}
-            }
+            // Only when no handshake thread ran the handshake (see `handshake`).
+            self.stream.count_tls_event(st);
             match read {
                 Ok(0) => {
                     self.eof = true;

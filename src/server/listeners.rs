@@ -60,7 +60,7 @@ pub struct Accepted {
 impl Listener {
     /// Accepts one connection (non-blocking: `WouldBlock` when none is waiting). TCP connections
     /// get `TCP_NODELAY`; on a TLS listener, a TLS session with the configuration `tls` holds
-    /// now (its handshake runs on the worker, as the connection's first reads).
+    /// now (its handshake runs on a handshake thread, see `handshake`).
     pub fn accept(&self, tls: Option<&crate::tls::TlsContext>) -> io::Result<Accepted> {
         match &self.socket {
             Socket::Tcp(t) => {

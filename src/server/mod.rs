@@ -6,6 +6,7 @@
 //! Files: `process` (root rule, daemon, limits, privileges, pid/port files), `activation`
 //! (sockets inherited from systemd), `listeners` (binding), `acceptor` (accept loop, `-c`, hand-off), `signals`, `pool` (worker threads),
 //! `worker` (one worker's event loop), `conn` (one connection), `stream` (its socket),
+//! `handshake` (TLS handshakes off the workers' loops),
 //! `udp` (the `-U` sockets and datagrams), `verify` (the credential-verification pool), `maintainer`, `watcher` (the `watch`
 //! connections and their log lines), `health` (cluster probes), `push`
 //! (the `cluster push` client), `notify` (systemd notifications), `watchdog` (worker heartbeats
@@ -16,6 +17,7 @@ pub mod acceptor;
 pub mod activation;
 pub mod budget;
 pub mod conn;
+pub mod handshake;
 pub mod health;
 pub mod listeners;
 pub mod logging;
@@ -48,6 +50,7 @@ use crate::config::{Config, ConfigError, EX_USAGE};
 use crate::state::{Shared, Shutdown};
 pub use acceptor::signal_shutdown;
 use acceptor::Acceptor;
+use handshake::Handshakers;
 use listeners::Listener;
 use pool::Workers;
 
@@ -149,8 +152,9 @@ fn serve(
     let verifier = verify::Verifier::start(2).map_err(io_err)?;
     let (watchers, watcher) = watcher::start(&sh).map_err(io_err)?;
     let beats = watchdog::Heartbeats::new(cfg.threads);
-    let mut workers = Workers::start(&sh, &verifier, ports, &beats, &watchers).map_err(io_err)?;
+    let workers = Workers::start(&sh, &verifier, ports, &beats, &watchers).map_err(io_err)?;
     drop(watchers);
+    let mut handshakes = Handshakers::start(&sh, workers.dispatch()).map_err(io_err)?;
     let health = health::start(&sh).map_err(io_err)?;
     let maintainer = maintainer::start(&sh).map_err(io_err)?;
     let metrics = metrics::start(scraped, &sh).map_err(io_err)?;
@@ -178,11 +182,14 @@ fn serve(
     );
     info!("{summary}");
     notify::ready(&format!("{summary} on {}", names.join(" ")));
-    acceptor.run(&sh, &mut workers).map_err(io_err)?;
+    acceptor
+        .run(&sh, &workers, &mut handshakes)
+        .map_err(io_err)?;
     notify::stopping();
     // Stop accepting; let workers finish in-flight requests.
     sh.conns().stop_accepting();
     acceptor.close_listeners();
+    handshakes.join();
     workers.join();
     let _ = maintainer.join();
     let _ = watcher.join();

@@ -4,6 +4,7 @@
 //! Does not: run a worker's event loop (see `worker`).
 
 use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
@@ -20,8 +21,30 @@ use crate::state::Shared;
 #[allow(missing_debug_implementations)]
 pub struct Workers {
     handles: Vec<JoinHandle<()>>,
-    senders: Vec<(Sender<NewConn>, Arc<Waker>)>,
-    next: usize,
+    dispatch: Dispatch,
+}
+
+/// The hand-off to the workers, round-robin, for every thread that hands connections on (the
+/// acceptor, the TLS handshake threads); clones share the rotation.
+#[derive(Clone)]
+#[allow(missing_debug_implementations)]
+pub struct Dispatch {
+    senders: Arc<[(Sender<NewConn>, Arc<Waker>)]>,
+    next: Arc<AtomicUsize>,
+}
+
+impl Dispatch {
+    /// Gives the connection to the next worker. False when that worker is gone.
+    pub fn hand_off(&self, nc: NewConn) -> bool {
+        let i = self.next.fetch_add(1, Ordering::Relaxed);
+        let (tx, waker) = &self.senders[i % self.senders.len()];
+        if tx.send(nc).is_ok() {
+            let _ = waker.wake();
+            true
+        } else {
+            false
+        }
+    }
 }
 
 impl Workers {
@@ -60,26 +83,26 @@ impl Workers {
         }
         Ok(Workers {
             handles,
-            senders,
-            next: 0,
+            dispatch: Dispatch {
+                senders: senders.into(),
+                next: Arc::default(),
+            },
         })
     }
 
-    /// Gives the connection to the next worker. False when that worker is gone.
-    pub fn hand_off(&mut self, nc: NewConn) -> bool {
-        let (tx, waker) = &self.senders[self.next % self.senders.len()];
-        self.next += 1;
-        if tx.send(nc).is_ok() {
-            let _ = waker.wake();
-            true
-        } else {
-            false
-        }
+    /// The hand-off to these workers.
+    pub fn dispatch(&self) -> &Dispatch {
+        &self.dispatch
     }
 
     /// A function that wakes every worker once (for the watchdog).
     pub fn waker(&self) -> impl Fn() + Send + 'static {
-        let wakers: Vec<Arc<Waker>> = self.senders.iter().map(|(_, w)| w.clone()).collect();
+        let wakers: Vec<Arc<Waker>> = self
+            .dispatch
+            .senders
+            .iter()
+            .map(|(_, w)| w.clone())
+            .collect();
         move || {
             for w in &wakers {
                 let _ = w.wake();
@@ -90,7 +113,7 @@ impl Workers {
     /// After shutdown was requested: wakes every worker so it sees the request, and waits until
     /// each has finished its connections.
     pub fn join(self) {
-        for (_, w) in &self.senders {
+        for (_, w) in self.dispatch.senders.iter() {
             let _ = w.wake();
         }
         for h in self.handles {

@@ -24,6 +24,8 @@ use mio::net::{TcpStream, UnixStream};
 use mio::{Interest, Registry, Token};
 use rustls::{HandshakeKind, ServerConfig, ServerConnection};
 
+use crate::stats::{self, ThreadStats};
+
 /// A connected stream socket of either family, or a TLS session over TCP.
 #[derive(Debug)]
 pub enum Stream {
@@ -34,7 +36,7 @@ pub enum Stream {
 
 /// What a TLS session's handshake came to, for the `ssl_*` counters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TlsEvent {
+enum TlsEvent {
     /// Completed with a new session (not resumed).
     NewSession,
     /// Completed by resuming a session.
@@ -80,14 +82,40 @@ impl Stream {
         matches!(self, Stream::Tls(t) if t.tls.wants_write())
     }
 
-    /// The handshake's outcome, once, when it has one.
+    /// Counts the handshake's outcome (`ssl_new_sessions`, `ssl_handshake_errors`) once, when
+    /// it has one.
     #[inline]
-    pub fn take_tls_event(&mut self) -> Option<TlsEvent> {
-        match self {
-            Stream::Tls(t) => t.event.take(),
-            _ => None,
+    pub fn count_tls_event(&mut self, st: &ThreadStats) {
+        if let Stream::Tls(t) = self {
+            match t.event.take() {
+                Some(TlsEvent::Failed) => stats::bump(&st.ssl_handshake_errors),
+                Some(TlsEvent::NewSession) => stats::bump(&st.ssl_new_sessions),
+                Some(TlsEvent::Resumed) | None => {}
+            }
         }
     }
+
+    /// Advances a TLS session's handshake as far as the socket allows (the handshake thread's
+    /// step): `Done` once it has completed and every record it produced (session tickets
+    /// included) is sent; an error when it failed (the alert sent if the socket takes it) or the
+    /// peer closed first. A plaintext stream is always `Done`.
+    pub fn handshake(&mut self) -> io::Result<Handshake> {
+        match self {
+            Stream::Tls(t) => t.handshake(),
+            _ => Ok(Handshake::Done),
+        }
+    }
+}
+
+/// Where a handshake stands after `Stream::handshake`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// Waiting for the peer's records.
+    WantRead,
+    /// Records are waiting for the socket to take them.
+    WantWrite,
+    /// Completed; the connection is ready for requests.
+    Done,
 }
 
 impl TlsStream {
@@ -126,6 +154,36 @@ impl TlsStream {
                 Some(HandshakeKind::Resumed) => TlsEvent::Resumed,
                 _ => TlsEvent::NewSession,
             });
+        }
+    }
+
+    fn handshake(&mut self) -> io::Result<Handshake> {
+        loop {
+            if let Err(e) = self.send() {
+                return match e.kind() {
+                    io::ErrorKind::WouldBlock => Ok(Handshake::WantWrite),
+                    _ => Err(e),
+                };
+            }
+            if !self.tls.is_handshaking() {
+                self.settle(false);
+                return Ok(Handshake::Done);
+            }
+            match self.tls.read_tls(&mut self.sock) {
+                Ok(0) => {
+                    self.eof = true;
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(Handshake::WantRead),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            if let Err(e) = self.tls.process_new_packets() {
+                let _ = self.send();
+                self.settle(true);
+                return Err(io::Error::new(io::ErrorKind::InvalidData, e));
+            }
         }
     }
 

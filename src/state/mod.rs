@@ -120,7 +120,7 @@ impl Shared {
                 ),
             }
         }
-        let thread_stats = (0..config.threads)
+        let thread_stats = (0..config.threads + config.handshake_threads())
             .map(|_| ThreadStats::default())
             .collect();
         let store = Store::new(&config.store_config());
@@ -189,7 +189,8 @@ impl Shared {
     pub fn conns(&self) -> &Connections {
         &self.conns
     }
-    /// One counter block per worker thread (each written by its thread only).
+    /// One counter block per worker thread, then one per TLS handshake thread (each written by
+    /// its thread only).
     #[inline]
     pub fn thread_stats(&self) -> &[ThreadStats] {
         &self.thread_stats
