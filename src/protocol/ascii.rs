@@ -11,7 +11,7 @@ use crate::num::strtoul32;
 pub const MAX_TOKENS: usize = 24;
 
 /// The words of one command line (split on single spaces only, as memcached does).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Tokens<'a> {
     words: [&'a [u8]; MAX_TOKENS - 1],
     n: usize,
@@ -91,7 +91,7 @@ pub enum StoreCmd {
 // `Meta` carries its tokenized line (as before, when the admin variants did too); boxing it would
 // allocate per request.
 #[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Command<'a> {
     /// `config get <key>` (Auto Discovery).
     ConfigGet {
