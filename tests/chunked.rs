@@ -195,3 +195,44 @@ fn append_and_read_back() {
     }
     c.write_all(b"quit\r\n").unwrap();
 }
+
+#[test]
+fn the_item_size_limit_counts_an_item_as_memcached_does() {
+    // memcached counts its 48-byte header, the key and a NUL, 4 bytes of flags when not 0, the
+    // value and its CRLF, and 8 bytes of CAS (none with -C) against -I; ferrocache's items are
+    // smaller, but the same sizes must pass and fail: text, meta and an append's result.
+    for args in [&["-I", "1m"][..], &["-I", "1m", "-C"]] {
+        let mut b = both(args);
+        let cas = if args.contains(&"-C") { 0 } else { 8 };
+        let key = "boundary";
+        for flags in [0u32, 7] {
+            let fit = (1 << 20) - 48 - (key.len() + 1) - if flags != 0 { 4 } else { 0 } - 2 - cas;
+            for vlen in [fit - 1, fit, fit + 1] {
+                let v = pattern(vlen, vlen as u32);
+                let mut set = format!("set {key} {flags} 0 {vlen}\r\n").into_bytes();
+                set.extend_from_slice(&v);
+                set.extend_from_slice(b"\r\n");
+                b.same(&set, &format!("{args:?} set {vlen} flags {flags}"));
+                b.same(
+                    b"mg boundary s f\r\n",
+                    &format!("{args:?} after set {vlen}"),
+                );
+                let mut ms = format!("ms {key} {vlen} F{flags} T0\r\n").into_bytes();
+                ms.extend_from_slice(&v);
+                ms.extend_from_slice(b"\r\n");
+                b.same(&ms, &format!("{args:?} ms {vlen} flags {flags}"));
+                b.same(b"mg boundary s f\r\n", &format!("{args:?} after ms {vlen}"));
+            }
+        }
+        // An append whose result would pass the limit by one byte, then one that fits exactly.
+        let fit = (1 << 20) - 48 - (key.len() + 1) - 2 - cas;
+        b.same(&set_req("set", key, &pattern(fit - 10, 1)), "seed");
+        b.same(&set_req("append", key, &pattern(11, 2)), "append over");
+        b.same(b"mg boundary s\r\n", "after append over");
+        b.same(
+            &set_req("append", key, &pattern(10, 3)),
+            "append to the limit",
+        );
+        b.same(b"mg boundary s\r\n", "after append to the limit");
+    }
+}

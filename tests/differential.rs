@@ -3,12 +3,10 @@
 //! only what must differ (cas numbers, versions, times, pids).
 //!
 //! Deliberate differences, not compared here:
-//! * ferrocache's item header is smaller, so the exact `-I` boundary, `bytes`, `mem_requested`
-//!   and `size=` differ, and a small item may land one class lower than in memcached (the
-//!   classes themselves, ids and chunk sizes, are memcached's);
-//! * items between 512 KB and `-I` have a class of their own (no chunked items), one more
-//!   than memcached's 39 by default, so `slabs reassign` with class 40 is `BADCLASS` only in
-//!   memcached;
+//! * ferrocache's item header is smaller, so `bytes`, `mem_requested` and `size=` differ, and a
+//!   small item may land one class lower than in memcached (the classes themselves, ids and
+//!   chunk sizes, are memcached's unless a large `-m` turns on 8-byte steps below 256 bytes;
+//!   the `-I` boundary is memcached's: tests/chunked.rs);
 //! * `-t` defaults to the number of cores (thread per core), memcached's to 4, so
 //!   `num_threads` differs unless `-t` is given;
 //! * `watch` streams are compared in tests/watch.rs;

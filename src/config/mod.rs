@@ -473,6 +473,7 @@ impl Config {
         crate::store::StoreConfig {
             memory_limit: self.memory_limit,
             item_size_max: self.item_size_max,
+            use_cas: self.cas_enabled,
             slab_chunk_max: self.ext.slab_chunk_max,
             page_size: self.page_size(),
             min_size: self.min_size,

@@ -143,13 +143,14 @@ fn count_lookup(stats: &ThreadStats, touch: bool, miss: Option<Miss>) {
     }
 }
 
-/// The parser limits a server with this state applies: `-I`, the store's item header, and
+/// The parser limits a server with this state applies: `-I` as the store counts an item, and
 /// `config` commands when Auto Discovery is on (the workers, the fuzz targets and the tests).
 pub fn limits(sh: &Shared) -> crate::protocol::Limits {
     crate::protocol::Limits {
         item_size_max: sh.config().item_size_max,
         config_commands: sh.cluster().enabled(),
-        item_header_max: crate::store::item::max_header_size,
+        item_size: crate::store::item::limit_size,
+        cas: sh.config().cas_enabled,
         ..crate::protocol::Limits::default()
     }
 }

@@ -285,7 +285,13 @@ pub fn parse<'a>(input: &'a [u8], lim: &Limits) -> Result<Parsed<Frame<'a>>, Par
     let base = unquiet(h.opcode).0;
     let too_large = match base {
         op::SASL_AUTH | op::SASL_STEP => vlen > MAX_SASL_DATA,
-        _ => lim.too_large(key.len(), vlen),
+        // set/add/replace carry the flags first in their extras; append/prepend have none.
+        _ => {
+            let flags = extras
+                .get(..4)
+                .map_or(0, |f| u32::from_be_bytes([f[0], f[1], f[2], f[3]]));
+            lim.too_large(key.len(), vlen, flags)
+        }
     };
     if too_large {
         return Ok(Parsed::Complete(frame(Check::TooLarge, &[], vlen), head));

@@ -74,8 +74,8 @@ fn parse_ms<'a>(
         }
     };
     // Flag errors come before the size check, and the data block is swallowed after them.
-    let (klen, raw) = match parse_meta(t, &[]) {
-        Ok(req) => (req.key().len(), !req.flags.base64),
+    let (klen, raw, flags) = match parse_meta(t, &[]) {
+        Ok(req) => (req.key().len(), !req.flags.base64, req.flags.client_flags),
         Err(msg) => {
             return done(
                 Command::Swallow {
@@ -89,7 +89,7 @@ fn parse_ms<'a>(
             )
         }
     };
-    if lim.too_large(klen, vlen) {
+    if lim.too_large(klen, vlen, flags) {
         return done(
             Command::Swallow {
                 msg: TOO_LARGE,

@@ -51,24 +51,26 @@ pub struct Limits {
     pub max_get_line: usize,
     /// `config get|set` are commands (Auto Discovery on); otherwise they are unknown (`ERROR`).
     pub config_commands: bool,
-    /// The most bytes an item's header can take for a value of this length, whatever its flags.
-    /// The store's layout decides it; the server passes it in (`store::item::max_header_size`) so
-    /// that `-I` is checked against what the item will really take, without the parser knowing
-    /// the store.
-    pub item_header_max: fn(vlen: usize) -> usize,
+    /// An item's size as `-I` counts it, from its key and value lengths, flags and whether CAS
+    /// is on. The store defines it (`store::item::limit_size`, memcached's count); the server
+    /// passes it in, so the parser refuses exactly what the store would, before the value
+    /// arrives, without knowing the store.
+    pub item_size: fn(klen: usize, vlen: usize, flags: u32, cas: bool) -> usize,
+    /// CAS is on (not `-C`): items carry a CAS value.
+    pub cas: bool,
 }
 
 impl Limits {
-    /// Whether an item with this key and value length is over the item size limit (`-I`).
+    /// Whether an item with this key, value length and flags is over the item size limit (`-I`).
     #[inline]
-    pub fn too_large(&self, klen: usize, vlen: usize) -> bool {
-        (self.item_header_max)(vlen) + klen + vlen > self.item_size_max
+    pub fn too_large(&self, klen: usize, vlen: usize, flags: u32) -> bool {
+        (self.item_size)(klen, vlen, flags, self.cas) > self.item_size_max
     }
 }
 
-/// A stand-in for the store's header size in `Limits::default()`: items are only key and value.
-fn no_header(_vlen: usize) -> usize {
-    0
+/// A stand-in for the store's count in `Limits::default()`: items are only key and value.
+fn key_and_value(klen: usize, vlen: usize, _flags: u32, _cas: bool) -> usize {
+    klen + vlen
 }
 
 impl Default for Limits {
@@ -79,7 +81,8 @@ impl Default for Limits {
             max_line: 2048,
             max_get_line: 1 << 20,
             config_commands: false,
-            item_header_max: no_header,
+            item_size: key_and_value,
+            cas: true,
         }
     }
 }

@@ -271,7 +271,7 @@ fn parse_store<'a>(
         return done(reply(BAD_FORMAT, noreply), used);
     }
     let vlen = vlen as usize;
-    if lim.too_large(key.len(), vlen) {
+    if lim.too_large(key.len(), vlen, flags) {
         return done(
             Command::Swallow {
                 msg: TOO_LARGE,

@@ -90,12 +90,20 @@ pub fn total_size(klen: usize, vlen: usize, flags: u32) -> usize {
     header_size(vlen, flags) + klen + vlen
 }
 
-/// The most header bytes an item with this value length can need, whatever its flags: what
-/// request parsers add to key and value to compare with the item size limit (`-I`) before the
-/// value arrives (`protocol::Limits::item_header_max`).
+/// memcached's `sizeof(item)` on 64-bit.
+const MEMCACHED_HEADER: usize = 48;
+
+/// An item's size as memcached counts it against the item size limit (`-I`, `item_size_ok`):
+/// its 48-byte header, the key and its NUL, 4 bytes of flags when not 0, the value and its CRLF,
+/// and 8 bytes of CAS unless `-C`. ferrocache's own item is always smaller (see `total_size`),
+/// so whatever passes this fits; counting as memcached does refuses exactly the items memcached
+/// refuses, before the value arrives (`protocol::Limits::item_size`) and for an append's
+/// result.
 #[inline]
-pub fn max_header_size(vlen: usize) -> usize {
-    header_size(vlen, 1)
+pub fn limit_size(klen: usize, vlen: usize, flags: u32, cas: bool) -> usize {
+    let flags = if flags != 0 { 4 } else { 0 };
+    let cas = if cas { 8 } else { 0 };
+    MEMCACHED_HEADER + klen + 1 + flags + vlen + 2 + cas
 }
 
 /// Total chunk bytes the item in `c` uses.
@@ -372,7 +380,6 @@ mod tests {
     fn lengths_and_flags_take_only_the_bytes_they_need() {
         assert_eq!(total_size(32, 100, 0), 20 + 132);
         assert_eq!(total_size(32, 100, 1), 24 + 132);
-        assert_eq!(max_header_size(1) + 1 + 1, MAX_HEADER - 3 + 2);
         let cases = [
             (0usize, 0u32),
             (255, 0),
@@ -383,7 +390,7 @@ mod tests {
         ];
         for (n, f) in cases {
             let total = total_size(250, n, f);
-            assert!(total <= max_header_size(n) + 250 + n);
+            assert!(total < limit_size(250, n, f, false));
             let mut c = vec![0u8; total];
             let k = [b'k'; 250];
             let v = vec![b'v'; n];

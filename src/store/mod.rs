@@ -194,7 +194,10 @@ impl Default for KeyHasher {
 #[derive(Clone, Debug)]
 pub struct StoreConfig {
     pub memory_limit: usize,
+    /// `-I`, against an item's size as memcached counts it (`item::limit_size`).
     pub item_size_max: usize,
+    /// CAS on (not `-C`): memcached counts 8 more bytes per item against `-I`.
+    pub use_cas: bool,
     /// Items larger than this are chained (memcached's `slab_chunk_max`).
     pub slab_chunk_max: usize,
     pub page_size: usize,
@@ -229,6 +232,7 @@ impl Default for StoreConfig {
         StoreConfig {
             memory_limit: 64 << 20,
             item_size_max: 1 << 20,
+            use_cas: true,
             slab_chunk_max: 1 << 19,
             page_size: 1 << 20,
             min_size: 48,

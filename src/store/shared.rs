@@ -95,7 +95,8 @@ pub struct StoreShared {
     /// Items whose CAS is at or below this value are flushed.
     pub flush_cas: AtomicU64,
     pub evictions: bool,
-    pub item_size_max: usize,
+    item_size_max: usize,
+    use_cas: bool,
     /// Items larger than this are chained (see `shard::chain`).
     pub slab_chunk_max: usize,
     pub hot_lru_pct: AtomicU32,
@@ -119,6 +120,11 @@ const HASH_POWER_DEFAULT: u32 = 16;
 const HASH_POWER_MAX: u32 = 32;
 
 impl StoreShared {
+    /// Whether an item of these lengths and flags is within `-I` (as memcached counts it).
+    pub fn fits(&self, klen: usize, vlen: usize, flags: u32) -> bool {
+        super::item::limit_size(klen, vlen, flags, self.use_cas) <= self.item_size_max
+    }
+
     pub(super) fn new(cfg: &StoreConfig) -> StoreShared {
         let initial_pages = cfg.initial_malloc.div_ceil(cfg.page_size);
         StoreShared {
@@ -134,6 +140,7 @@ impl StoreShared {
             flush_cas: AtomicU64::new(0),
             evictions: cfg.evictions,
             item_size_max: cfg.item_size_max,
+            use_cas: cfg.use_cas,
             slab_chunk_max: cfg.slab_chunk_max,
             hot_lru_pct: AtomicU32::new(cfg.hot_lru_pct),
             warm_lru_pct: AtomicU32::new(cfg.warm_lru_pct),

@@ -11,7 +11,7 @@ pub type ChunkId = u32;
 /// (`stats slabs`, `stats items`, `slabs reassign` name the same classes). ferrocache's own item
 /// header is smaller (see `item`), so an item may land one class lower than in memcached.
 const MEMCACHED_ITEM_HEADER: usize = 48;
-/// With fine steps, chunk sizes below this grow in 8-byte steps; from it on, by the factor.
+/// With fine steps, chunk sizes up to this grow in 8-byte steps; above it are memcached's classes.
 const FINE_STEPS_UNTIL: usize = 256;
 /// At most this many classes, as memcached (`MAX_NUMBER_OF_SLAB_CLASSES - 1`): class ids stay
 /// within what `stats cachedump` and `slabs reassign` accept.
@@ -20,7 +20,8 @@ pub const MAX_CLASSES: usize = 63;
 /// How the chunk sizes of small classes grow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Steps {
-    /// 8-byte steps below 256 bytes, then the factor (when that makes at most 63 classes).
+    /// 8-byte steps up to 256 bytes, then memcached's classes above that (when that makes at
+    /// most 63 classes).
     Fine,
     /// memcached's schedule: the factor from the first class on.
     Factor,
@@ -31,9 +32,10 @@ pub enum Steps {
 /// `factor` larger (8-byte aligned) up to `slab_chunk_max`, the last class (larger items are
 /// chained across chunks, see `shard::chain`); at most 63 classes, as memcached.
 ///
-/// With `Steps::Fine`, classes below 256 bytes are 8 bytes apart instead. For small items the
-/// factor's rounding is the largest cost per item (a 25% step wastes up to a fifth of a chunk);
-/// 8-byte steps bound it to 7 bytes. They make more classes, and a class needs whole pages, so
+/// With `Steps::Fine`, classes up to 256 bytes are 8 bytes apart instead, and the classes above
+/// are memcached's own (so a large item lands in the chunk size it has in memcached). For small
+/// items the factor's rounding is the largest cost per item (a 25% step wastes up to a fifth of
+/// a chunk); 8-byte steps bound it to 7 bytes. They make more classes, and a class needs whole pages, so
 /// the store asks for them only when memory is ample (see `size_classes` in `store`), and they
 /// are dropped when they would make more than 63 classes (a small `-f` or `-n`, a large `-I`).
 #[derive(Debug, Clone)]
@@ -53,14 +55,15 @@ impl SizeClasses {
     ) -> SizeClasses {
         let factor = if factor > 1.0 { factor } else { 1.25 };
         let chunk_max = chunk_max.clamp(align8(MEMCACHED_ITEM_HEADER + 1), page_size);
+        let coarse = Self::schedule(min_size, factor, chunk_max);
         let fine = match steps {
-            Steps::Fine => Self::schedule(min_size, factor, chunk_max, FINE_STEPS_UNTIL),
+            Steps::Fine => Self::fine(&coarse, chunk_max),
             Steps::Factor => Vec::new(),
         };
         let mut sizes = if !fine.is_empty() && fine.len() <= MAX_CLASSES {
             fine
         } else {
-            Self::schedule(min_size, factor, chunk_max, 0)
+            coarse
         };
         if sizes.len() > MAX_CLASSES {
             // memcached stops at its last class id; the `slab_chunk_max` class stays.
@@ -70,23 +73,28 @@ impl SizeClasses {
         SizeClasses { sizes, page_size }
     }
 
-    /// Chunk sizes: 8-byte steps below `fine_until`, then `factor`, until `chunk_max`, the
-    /// last. As memcached, the growth stops before a size (unaligned, as grown) that is at
-    /// least `chunk_max` divided by the factor.
-    fn schedule(min_size: usize, factor: f64, chunk_max: usize, fine_until: usize) -> Vec<usize> {
+    /// memcached's chunk sizes: `factor` from the first class on, until `chunk_max`, the last.
+    /// As memcached, the growth stops before a size (unaligned, as grown) that is at least
+    /// `chunk_max` divided by the factor.
+    fn schedule(min_size: usize, factor: f64, chunk_max: usize) -> Vec<usize> {
         let mut sizes = Vec::new();
         let mut size = MEMCACHED_ITEM_HEADER + min_size.max(1);
         while (size as f64) < chunk_max as f64 / factor && sizes.len() < 4096 {
             let aligned = align8(size);
             sizes.push(aligned);
-            let grown = if aligned < fine_until {
-                aligned + 8
-            } else {
-                (aligned as f64 * factor) as usize
-            };
-            size = grown.max(aligned + 1);
+            size = ((aligned as f64 * factor) as usize).max(aligned + 1);
         }
         sizes.push(chunk_max);
+        sizes
+    }
+
+    /// Fine steps over memcached's schedule `coarse`: from its first class up to 256 bytes (and
+    /// below `chunk_max`) in 8-byte steps, then its classes above the last of those.
+    fn fine(coarse: &[usize], chunk_max: usize) -> Vec<usize> {
+        let until = FINE_STEPS_UNTIL.min(chunk_max - 1);
+        let mut sizes: Vec<usize> = (coarse[0]..=until).step_by(8).collect();
+        let last = sizes.last().copied().unwrap_or(0);
+        sizes.extend(coarse.iter().copied().filter(|&s| s > last));
         sizes
     }
 
@@ -385,10 +393,17 @@ mod tests {
         let c = SizeClasses::new(48, 1.25, (1 << 20, 1 << 19), Steps::Fine);
         assert_eq!(c.size(0), 96);
         assert_eq!(c.size(1), 104);
-        // 8-byte steps up to 256, then the factor.
+        // 8-byte steps up to 256, then memcached's classes (a 100 KB value lands in 103496,
+        // as in memcached).
         let at = (0..c.len()).find(|&i| c.size(i) == 256).unwrap();
-        assert_eq!(c.size(at + 1), 320);
-        assert_eq!(c.size(at + 2), 400);
+        assert_eq!(c.size(at + 1), 304);
+        assert_eq!(c.size(at + 2), 384);
+        let factor = SizeClasses::new(48, 1.25, (1 << 20, 1 << 19), Steps::Factor);
+        let above = (0..factor.len())
+            .map(|i| factor.size(i))
+            .filter(|&s| s > 256);
+        assert!(above.eq((at + 1..c.len()).map(|i| c.size(i))));
+        assert_eq!(c.size(c.class_for(100 * 1024 + 60).unwrap()), 103496);
         assert!(c.len() <= MAX_CLASSES, "{} classes", c.len());
         assert_eq!(c.size(c.len() - 1), 1 << 19);
         for w in 1..c.len() {

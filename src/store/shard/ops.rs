@@ -75,8 +75,7 @@ impl Shard {
             _ => {}
         }
         let data = joined.as_deref().unwrap_or(value);
-        let total = item::total_size(key.len(), data.len(), flags);
-        let fits = total <= self.shared.item_size_max;
+        let fits = self.shared.fits(key.len(), data.len(), flags);
         // The item this store changes is pinned: its own allocation never evicts or moves it.
         self.pinned = found;
         let taken = if fits {
@@ -87,6 +86,9 @@ impl Shard {
         self.pinned = None;
         let taken = match taken {
             Ok(t) => t,
+            // memcached: an append or prepend whose result is too large, or finds no memory,
+            // is not stored (and the item stays as it was).
+            Err(_) if joined.is_some() => return Ok(StoreOutcome::NotStored),
             Err(e) => {
                 if mode == StoreMode::Set {
                     if let Found::Hit(old) = self.find(key, hash, now) {

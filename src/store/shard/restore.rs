@@ -34,7 +34,7 @@ impl Shard {
             return false;
         }
         let vlen: usize = it.parts().iter().map(|p| p.len()).sum();
-        if item::total_size(it.key.len(), vlen, it.flags) > self.shared.item_size_max {
+        if !self.shared.fits(it.key.len(), vlen, it.flags) {
             return false;
         }
         let Ok(taken) = self.take_chunks(it.key.len(), vlen, it.flags, now) else {
