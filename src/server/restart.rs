@@ -14,7 +14,7 @@ use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use log::warn;
+use log::{debug, warn};
 
 use crate::config::ConfigError;
 use crate::fsutil;
@@ -123,49 +123,70 @@ fn load(
         now: sh.clock().now(),
     };
     sh.store().prepare_restore(&meta);
-    // Saved shards are independent: a few threads take them in turn.
+    // Saved shards are independent, and so are the store's shards: a few threads take them in
+    // turn, first to store the saved shards' items, then to index each shard's.
     let threads = std::thread::available_parallelism()
         .map_or(1, |n| n.get())
-        .clamp(1, 4)
-        .min(meta.shards as usize);
-    let results: Vec<Result<RestoreReport, String>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let (file, meta) = (&file, &meta);
-                let shards = (t as u32..meta.shards).step_by(threads);
-                scope.spawn(move || restore_shards(sh, file, len, meta, clocks, shards))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err("a restore thread panicked".into()))
-            })
-            .collect()
-    });
+        .clamp(1, 4);
+    let started = Instant::now();
     let mut report = RestoreReport::default();
-    for r in results {
-        report.add(&r.map_err(|e| format!("cannot read {shown}: {e}"))?);
+    for r in on_threads(threads, meta.shards as usize, |shards| {
+        restore_shards(sh, &file, len, &meta, clocks, shards)
+    }) {
+        report.add(&r);
     }
-    sh.store().finish_restore(&meta, &report);
+    let stored = started.elapsed();
+    on_threads(threads, sh.store().shard_count(), |shards| {
+        shards.for_each(|s| sh.store().index_restored(s))
+    });
+    sh.store().finish_restore(&meta, &mut report);
+    debug!(
+        "[restart] on {threads} threads: pages read, checked and items stored in {} ms, indexed in {} ms",
+        stored.as_millis(),
+        (started.elapsed() - stored).as_millis()
+    );
     Ok((report, meta.pages.len(), (len - DATA_HEADER) >> 20))
 }
 
+/// Runs `work` on up to `threads` threads over `0..n`: thread `t` gets `t`, `t + threads`, ...
+/// Returns each thread's result; a panic goes on in the caller.
+fn on_threads<R: Send>(
+    threads: usize,
+    n: usize,
+    work: impl Fn(std::iter::StepBy<std::ops::Range<usize>>) -> R + Sync,
+) -> Vec<R> {
+    let threads = threads.clamp(1, n.max(1));
+    std::thread::scope(|scope| {
+        let work = &work;
+        let handles: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || work((t..n).step_by(threads))))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    })
+}
+
 /// Restores the saved shards `shards` of the data file (`len` bytes), one at a time through one
-/// buffer; pages outside the file, of a bad shape or failing their checksum are counted bad.
+/// buffer; pages outside the file, of a bad shape, failing their checksum or that cannot be
+/// read are counted bad.
 fn restore_shards(
     sh: &Shared,
     file: &File,
     len: u64,
     meta: &Meta,
     clocks: Clocks,
-    shards: impl Iterator<Item = u32>,
-) -> Result<RestoreReport, String> {
+    shards: impl Iterator<Item = usize>,
+) -> RestoreReport {
     let mut report = RestoreReport::default();
     let mut buf = Vec::new();
     for shard in shards {
-        let recs: Vec<&PageRecord> = meta.pages.iter().filter(|p| p.shard == shard).collect();
+        let recs: Vec<&PageRecord> = meta
+            .pages
+            .iter()
+            .filter(|p| p.shard as usize == shard)
+            .collect();
         let in_file = |r: &PageRecord| {
             r.offset >= DATA_HEADER && r.offset.checked_add(r.len).is_some_and(|e| e <= len)
         };
@@ -179,10 +200,17 @@ fn restore_shards(
             report.bad_pages += recs.len() as u64;
             continue;
         };
-        buf.clear();
-        buf.resize((hi - lo) as usize, 0);
-        file.read_exact_at(&mut buf, lo)
-            .map_err(|e| e.to_string())?;
+        // Every byte is read over: the buffer is zeroed only where it grows.
+        let need = (hi - lo) as usize;
+        if buf.len() < need {
+            buf.resize(need, 0);
+        }
+        let buf = &mut buf[..need];
+        if let Err(e) = file.read_exact_at(buf, lo) {
+            warn!("[restart] cannot read the pages of saved shard {shard}: {e}");
+            report.bad_pages += recs.len() as u64;
+            continue;
+        }
         let mut image = ShardImage::default();
         for r in &recs {
             let bytes = in_file(r).then(|| &buf[(r.offset - lo) as usize..][..r.len as usize]);
@@ -193,7 +221,7 @@ fn restore_shards(
         }
         sh.store().restore_shard(meta, &image, clocks, &mut report);
     }
-    Ok(report)
+    report
 }
 
 /// With `-e`, on a graceful stop (every worker stopped): saves the cache (see the module header).
@@ -246,5 +274,23 @@ pub fn save(sh: &Shared) {
             "[restart] cannot save the cache to {}: {e}; the next start will be clean",
             path.display()
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::on_threads;
+
+    #[test]
+    fn on_threads_takes_every_shard_once_whatever_the_counts() {
+        for threads in 1..=5 {
+            for n in 0..=9 {
+                let per_thread: Vec<Vec<usize>> = on_threads(threads, n, |it| it.collect());
+                assert!(per_thread.len() <= threads.min(n.max(1)));
+                let mut all = per_thread.concat();
+                all.sort_unstable();
+                assert_eq!(all, (0..n).collect::<Vec<_>>(), "{threads} threads, {n}");
+            }
+        }
     }
 }

@@ -366,7 +366,13 @@ impl Store {
     /// Locks the shard owning `hash`. Hold the guard only for one operation and its encoding.
     #[inline]
     pub fn lock(&self, hash: u64) -> MutexGuard<'_, Shard> {
-        self.shards[((hash >> SHARD_BITS_AT) & self.mask) as usize].lock()
+        self.shards[self.shard_of(hash)].lock()
+    }
+
+    /// The number of the shard owning `hash`.
+    #[inline]
+    pub fn shard_of(&self, hash: u64) -> usize {
+        ((hash >> SHARD_BITS_AT) & self.mask) as usize
     }
 
     pub fn shard_count(&self) -> usize {

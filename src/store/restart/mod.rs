@@ -3,7 +3,8 @@
 //! settings that define the saved layout (`Layout`), walking the shards' pages for a save, and
 //! rebuilding the cache from one saved shard's pages: each chunk holding an item is decoded and
 //! checked within the saved bytes (bounds, lengths, chained parts naming their head), its times
-//! moved from the old process's clock to this one's, and stored again by `Shard::restore_item`.
+//! moved from the old process's clock to this one's, and stored again by `Shard::restore_item`
+//! in batches per shard; then each shard's restored items indexed (`Shard::index_restored`).
 //! Does not: read or write files (see `server::restart`), or trust the saved bytes: whatever they
 //! hold, decoding stays inside them, and an item failing a check is dropped, never stored.
 
@@ -16,6 +17,9 @@ use super::Store;
 
 /// memcached's longest key.
 const KEY_MAX: usize = 250;
+
+/// Decoded items stored into one shard under one lock.
+const RESTORE_BATCH: usize = 256;
 
 pub use meta::{checksum, Layout, Meta, MetaError, PageRecord, DATA_HEADER, DATA_MAGIC, FORMAT};
 
@@ -277,7 +281,9 @@ impl Store {
     }
 
     /// Stores again the items of one saved shard's checked pages (safe to run for several
-    /// saved shards at once), adding what happened to `report`.
+    /// saved shards at once), adding what happened to `report`. Items go to their shards in
+    /// batches, each shard locked once per batch; they are indexed by `index_restored` (or
+    /// `finish_restore`).
     pub fn restore_shard(
         &self,
         meta: &Meta,
@@ -294,6 +300,9 @@ impl Store {
             body_size,
             clocks,
         };
+        let mut batches: Vec<Vec<(u64, Restored<'_>)>> = (0..self.shards.len())
+            .map(|_| Vec::with_capacity(RESTORE_BATCH))
+            .collect();
         for &slot in &image.order {
             let (cs, bytes) = image.pages[&slot];
             for (n, c) in bytes.chunks_exact(cs).enumerate() {
@@ -304,11 +313,10 @@ impl Store {
                 match dec.decode(head, c) {
                     Ok(it) => {
                         let hash = self.hash(it.key);
-                        if self.lock(hash).restore_item(hash, &it, clocks.now) {
-                            report.restored += 1;
-                            report.max_cas = report.max_cas.max(it.cas);
-                        } else {
-                            report.not_stored += 1;
+                        let shard = self.shard_of(hash);
+                        batches[shard].push((hash, it));
+                        if batches[shard].len() == RESTORE_BATCH {
+                            self.restore_batch(shard, &mut batches[shard], clocks.now, report);
                         }
                     }
                     Err(Dropped::Expired) => report.expired += 1,
@@ -316,11 +324,50 @@ impl Store {
                 }
             }
         }
+        for (shard, batch) in batches.iter_mut().enumerate() {
+            self.restore_batch(shard, batch, clocks.now, report);
+        }
     }
 
-    /// After every shard is restored: the CAS counter moves past every saved CAS, and the hash
-    /// power is the saved one at least.
-    pub fn finish_restore(&self, meta: &Meta, report: &RestoreReport) {
+    /// Stores the decoded items `batch` (all of shard `shard`) under one lock, emptying it.
+    fn restore_batch(
+        &self,
+        shard: usize,
+        batch: &mut Vec<(u64, Restored<'_>)>,
+        now: u32,
+        report: &mut RestoreReport,
+    ) {
+        if batch.is_empty() {
+            return;
+        }
+        let mut s = self.shards[shard].lock();
+        for (hash, it) in batch.drain(..) {
+            if s.restore_item(hash, &it, now) {
+                report.restored += 1;
+                report.max_cas = report.max_cas.max(it.cas);
+            } else {
+                report.not_stored += 1;
+            }
+        }
+    }
+
+    /// Indexes the restored items of shard `shard` (see `Shard::index_restored`); shards may be
+    /// indexed at once on several threads.
+    pub fn index_restored(&self, shard: usize) {
+        self.shards[shard].lock().index_restored();
+    }
+
+    /// After every saved shard is restored: every restored item indexed (a duplicate key moves
+    /// from `restored` to `not_stored` in `report`), the CAS counter past every saved CAS, and
+    /// the hash power the saved one at least.
+    pub fn finish_restore(&self, meta: &Meta, report: &mut RestoreReport) {
+        for s in self.shards.iter() {
+            let mut s = s.lock();
+            s.index_restored();
+            let dups = s.take_restore_dups();
+            report.restored -= dups;
+            report.not_stored += dups;
+        }
         self.shared.raise_cas(meta.cas.max(report.max_cas));
         self.shared.raise_hash_power(meta.hash_power);
     }

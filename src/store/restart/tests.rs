@@ -53,7 +53,7 @@ fn restore(
         }
         s.restore_shard(meta, &image, clocks, &mut report);
     }
-    s.finish_restore(meta, &report);
+    s.finish_restore(meta, &mut report);
     report
 }
 
@@ -248,5 +248,95 @@ fn damaged_pages_never_panic_nor_serve_wrong_values() {
                 assert_eq!((got.0, got.1, got.2), (old.0, old.1, old.2), "{k}");
             }
         }
+    }
+}
+
+/// A save of `s` with a copy of its first page of shard 0 added as a page of the last shard:
+/// every unchained item of that page is saved twice (what only a damaged save holds).
+fn save_with_a_page_twice(s: &Store) -> (Meta, Vec<(PageRecord, Vec<u8>)>) {
+    let (mut meta, mut pages) = save(s);
+    let (first, bytes) = pages.iter().find(|(r, _)| r.shard == 0).unwrap().clone();
+    let copy = PageRecord {
+        shard: meta.shards - 1,
+        slot: 1000,
+        offset: meta.data_len,
+        ..first
+    };
+    meta.data_len += copy.len;
+    meta.pages.push(copy);
+    pages.push((copy, bytes));
+    (meta, pages)
+}
+
+#[test]
+fn a_key_saved_twice_is_restored_once() {
+    let s = filled(2);
+    let (meta, pages) = save(&s);
+    let clocks = Clocks {
+        old_started: 1_000,
+        new_started: 1_000,
+        now: 60,
+    };
+    let once = restore(&store(64, 2), &meta, &pages, clocks);
+    let (meta, pages) = save_with_a_page_twice(&s);
+    for shards in [1, 2, 4] {
+        let t = store(64, shards);
+        let r = restore(&t, &meta, &pages, clocks);
+        assert_eq!(r.restored, once.restored, "{shards} shards: {r:?}");
+        assert!(r.not_stored > 0, "{r:?}");
+        for shard in t.shards.iter() {
+            shard.lock().check();
+        }
+        for i in 0..200 {
+            let k = format!("key{i}");
+            if let Some(old) = item(&s, k.as_bytes(), 60) {
+                let got = item(&t, k.as_bytes(), 60).unwrap();
+                assert_eq!((got.0, got.1, got.2), (old.0, old.1, old.2), "{k}");
+            }
+        }
+        // Deleting a restored key removes it for good (one index entry each).
+        let h = t.hash(b"key1");
+        assert_eq!(t.lock(h).delete(b"key1", h, 0, 60), DeleteOutcome::Deleted);
+        assert!(item(&t, b"key1", 60).is_none());
+    }
+}
+
+#[test]
+fn a_restore_into_less_memory_evicts_and_stays_exact() {
+    // 64 MB of 1 KB items (and a page saved twice) restored into 8 MB: the restore evicts
+    // while items it stored are not yet indexed.
+    let s = store(64, 4);
+    let value = |i: usize| vec![b'a' + (i % 26) as u8; 1000 + i % 7];
+    for i in 0..40_000 {
+        let k = format!("k{i}");
+        let Ok(StoreOutcome::Stored(_)) = set(&s, StoreMode::Set, k.as_bytes(), &value(i), 0, 50)
+        else {
+            panic!("store {k}")
+        };
+    }
+    let (meta, pages) = save_with_a_page_twice(&s);
+    let clocks = Clocks {
+        old_started: 1_000,
+        new_started: 1_000,
+        now: 60,
+    };
+    for shards in [1, 2] {
+        let t = store(8, shards);
+        let r = restore(&t, &meta, &pages, clocks);
+        assert!(r.restored > 1000, "{r:?}");
+        let evicted: u64 = t.class_stats(60).iter().map(|c| c.evicted).sum();
+        assert!(evicted > 0, "{r:?}");
+        for shard in t.shards.iter() {
+            shard.lock().check();
+        }
+        let mut found = 0;
+        for i in 0..40_000 {
+            let k = format!("k{i}");
+            if let Some(got) = item(&t, k.as_bytes(), 60) {
+                assert_eq!(got.0, value(i), "{k}");
+                found += 1;
+            }
+        }
+        assert!(found > 1000 && found < 40_000, "{found}");
     }
 }

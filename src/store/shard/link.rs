@@ -63,6 +63,15 @@ impl Shard {
     /// Inserts a written chunk into the index and segment `seg`, with its counts; returns the
     /// class whose LRU it joined.
     pub(super) fn link_in(&mut self, id: ChunkId, hash: u64, seg: Segment) -> usize {
+        let pages = &self.pages;
+        let hasher = &self.hasher;
+        self.index
+            .insert_unique(hash, id, |&x| hasher.hash(item::key(pages.chunk(x))));
+        self.link_unindexed(id, seg)
+    }
+
+    /// `link_in` but for the index (a restore indexes its items afterwards, see `restore`).
+    pub(super) fn link_unindexed(&mut self, id: ChunkId, seg: Segment) -> usize {
         let (total, expiring) = {
             let c = self.pages.chunk(id);
             (item::size(c), item::exptime(c) != 0)
@@ -70,10 +79,6 @@ impl Shard {
         if expiring {
             self.counters.expiring += 1;
         }
-        let pages = &self.pages;
-        let hasher = &self.hasher;
-        self.index
-            .insert_unique(hash, id, |&x| hasher.hash(item::key(pages.chunk(x))));
         self.pages.mark_used(id);
         let cls = self.lru_class(id);
         item::set_segment(self.pages.chunk_mut(id), Some(seg));
@@ -88,6 +93,14 @@ impl Shard {
 
     /// Removes an item from the index and its LRU and returns its chunk to the free list.
     pub(super) fn unlink_item(&mut self, id: ChunkId, hash: Option<u64>) {
+        if !self.unindexed.is_empty() {
+            // A restored item must be indexed to be found by its id below; indexing may drop
+            // `id` itself, as a duplicate key.
+            self.index_restored();
+            if !item::in_use(self.pages.chunk(id)) {
+                return;
+            }
+        }
         let (hash, total, seg, expiring) = {
             let c = self.pages.chunk(id);
             let hash = hash.unwrap_or_else(|| self.hasher.hash(item::key(c)));

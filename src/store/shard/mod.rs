@@ -78,6 +78,10 @@ pub struct Shard {
     reserved: Vec<ChunkId>,
     /// The item a store is changing: never evicted or moved by that store's allocation.
     pinned: Option<ChunkId>,
+    /// Restored items linked but not yet in the index, with their key hashes (see `restore`).
+    unindexed: Vec<(u64, ChunkId)>,
+    /// Restored items dropped when indexed because their key was already there.
+    restore_dups: u64,
 }
 
 /// Result of looking a key up.
@@ -109,6 +113,8 @@ impl Shard {
             body_cls,
             reserved: Vec::new(),
             pinned: None,
+            unindexed: Vec::new(),
+            restore_dups: 0,
             pages: Pages::new(&classes, large),
             classes,
             shared,

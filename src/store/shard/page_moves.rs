@@ -72,6 +72,8 @@ impl Shard {
     /// counted as reassign rescues) or evicted (counted as reassign evictions by
     /// `Vacate::Rescue`).
     fn vacate_page(&mut self, src: usize, p: usize, now: u32, how: Vacate) {
+        // A restored item must be indexed before its page moves (`rescue` finds it by its id).
+        self.index_restored();
         for n in 0..self.pages.chunks_in(p) {
             let id = self.pages.id(p, n);
             let Some(owner) = self.item_of(id) else {
