@@ -76,12 +76,23 @@ pub struct ConnRef {
     pub udp_peer: Option<std::net::SocketAddr>,
 }
 
+/// Values a text get's reply sends from the store later instead of copying them (see
+/// `Store::pin`), each with the place in the reply's output where its bytes go. A connection that
+/// sends them a piece at a time as its socket drains passes one (`Ctx::with_pins`) and takes
+/// what a request left in it; every pin in it must go back to the store.
+pub type PinSink = std::cell::RefCell<Vec<(usize, crate::store::Pin)>>;
+
+/// Values at least this long are pinned rather than copied when the connection takes pins.
+pub const PIN_MIN: usize = 16 * 1024;
+
 /// Everything a request executes against.
 #[derive(Debug, Clone, Copy)]
 pub struct Ctx<'a> {
     pub shared: &'a Shared,
     pub stats: &'a ThreadStats,
     pub conn: ConnRef,
+    /// Where a get leaves the values it pins (none: values are copied into the reply).
+    pub pins: Option<&'a PinSink>,
 }
 
 impl<'a> Ctx<'a> {
@@ -90,7 +101,12 @@ impl<'a> Ctx<'a> {
             shared,
             stats: &shared.thread_stats()[conn.worker % shared.thread_stats().len()],
             conn,
+            pins: None,
         }
+    }
+    /// The same context, with large values of gets pinned into `sink` (None: copied).
+    pub fn with_pins(self, sink: Option<&'a PinSink>) -> Ctx<'a> {
+        Ctx { pins: sink, ..self }
     }
     fn now(&self) -> u32 {
         self.shared.clock().now()

@@ -349,6 +349,7 @@ pub fn ferrocache(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         ("conn_out_hard_cap", c.conn_out_hard_cap),
         ("inflight_bytes", g.inflight_bytes),
         ("inflight_oom", c.inflight_oom),
+        ("pinned_values", c.pinned_values),
     ] {
         write_stat(out, &format!("ferrocache_{k}"), v);
     }

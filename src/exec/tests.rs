@@ -357,7 +357,8 @@ fn text_stats_groups() {
             "ferrocache_conn_out_paused",
             "ferrocache_conn_out_hard_cap",
             "ferrocache_inflight_bytes",
-            "ferrocache_inflight_oom"
+            "ferrocache_inflight_oom",
+            "ferrocache_pinned_values"
         ]
     );
     assert!(own.starts_with(&format!(
@@ -552,6 +553,7 @@ fn binary_stats_and_errors() {
             b"ferrocache_conn_out_hard_cap",
             b"ferrocache_inflight_bytes",
             b"ferrocache_inflight_oom",
+            b"ferrocache_pinned_values",
             b""
         ]
     );

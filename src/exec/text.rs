@@ -302,6 +302,7 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
     for key in ascii::keys(keys) {
         if key.len() > 250 {
             out.truncate(start);
+            unpin_after(ctx, start);
             ascii::write_line(out, BAD_FORMAT);
             return;
         }
@@ -320,7 +321,19 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
         match r {
             Ok(v) => {
                 let cas = want_cas.then_some(ctx.visible_cas(v.cas));
-                ascii::write_value(out, v.key, v.flags, v.value.parts(), v.value.len(), cas);
+                match ctx.pins.filter(|_| v.value.len() >= super::PIN_MIN) {
+                    // A large value is sent from the item as the socket drains (memcached's
+                    // reply points at the item): only its line is written now.
+                    Some(sink) => {
+                        ascii::write_value_line(out, v.key, v.flags, v.value.len(), cas);
+                        let pin = sh.store().pin(&mut shard, key, h);
+                        sink.borrow_mut().extend(pin.map(|p| (out.len(), p)));
+                        out.extend_from_slice(b"\r\n");
+                    }
+                    None => {
+                        ascii::write_value(out, v.key, v.flags, v.value.parts(), v.value.len(), cas)
+                    }
+                }
                 drop(shard);
                 count_lookup(st, touch, None);
             }
@@ -331,6 +344,19 @@ fn get(kind: GetKind, exptime: i32, keys: &[u8], ctx: &Ctx<'_>, out: &mut Vec<u8
         }
     }
     out.extend_from_slice(b"END\r\n");
+}
+
+/// Gives back the pins a get took for replies written past `start` (the get's replies are
+/// dropped).
+fn unpin_after(ctx: &Ctx<'_>, start: usize) {
+    if let Some(sink) = ctx.pins {
+        let mut pins = sink.borrow_mut();
+        while pins.last().is_some_and(|&(at, _)| at > start) {
+            if let Some((_, p)) = pins.pop() {
+                ctx.shared.store().unpin(p);
+            }
+        }
+    }
 }
 
 /// Stores a value and returns the reply line.

@@ -391,6 +391,16 @@ pub fn write_value<'a>(
     len: usize,
     cas: Option<u64>,
 ) {
+    write_value_line(out, key, flags, len, cas);
+    out.reserve(len + 2);
+    for part in data {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Appends `VALUE <key> <flags> <bytes>[ <cas>]\r\n`: a value's line, its data to follow.
+pub fn write_value_line(out: &mut Vec<u8>, key: &[u8], flags: u32, len: usize, cas: Option<u64>) {
     let mut b = itoa::Buffer::new();
     out.extend_from_slice(b"VALUE ");
     out.extend_from_slice(key);
@@ -401,11 +411,6 @@ pub fn write_value<'a>(
     if let Some(c) = cas {
         out.push(b' ');
         out.extend_from_slice(b.format(c).as_bytes());
-    }
-    out.extend_from_slice(b"\r\n");
-    out.reserve(len + 2);
-    for part in data {
-        out.extend_from_slice(part);
     }
     out.extend_from_slice(b"\r\n");
 }

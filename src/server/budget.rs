@@ -71,6 +71,11 @@ impl Budget {
         }
     }
 
+    /// The process-wide state the budget's worker serves.
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.sh
+    }
+
     fn in_use(&self, resps: usize) -> usize {
         self.rbufs + resps.div_ceil(RESP_PER_OBJ)
     }

@@ -12,8 +12,9 @@ use log::debug;
 
 use super::budget::{self, Budget, BUF, OUT_SOFT_CAP};
 use super::oom::{self, charge};
+use super::pinned::{Pinned, Sent};
 use super::stream::Stream;
-use crate::exec::{self, Action, ConnRef, Ctx, Session};
+use crate::exec::{self, Action, ConnRef, Ctx, PinSink, Session};
 use crate::protocol::ascii::Command;
 use crate::protocol::watch::CloseReason;
 use crate::protocol::{self, binary, text, Kind, Limits, Parsed};
@@ -64,6 +65,8 @@ pub struct Conn {
     /// Empty (no capacity) while nothing is to be written; else a pooled buffer or a larger one.
     out: Vec<u8>,
     wpos: usize,
+    /// Large values of text gets, sent from the store at their places in `out`.
+    pinned: Pinned,
     /// Response objects (memcached's unit, one per request, one per key of a get) in `out`.
     resps: usize,
     /// Close at once, dropping unsent output (memcached's stacked responses past the limit).
@@ -130,6 +133,7 @@ impl Conn {
             rend: 0,
             out: Vec::new(),
             wpos: 0,
+            pinned: Pinned::default(),
             resps: 0,
             abort: false,
             kind: None,
@@ -224,12 +228,17 @@ impl Conn {
         max_buf: usize,
         mem: &mut Budget,
     ) -> Next {
-        let ctx = self.ctx(sh, worker);
+        // Without a response-object limit, large values are pinned rather than copied (with one,
+        // a get that runs out drops the replies stacked before it, copied ones only).
+        let sink = PinSink::default();
+        let ctx = self
+            .ctx(sh, worker)
+            .with_pins((!mem.limited()).then_some(&sink));
         let mut reqs = sh.config().reqs_per_event;
         loop {
             let blocked = if self.closing || self.eof {
                 true
-            } else if self.out.len() - self.wpos > OUT_SOFT_CAP {
+            } else if self.unsent() > OUT_SOFT_CAP {
                 // The client is not reading its replies: leave its requests in the socket.
                 self.paused = true;
                 true
@@ -430,7 +439,7 @@ impl Conn {
             if self.rstart == self.rend || self.closing || self.verifying || self.watch.is_some() {
                 return false;
             }
-            if self.out.len() - self.wpos > OUT_SOFT_CAP {
+            if self.unsent() > OUT_SOFT_CAP {
                 stats::bump(&ctx.stats.conn_out_paused);
                 self.paused = true;
                 return false;
@@ -511,6 +520,9 @@ impl Conn {
                         } else {
                             oom::execute_text(cmd, ctx, &mut self.out, written, resps, mem)
                         };
+                        if let Some(sink) = ctx.pins {
+                            self.pinned.take(sink, mem.shared(), ctx.stats);
+                        }
                         let Some(a) = a else {
                             self.abort = true;
                             return false;
@@ -616,9 +628,10 @@ impl Conn {
         self.watch.take()
     }
 
-    /// Output not yet written (replies before a `watch` the socket did not take yet).
+    /// Output not yet written (replies before a `watch` the socket did not take yet), pinned
+    /// values copied in.
     pub fn take_unsent(&mut self) -> Vec<u8> {
-        let rest = self.out.split_off(self.wpos);
+        let rest = self.pinned.unsent_bytes(&self.out, self.wpos);
         self.out.clear();
         self.wpos = 0;
         self.sent_mark = 0;
@@ -651,8 +664,16 @@ impl Conn {
                 r => r?,
             }
         }
-        while self.wpos < self.out.len() {
-            match self.stream.write(&self.out[self.wpos..]) {
+        loop {
+            if self.pinned.send(&mut self.stream, self.wpos, st)? == Sent::Blocked {
+                return Ok(());
+            }
+            // Up to the next pinned value's place, or the end.
+            let end = self.pinned.next_at().unwrap_or(self.out.len());
+            if self.wpos >= end {
+                break;
+            }
+            match self.stream.write(&self.out[self.wpos..end]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
                     stats::add(&st.bytes_written, n as u64);
@@ -733,8 +754,10 @@ impl Conn {
         mem.give_resps(std::mem::take(&mut self.resps));
     }
 
-    /// The connection is closing: everything it holds goes back to the budget.
+    /// The connection is closing: everything it holds goes back to the budget (and its pins to
+    /// the store).
     pub fn release(&mut self, mem: &mut Budget) {
+        self.pinned.clear();
         self.leave(mem);
         mem.give_out(std::mem::take(&mut self.out));
     }
@@ -748,7 +771,12 @@ impl Conn {
 
     /// True when the connection has unanswered output.
     pub fn has_output(&self) -> bool {
-        self.wpos < self.out.len() || self.stream.pending()
+        self.wpos < self.out.len() || !self.pinned.is_empty() || self.stream.pending()
+    }
+
+    /// Reply bytes not written yet, pinned values included.
+    fn unsent(&self) -> usize {
+        self.out.len() - self.wpos + self.pinned.unsent()
     }
 
     /// Marks the connection for closing after pending output (graceful shutdown).

@@ -25,6 +25,7 @@ pub mod maintainer;
 pub mod metrics;
 pub mod notify;
 pub mod oom;
+pub mod pinned;
 pub mod pool;
 pub mod process;
 pub mod push;

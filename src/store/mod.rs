@@ -164,6 +164,28 @@ pub struct ItemView<'a> {
     pub total: usize,
 }
 
+/// A reply's pin on an item (see `shard::pins`): its value can be read (`Store::read_pinned`)
+/// until the pin goes back (`Store::unpin`). Not `Clone`: each pin is given back once.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Pin {
+    shard: usize,
+    id: slab::ChunkId,
+    len: usize,
+}
+
+impl Pin {
+    /// The pinned value's length.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
 /// Where the shard number is taken from the key hash. The shard's index (hashbrown) uses the low
 /// bits to place a key and the top 7 bits as its tag, so the shard number must come from neither:
 /// taking it from the top bits made every key of a shard share most of its tag, and lookups
@@ -375,6 +397,43 @@ impl Store {
         ((hash >> SHARD_BITS_AT) & self.mask) as usize
     }
 
+    /// Pins the live item under `key` that a lookup under `shard` (the locked shard of `hash`)
+    /// just found, for a reply that sends its value later (`read_pinned`) instead of copying
+    /// it now. Every pin must go back through `unpin`.
+    pub fn pin(&self, shard: &mut Shard, key: &[u8], hash: u64) -> Option<Pin> {
+        let id = shard.pin(key, hash)?;
+        Some(Pin {
+            shard: self.shard_of(hash),
+            id,
+            len: shard.pinned_value(id).len(),
+        })
+    }
+
+    /// Appends to `out` the pinned value's bytes from `from`, at most `max` of them; returns how
+    /// many. The bytes are the value as it was when pinned, whatever happened to the key since.
+    pub fn read_pinned(&self, pin: &Pin, from: usize, max: usize, out: &mut Vec<u8>) -> usize {
+        let shard = self.shards[pin.shard].lock();
+        let end = pin.len.min(from.saturating_add(max));
+        let mut at = 0;
+        for part in shard.pinned_value(pin.id).parts() {
+            let (lo, hi) = (at, at + part.len());
+            at = hi;
+            if hi <= from {
+                continue;
+            }
+            if lo >= end {
+                break;
+            }
+            out.extend_from_slice(&part[from.max(lo) - lo..end.min(hi) - lo]);
+        }
+        end.saturating_sub(from)
+    }
+
+    /// Gives a pin back (the last pin of an item unlinked meanwhile frees its chunks).
+    pub fn unpin(&self, pin: Pin) {
+        self.shards[pin.shard].lock().unpin(pin.id);
+    }
+
     pub fn shard_count(&self) -> usize {
         self.shards.len()
     }
@@ -453,5 +512,7 @@ impl CrawlMark {
 
 #[cfg(test)]
 mod chain_tests;
+#[cfg(test)]
+mod pin_tests;
 #[cfg(test)]
 mod tests;

@@ -153,8 +153,10 @@ impl Shard {
         }
     }
 
-    /// Frees the body chunks of the chained item whose head is `head` (its head stays).
-    pub(super) fn free_parts(&mut self, head: ChunkId) {
+    /// Frees the body chunks of the chained item whose head is `head` (its head stays); with
+    /// `keep`, they only stop being body chunks and go on no free list (a pinned item's, see
+    /// `pins`).
+    pub(super) fn free_parts(&mut self, head: ChunkId, keep: bool) {
         let c = self.pages.chunk(head);
         if !item::is_chained(c) {
             return;
@@ -168,7 +170,9 @@ impl Shard {
             item::set_bits(self.pages.chunk_mut(id), 0);
             let class = &mut self.class[cls];
             class.bodies = class.bodies.saturating_sub(1);
-            class.free.push(id);
+            if !keep {
+                class.free.push(id);
+            }
         }
     }
 
@@ -226,9 +230,10 @@ impl Shard {
     }
 
     /// True when page `p` holds a chunk that must not move now: one taken for an item being
-    /// stored, or the item a store changes (its head or a part).
+    /// stored, the item a store changes (its head or a part), or an item a reply pins.
     pub(super) fn page_pinned(&self, p: usize) -> bool {
-        self.reserved.iter().any(|&id| self.pages.page_of(id) == p)
+        self.reply_pins.holds_page(p)
+            || self.reserved.iter().any(|&id| self.pages.page_of(id) == p)
             || self.pinned.is_some_and(|h| {
                 self.pages.page_of(h) == p || self.parts_of(h).any(|id| self.pages.page_of(id) == p)
             })

@@ -91,7 +91,8 @@ impl Shard {
         cls
     }
 
-    /// Removes an item from the index and its LRU and returns its chunk to the free list.
+    /// Removes an item from the index and its LRU and returns its chunks to the free lists (a
+    /// pinned item's once its last pin goes).
     pub(super) fn unlink_item(&mut self, id: ChunkId, hash: Option<u64>) {
         if !self.unindexed.is_empty() {
             // A restored item must be indexed to be found by its id below; indexing may drop
@@ -116,11 +117,15 @@ impl Shard {
             let lru = self.lru_class(id);
             self.class[lru].segs.remove(seg);
         }
-        self.free_parts(id);
+        // A pinned item's chunks stay as they are until its last pin goes (see `pins`).
+        let keep = self.keep_unlinked(id);
+        self.free_parts(id, keep);
         let cls = self.pages.class_of(id);
         let class = &mut self.class[cls];
         item::set_segment(self.pages.chunk_mut(id), None);
-        class.free.push(id);
+        if !keep {
+            class.free.push(id);
+        }
         class.stats.mem_requested = class.stats.mem_requested.saturating_sub(total as u64);
         self.counters.curr_items = self.counters.curr_items.saturating_sub(1);
         self.counters.bytes = self.counters.bytes.saturating_sub(total as u64);

@@ -11,6 +11,7 @@ mod maintain;
 mod meta;
 mod ops;
 mod page_moves;
+mod pins;
 mod restore;
 mod stats;
 mod sweep;
@@ -82,6 +83,8 @@ pub struct Shard {
     unindexed: Vec<(u64, ChunkId)>,
     /// Restored items dropped when indexed because their key was already there.
     restore_dups: u64,
+    /// Items replies are sending (see `pins`).
+    reply_pins: pins::ReplyPins,
 }
 
 /// Result of looking a key up.
@@ -115,6 +118,7 @@ impl Shard {
             pinned: None,
             unindexed: Vec::new(),
             restore_dups: 0,
+            reply_pins: pins::ReplyPins::default(),
             pages: Pages::new(&classes, large),
             classes,
             shared,
@@ -194,5 +198,6 @@ impl Shard {
         assert_eq!(linked, self.index.len());
         assert_eq!(linked as u64, self.counters.curr_items);
         assert_eq!(expiring, self.counters.expiring);
+        self.check_pins();
     }
 }

@@ -236,7 +236,8 @@ impl Shard {
         };
         let mut buf = itoa::Buffer::new();
         let digits = buf.format(new).as_bytes();
-        if digits.len() <= item::vlen(c) {
+        // A value a reply is sending is never changed in place: a pinned item gets a new one.
+        if digits.len() <= item::vlen(c) && !self.reply_pins.holds(id) {
             let new_cas = self.shared.next_cas();
             let c = self.pages.chunk_mut(id);
             let v = item::value_mut(c);

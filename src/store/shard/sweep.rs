@@ -135,9 +135,9 @@ impl Shard {
                 continue;
             }
             let id = self.pages.id(p, n);
-            // A chained item is met at its first part; the item a store changes is never
-            // evicted by it.
-            let Some(id) = self.lru_item_at(id).filter(|&i| self.pinned != Some(i)) else {
+            // A chained item is met at its first part; the item a store changes, or one a reply
+            // pins, is never evicted.
+            let Some(id) = self.lru_item_at(id).filter(|&i| !self.held(i)) else {
                 if mode == Sweep::Evict && self.evict_cold_chain(id, now) {
                     return (moved, true);
                 }
@@ -256,7 +256,7 @@ impl Shard {
             let in_page = self.pages.carved(p);
             if n < in_page {
                 let id = self.pages.id(p, n);
-                let found = self.lru_item_at(id).filter(|&i| self.pinned != Some(i));
+                let found = self.lru_item_at(id).filter(|&i| !self.held(i));
                 if let Some(id) = found {
                     if !f(id, self.pages.chunk(id), passed) {
                         return;
@@ -339,10 +339,7 @@ impl Shard {
     /// when it is dead or inactive in COLD already, so that a class holding last parts frees
     /// memory from old chains rather than only from its own items. False otherwise.
     fn evict_cold_chain(&mut self, id: ChunkId, now: u32) -> bool {
-        let Some(head) = self
-            .item_of(id)
-            .filter(|&h| h != id && self.pinned != Some(h))
-        else {
+        let Some(head) = self.item_of(id).filter(|&h| h != id && !self.held(h)) else {
             return false;
         };
         let c = self.pages.chunk(head);
