@@ -3,7 +3,8 @@
 //! and key, client verification by `ssl_verify_mode`, protocol versions, TLS 1.2 cipher suites
 //! from an OpenSSL cipher string, session resumption), reloading it for new connections
 //! (`refresh_certs`, SIGHUP) with the old one kept when the new files do not load, and the
-//! certificates' expiry dates (logged, with a warning within 30 days).
+//! certificates' expiry dates (logged, with a warning within 30 days). The client side (the
+//! cluster tools, the health check) is `client`.
 //! Does not: touch sockets or run handshakes (see `server::stream`), parse the command line (see
 //! `config::extended`).
 //!
@@ -21,6 +22,9 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::{NoServerSessionStorage, ServerSessionMemoryCache, WebPkiClientVerifier};
 use rustls::{CipherSuite, RootCertStore, ServerConfig, SupportedCipherSuite};
+
+pub mod client;
+pub use client::{ClientSettings, ClientTls};
 
 /// memcached's OpenSSL key format numbers (`SSL_FILETYPE_PEM`, `SSL_FILETYPE_ASN1`).
 pub const KEYFORMAT_PEM: i32 = 1;

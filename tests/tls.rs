@@ -590,3 +590,171 @@ fn an_idle_handshake_is_closed_by_idle_timeout() {
     let stats = tls::exchange(&mut s, b"stats\r\n").unwrap();
     assert_eq!(stat(&stats, "idle_kicks").as_deref(), Some("1"));
 }
+
+/// `ferrocache cluster ARGS…`: whether it succeeded, and what it printed.
+fn cluster_tool(args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
+        .arg("cluster")
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        common::show(&out.stdout) + &common::show(&out.stderr),
+    )
+}
+
+#[test]
+fn cluster_push_and_status_over_tls_to_the_admin_endpoint() {
+    let pki = Pki::new("admin");
+    let args = pki.server_args(&[]);
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(["--cluster-nodes", "localhost|127.0.0.1|11211"]);
+    let (srv, admin) = Server::start_admin(&all);
+    let admin = admin.to_string();
+    let (ca, other) = (pki.ca.to_str().unwrap(), pki.other_ca.to_str().unwrap());
+    // With -Z the admin endpoint speaks TLS: a plaintext push never reaches it.
+    let (ok, out) = cluster_tool(&["push", "--nodes", "a|127.0.0.1|1", &admin]);
+    assert!(!ok, "{out}");
+    let nodes = "a|127.0.0.1|1,b|127.0.0.1|2";
+    let (ok, out) = cluster_tool(&["push", "--tls", "--tls-ca", ca, "--nodes", nodes, &admin]);
+    assert!(ok && out.contains("STORED version 2"), "{out}");
+    let (ok, out) = cluster_tool(&["status", "--tls", "--tls-ca", ca, &admin]);
+    assert!(ok && out.contains("version 2, 2 member(s)"), "{out}");
+    // A CA that did not sign the node's certificate: refused, nothing pushed.
+    let (ok, out) = cluster_tool(&[
+        "push",
+        "--tls",
+        "--tls-ca",
+        other,
+        "--nodes",
+        "c|127.0.0.1|3",
+        &admin,
+    ]);
+    assert!(!ok && out.contains("certificate"), "{out}");
+    let (ok, out) = cluster_tool(&["status", "--tls", "--tls-ca", other, &admin]);
+    assert!(!ok && out.contains("unreachable"), "{out}");
+    // A certificate for another name: refused unless --tls-server-name names one it carries.
+    let (ok, out) = cluster_tool(&[
+        "status",
+        "--tls",
+        "--tls-ca",
+        ca,
+        "--tls-server-name",
+        "cache.example",
+        &admin,
+    ]);
+    assert!(!ok, "{out}");
+    let (ok, out) = cluster_tool(&[
+        "status",
+        "--tls",
+        "--tls-ca",
+        ca,
+        "--tls-server-name",
+        "localhost",
+        &admin,
+    ]);
+    assert!(ok, "{out}");
+    // Discovery over TLS on the client port serves the pushed list.
+    let mut s = tls::connect(srv.addr, pki.client(None, &[])).unwrap();
+    let r = common::show(&tls::exchange(&mut s, b"config get cluster\r\n").unwrap());
+    assert!(
+        r.starts_with("CONFIG cluster 0 ") && r.contains("a|127.0.0.1|1 b|127.0.0.1|2"),
+        "{r}"
+    );
+}
+
+#[test]
+fn cluster_tools_with_client_certificates_and_a_notls_admin_endpoint() {
+    let pki = Pki::new("adminmtls");
+    let ca = pki.ca.to_str().unwrap();
+    let verify = format!("ssl_verify_mode=2,ssl_ca_cert={ca}");
+    let args = pki.server_args(&[&verify]);
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend(["--cluster-nodes", "localhost|127.0.0.1|11211"]);
+    let (_srv, admin) = Server::start_admin(&all);
+    let admin = admin.to_string();
+    let (ok, out) = cluster_tool(&["status", "--tls", "--tls-ca", ca, &admin]);
+    assert!(!ok, "no client certificate, yet: {out}");
+    let (crt, key) = (
+        pki.client_crt.to_str().unwrap(),
+        pki.client_key.to_str().unwrap(),
+    );
+    let (ok, out) = cluster_tool(&[
+        "push",
+        "--tls",
+        "--tls-ca",
+        ca,
+        "--tls-cert",
+        crt,
+        "--tls-key",
+        key,
+        "--nodes",
+        "a|127.0.0.1|1",
+        &admin,
+    ]);
+    assert!(ok && out.contains("STORED version 2"), "{out}");
+    let (s_crt, s_key) = (
+        pki.stranger_crt.to_str().unwrap(),
+        pki.stranger_key.to_str().unwrap(),
+    );
+    let (ok, out) = cluster_tool(&[
+        "status",
+        "--tls",
+        "--tls-ca",
+        ca,
+        "--tls-cert",
+        s_crt,
+        "--tls-key",
+        s_key,
+        &admin,
+    ]);
+    assert!(!ok, "a certificate of another CA: {out}");
+    // `notls:` keeps the admin endpoint plaintext beside TLS client listeners.
+    let port = free_port();
+    let plain_admin = format!("127.0.0.1:{port}");
+    let notls = format!("notls:{plain_admin}");
+    let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+    all.extend([
+        "--cluster-nodes",
+        "localhost|127.0.0.1|11211",
+        "--admin-listen",
+        &notls,
+    ]);
+    let _plain = start(&pki, &[], &all[args.len()..]);
+    let (ok, out) = cluster_tool(&["status", &plain_admin]);
+    assert!(ok && out.contains("version 1"), "{out}");
+}
+
+#[test]
+fn health_check_over_tls() {
+    let pki = Pki::new("health");
+    let peer = start(&pki, &[], &[]);
+    let nodes = format!("localhost|127.0.0.1|{}", peer.addr.port());
+    let up = format!("STAT cluster_peer:localhost:{} up\r\n", peer.addr.port());
+    let down = format!("STAT cluster_peer:localhost:{} down\r\n", peer.addr.port());
+    let check = |ca: &std::path::Path, want: &str| {
+        let fc = Server::start(&[
+            "--cluster-nodes",
+            &nodes,
+            "--cluster-health-check",
+            "0.05",
+            "--cluster-health-tls",
+            "--cluster-health-tls-ca",
+            ca.to_str().unwrap(),
+        ]);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let stats = common::show(&common::raw(fc.addr, b"stats cluster\r\n", b"END\r\n"));
+            if stats.contains(want) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "never {want:?}: {stats}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    check(&pki.ca, &up);
+    // A CA that did not sign the peer's certificate: every probe fails.
+    check(&pki.other_ca, &down);
+}

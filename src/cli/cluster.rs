@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use crate::cluster::supervise::{Known, Policy, Supervisor};
 use crate::cluster::ClusterNode;
-use crate::server::push::{cluster_stats, fetch_config, push_command, Login};
+use crate::server::push::{cluster_stats, fetch_config, push_command, Access, Login};
+use crate::tls::{ClientSettings, ClientTls};
 
 /// Manage Auto Discovery membership.
 #[derive(clap::Args, Debug, Clone)]
@@ -33,6 +34,8 @@ pub enum ClusterSub {
         /// read from $FERROCACHE_PASSWORD, else from the first line of standard input.
         #[arg(long)]
         user: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Replace a member unreachable for the grace period by a healthy standby, and push the new
     /// list (version + 1, conditional on the version seen) to every reachable node. Runs until
@@ -69,6 +72,8 @@ pub enum ClusterSub {
         /// Log in as for `push` (nodes started with -Y).
         #[arg(long)]
         user: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
     /// Show what each node serves: version, members, and the supervisor's actions it recorded.
     Status {
@@ -78,7 +83,45 @@ pub enum ClusterSub {
         /// Log in as for `push` (nodes started with -Y).
         #[arg(long)]
         user: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
     },
+}
+
+/// `--tls` and its files: how the tools reach admin endpoints of nodes started with `-Z`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct TlsArgs {
+    /// Speak TLS to the admin endpoints (nodes started with -Z); needs --tls-ca.
+    #[arg(long, requires = "tls_ca")]
+    pub tls: bool,
+    /// The CA certificate (PEM) the nodes' certificates must chain to.
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_ca: Option<std::path::PathBuf>,
+    /// A client certificate (PEM) for nodes that verify clients (-o ssl_verify_mode).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The client certificate's key (PEM; default: read from the --tls-cert file).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// The name the nodes' certificates must carry (default: the host of each endpoint).
+    #[arg(long, value_name = "NAME", requires = "tls")]
+    pub tls_server_name: Option<String>,
+}
+
+impl TlsArgs {
+    /// The client TLS configuration, when `--tls` is given.
+    pub fn client(&self) -> Result<Option<ClientTls>, String> {
+        let Some(ca) = self.tls_ca.clone().filter(|_| self.tls) else {
+            return Ok(None);
+        };
+        ClientTls::new(&ClientSettings {
+            ca,
+            cert: self.tls_cert.clone(),
+            key: self.tls_key.clone(),
+            server_name: self.tls_server_name.clone(),
+        })
+        .map(Some)
+    }
 }
 
 /// `ENTRY@ADMIN`: a discovery entry and its admin endpoint.
@@ -101,17 +144,25 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
     }
 }
 
-/// The login for `--user USER`: the password from `$FERROCACHE_PASSWORD`, else standard input.
-fn login(user: Option<String>, what: &str) -> Result<Option<Login>, u8> {
-    let Some(user) = user else { return Ok(None) };
+/// How to reach the nodes: the login for `--user USER` (the password from
+/// `$FERROCACHE_PASSWORD`, else standard input) and `--tls`.
+fn access(user: Option<String>, tls: &TlsArgs, what: &str) -> Result<Access, u8> {
+    let fail = |e: String| {
+        eprintln!("ferrocache cluster {what}: {e}");
+        1
+    };
+    let tls = tls.client().map_err(fail)?;
+    let Some(user) = user else {
+        return Ok(Access { login: None, tls });
+    };
     let password = match std::env::var("FERROCACHE_PASSWORD") {
         Ok(p) => p,
-        Err(_) => super::read_password().map_err(|e| {
-            eprintln!("ferrocache cluster {what}: {e}");
-            1
-        })?,
+        Err(_) => super::read_password().map_err(|e| fail(e.to_string()))?,
     };
-    Ok(Some(Login { user, password }))
+    Ok(Access {
+        login: Some(Login { user, password }),
+        tls,
+    })
 }
 
 /// Runs the subcommand; returns the exit code (1 when any endpoint failed).
@@ -122,12 +173,13 @@ pub fn run(cmd: ClusterCmd) -> u8 {
             version,
             endpoints,
             user,
+            tls,
         } => {
-            let login = match login(user, "push") {
-                Ok(l) => l,
+            let access = match access(user, &tls, "push") {
+                Ok(a) => a,
                 Err(code) => return code,
             };
-            let (report, ok) = push_command(&nodes, version, &endpoints, login.as_ref());
+            let (report, ok) = push_command(&nodes, version, &endpoints, &access);
             print!("{report}");
             u8::from(!ok)
         }
@@ -142,9 +194,10 @@ pub fn run(cmd: ClusterCmd) -> u8 {
             probe_timeout,
             rounds,
             user,
+            tls,
         } => {
-            let login = match login(user, "supervise") {
-                Ok(l) => l,
+            let access = match access(user, &tls, "supervise") {
+                Ok(a) => a,
                 Err(code) => return code,
             };
             let policy = Policy {
@@ -166,18 +219,22 @@ pub fn run(cmd: ClusterCmd) -> u8 {
             let l = crate::server::supervise::Loop {
                 interval,
                 probe_timeout,
-                login,
+                access,
                 rounds,
             };
             crate::server::supervise::run(Supervisor::new(policy, known), &l);
             0
         }
-        ClusterSub::Status { endpoints, user } => {
-            let login = match login(user, "status") {
-                Ok(l) => l,
+        ClusterSub::Status {
+            endpoints,
+            user,
+            tls,
+        } => {
+            let access = match access(user, &tls, "status") {
+                Ok(a) => a,
                 Err(code) => return code,
             };
-            let (report, ok) = status(&endpoints, login.as_ref());
+            let (report, ok) = status(&endpoints, &access);
             print!("{report}");
             u8::from(!ok)
         }
@@ -186,7 +243,7 @@ pub fn run(cmd: ClusterCmd) -> u8 {
 
 /// `cluster status`: per endpoint, what it serves and what the supervisor told it; then whether
 /// every reachable node serves the same list. Fails when one is unreachable or they differ.
-fn status(endpoints: &[String], login: Option<&Login>) -> (String, bool) {
+fn status(endpoints: &[String], access: &Access) -> (String, bool) {
     let mut out = String::new();
     let mut ok = true;
     let mut served = Vec::new();
@@ -196,7 +253,7 @@ fn status(endpoints: &[String], login: Option<&Login>) -> (String, bool) {
         .collect();
     for ep in endpoints {
         let admin = parse_known(ep).map_or(ep.clone(), |k| k.1);
-        let config = match fetch_config(&admin, login) {
+        let config = match fetch_config(&admin, access) {
             Ok(c) => c,
             Err(e) => {
                 ok = false;
@@ -227,7 +284,7 @@ fn status(endpoints: &[String], login: Option<&Login>) -> (String, bool) {
                 standbys.join(" ")
             ));
         }
-        if let Ok(stats) = cluster_stats(&admin, login) {
+        if let Ok(stats) = cluster_stats(&admin, access) {
             for (k, v) in stats {
                 if k.starts_with("cluster_supervisor_") || k.starts_with("cluster_peer:") {
                     out.push_str(&format!("  {k} {v}\n"));

@@ -42,7 +42,7 @@ pub enum Tool {
     /// Print a hashed credentials-file line for USER.
     Passwd(passwd::PasswdCmd),
     /// Manage Auto Discovery membership.
-    Cluster(cluster::ClusterCmd),
+    Cluster(Box<cluster::ClusterCmd>),
     /// Write the man page and shell completions into a directory (packaging).
     #[command(hide = true)]
     Assets(assets::AssetsCmd),
@@ -94,7 +94,7 @@ pub fn run_tool(tool: Tool) -> u8 {
     match tool {
         Tool::Ring(cmd) => ring::run(cmd),
         Tool::Passwd(cmd) => passwd::run(cmd),
-        Tool::Cluster(cmd) => cluster::run(cmd),
+        Tool::Cluster(cmd) => cluster::run(*cmd),
         Tool::Assets(cmd) => assets::run(cmd),
     }
 }

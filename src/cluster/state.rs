@@ -29,6 +29,8 @@ pub struct ClusterSettings {
     pub file: Option<PathBuf>,
     pub state_dir: Option<PathBuf>,
     pub admin_listen: Option<std::net::SocketAddr>,
+    /// `--admin-listen notls:…`: plaintext even with `-Z`.
+    pub admin_notls: bool,
     /// Interval of the opt-in peer health check.
     pub health_check: Option<std::time::Duration>,
 }

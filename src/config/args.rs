@@ -144,12 +144,29 @@ pub struct Args {
     #[arg(long = "state-dir")]
     pub state_dir: Option<PathBuf>,
     /// Admin endpoint (HOST:PORT, port 0 = any): the only listener that accepts `config set`.
+    /// With -Z it speaks TLS, as the -l listeners, unless given as notls:HOST:PORT.
     #[arg(long = "admin-listen")]
     pub admin_listen: Option<String>,
     /// Probe every cluster member with `version` this often (seconds) and report reachability in
     /// `stats cluster`. Off by default; never changes the served member list.
     #[arg(long = "cluster-health-check")]
     pub cluster_health_check: Option<f64>,
+    /// Probe the members over TLS (members started with -Z), trusting --cluster-health-tls-ca
+    /// (default: -o ssl_ca_cert).
+    #[arg(long = "cluster-health-tls")]
+    pub cluster_health_tls: bool,
+    /// The CA certificate (PEM) the members' certificates must chain to.
+    #[arg(long = "cluster-health-tls-ca", value_name = "FILE")]
+    pub cluster_health_tls_ca: Option<PathBuf>,
+    /// A client certificate (PEM) for members that verify clients (-o ssl_verify_mode).
+    #[arg(long = "cluster-health-tls-cert", value_name = "FILE")]
+    pub cluster_health_tls_cert: Option<PathBuf>,
+    /// Its key (PEM; default: read from the certificate's file).
+    #[arg(long = "cluster-health-tls-key", value_name = "FILE")]
+    pub cluster_health_tls_key: Option<PathBuf>,
+    /// The name the members' certificates must carry (default: each member's host name).
+    #[arg(long = "cluster-health-tls-server-name", value_name = "NAME")]
+    pub cluster_health_tls_server_name: Option<String>,
     /// Serve Prometheus metrics (`GET /metrics`, memcached_exporter's names) on ADDR:PORT
     /// (port 0 = any).
     #[arg(long = "metrics-listen", value_name = "ADDR:PORT")]

@@ -101,6 +101,8 @@ pub struct Config {
     pub cluster: ClusterSettings,
     /// `--metrics-listen`: where `GET /metrics` is served (Prometheus' text format).
     pub metrics_listen: Option<std::net::SocketAddr>,
+    /// `--cluster-health-tls`: the health check's probes speak TLS with these files.
+    pub cluster_health_tls: Option<crate::tls::ClientSettings>,
 }
 
 /// A start-up error: message and exit code.
@@ -203,6 +205,33 @@ fn parse_listen(
         }
     }
     Ok(out)
+}
+
+/// `--cluster-health-tls` and its files (the CA defaults to `-o ssl_ca_cert`).
+fn health_tls(a: &Args, ext: &Extended) -> Result<Option<crate::tls::ClientSettings>, ConfigError> {
+    let given = a.cluster_health_tls_ca.is_some()
+        || a.cluster_health_tls_cert.is_some()
+        || a.cluster_health_tls_key.is_some()
+        || a.cluster_health_tls_server_name.is_some();
+    if !a.cluster_health_tls {
+        return match given {
+            true => Err(usage(
+                "--cluster-health-tls-* options need --cluster-health-tls",
+            )),
+            false => Ok(None),
+        };
+    }
+    let Some(ca) = a.cluster_health_tls_ca.clone().or(ext.ssl.ca_cert.clone()) else {
+        return Err(usage(
+            "--cluster-health-tls needs --cluster-health-tls-ca FILE (or -o ssl_ca_cert)",
+        ));
+    };
+    Ok(Some(crate::tls::ClientSettings {
+        ca,
+        cert: a.cluster_health_tls_cert.clone(),
+        key: a.cluster_health_tls_key.clone(),
+        server_name: a.cluster_health_tls_server_name.clone(),
+    }))
 }
 
 impl Config {
@@ -372,9 +401,13 @@ impl Config {
             file: a.cluster_file.clone(),
             state_dir: a.state_dir.clone(),
             health_check: None,
+            admin_notls: a
+                .admin_listen
+                .as_deref()
+                .is_some_and(|s| s.starts_with("notls:")),
             admin_listen: match &a.admin_listen {
                 None => None,
-                Some(s) => Some(s.parse().map_err(|_| {
+                Some(s) => Some(s.trim_start_matches("notls:").parse().map_err(|_| {
                     usage(format!(
                         "--admin-listen: expected HOST:PORT (an IP address), got {s}"
                     ))
@@ -418,7 +451,9 @@ impl Config {
                 ))
             })?),
         };
+        let cluster_health_tls = health_tls(&a, &ext)?;
         Ok(Config {
+            cluster_health_tls,
             metrics_listen,
             port,
             udp_port,

@@ -56,6 +56,7 @@ impl Acceptor {
             poll.registry()
                 .register(l.source(), Token(i), Interest::READABLE)?;
             match l.role {
+                Role::Admin if l.tls => info!("admin endpoint on {} (TLS)", l.name),
                 Role::Admin => info!("admin endpoint on {}", l.name),
                 Role::Clients if l.tls => info!("listening on {} (TLS)", l.name),
                 Role::Clients | Role::Metrics => info!("listening on {}", l.name),

@@ -6,8 +6,9 @@
 //!
 //! A new kind of listener (a metrics endpoint) is a new `Socket` variant or `Role`, and a new
 //! binding step in `bind_all`. With `-Z`, the TCP client listeners are TLS listeners (`tls`),
-//! except the `-l` addresses prefixed `notls:`; UNIX sockets and the admin endpoint stay
-//! plaintext, as in memcached (which has no admin endpoint).
+//! except the `-l` addresses prefixed `notls:`, and so is the admin endpoint (same certificate
+//! and client verification), unless `--admin-listen notls:HOST:PORT`; UNIX sockets and the
+//! metrics endpoint stay plaintext, as UNIX sockets do in memcached.
 
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
@@ -131,13 +132,22 @@ pub fn bind_all(cfg: &Config, inherited: Vec<Listener>) -> Result<Vec<Listener>,
         Some(path) => vec![bind_unix(path, cfg.unix_mask)?],
         None => bind_clients_tcp(cfg)?,
     };
-    // With -Z, inherited TCP client sockets are TLS listeners as the configured ones would be.
+    // With -Z, inherited TCP client and admin sockets are TLS listeners as the configured ones
+    // would be.
+    let admin_tls = cfg.ext.ssl.enabled && !cfg.cluster.admin_notls;
     out.extend(inherited.into_iter().map(|l| Listener {
-        tls: cfg.ext.ssl.enabled && l.role == Role::Clients && matches!(l.socket, Socket::Tcp(_)),
+        tls: matches!(l.socket, Socket::Tcp(_))
+            && match l.role {
+                Role::Clients => cfg.ext.ssl.enabled,
+                Role::Admin => admin_tls,
+                Role::Metrics => false,
+            },
         ..l
     }));
     if let Some(addr) = cfg.cluster.admin_listen.filter(|_| !admin) {
-        out.push(bind_endpoint(addr, cfg.backlog, Role::Admin)?);
+        let mut l = bind_endpoint(addr, cfg.backlog, Role::Admin)?;
+        l.tls = admin_tls;
+        out.push(l);
     }
     if let Some(addr) = cfg.metrics_listen.filter(|_| !metrics) {
         out.push(bind_endpoint(addr, cfg.backlog, Role::Metrics)?);

@@ -94,6 +94,11 @@ fn shared_state(cfg: Config) -> Result<Shared, ConfigError> {
             .map_err(|e| fail(e, EX_USAGE))?;
         shared = shared.with_tls(tls);
     }
+    // Checked here so a file that does not load stops the start (the health thread loads its own).
+    if let Some(c) = &shared.config().cluster_health_tls {
+        crate::tls::ClientTls::new(c)
+            .map_err(|e| fail(format!("--cluster-health-tls: {e}"), EX_USAGE))?;
+    }
     if shared.config().sasl || shared.config().auth_file.is_some() {
         match shared.reload_credentials() {
             Ok(n) => match &shared.config().sasl_conf {

@@ -2,12 +2,18 @@
 //! pushing one new config (the same bytes, the same version) to every node, each push conditional
 //! on the version that node was seen serving (`ferrocache cluster push`, the supervisor).
 //! Does not: validate configs beyond building them (see `cluster`).
+//!
+//! Every connection is plaintext or, with `Access::tls` (`--tls`), TLS (rustls, the CA and
+//! client certificate of `tls::ClientTls`); the health check opens its probes here too.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use rustls::{ClientConnection, StreamOwned};
+
 use crate::cluster::{ClusterConfig, NodeList, EVENT_KEY};
+use crate::tls::ClientTls;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -18,9 +24,75 @@ pub struct Login {
     pub password: String,
 }
 
-fn connect(endpoint: &str, login: Option<&Login>, timeout: Duration) -> Result<TcpStream, String> {
-    let mut s = open(endpoint, timeout)?;
-    let Some(l) = login else {
+/// How the tools reach the nodes: a login for `-Y` nodes, TLS for `-Z` ones.
+#[derive(Clone, Debug, Default)]
+pub struct Access {
+    pub login: Option<Login>,
+    pub tls: Option<ClientTls>,
+}
+
+/// A connection to a node: plaintext or TLS.
+#[allow(missing_debug_implementations)]
+pub enum Conn {
+    Plain(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Read for Conn {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.read(buf),
+            Conn::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Conn {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Conn::Plain(s) => s.write(buf),
+            Conn::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Conn::Plain(s) => s.flush(),
+            Conn::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Connects to `addr` (reached as `host`, the name TLS verifies), every step bounded by
+/// `timeout`; with `tls`, the handshake is done on return.
+pub fn open_addr(
+    addr: SocketAddr,
+    host: &str,
+    timeout: Duration,
+    tls: Option<&ClientTls>,
+) -> Result<Conn, String> {
+    let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    s.set_nodelay(true).map_err(|e| e.to_string())?;
+    let Some(tls) = tls else {
+        return Ok(Conn::Plain(s));
+    };
+    let name = tls.name_for(host)?;
+    let c = ClientConnection::new(tls.config(), name).map_err(|e| format!("TLS: {e}"))?;
+    let mut s = StreamOwned::new(c, s);
+    while s.conn.is_handshaking() {
+        s.conn
+            .complete_io(&mut s.sock)
+            .map_err(|e| format!("TLS handshake: {e}"))?;
+    }
+    Ok(Conn::Tls(Box::new(s)))
+}
+
+fn connect(endpoint: &str, access: &Access, timeout: Duration) -> Result<Conn, String> {
+    let mut s = open(endpoint, timeout, access.tls.as_ref())?;
+    let Some(l) = &access.login else {
         return Ok(s);
     };
     // Log in only where a login is asked for: on a node without `-Y` the token line would be
@@ -43,23 +115,18 @@ fn connect(endpoint: &str, login: Option<&Login>, timeout: Duration) -> Result<T
     Ok(s)
 }
 
-fn open(endpoint: &str, timeout: Duration) -> Result<TcpStream, String> {
+fn open(endpoint: &str, timeout: Duration, tls: Option<&ClientTls>) -> Result<Conn, String> {
     let addr = endpoint
         .to_socket_addrs()
         .map_err(|e| format!("{endpoint}: {e}"))?
         .next()
         .ok_or_else(|| format!("{endpoint}: no address"))?;
-    let s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| format!("{endpoint}: {e}"))?;
-    s.set_read_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout))
-        .map_err(|e| e.to_string())?;
-    s.set_nodelay(true).map_err(|e| e.to_string())?;
-    Ok(s)
+    let host = endpoint.rsplit_once(':').map_or(endpoint, |(h, _)| h);
+    open_addr(addr, host, timeout, tls).map_err(|e| format!("{endpoint}: {e}"))
 }
 
 /// Reads a reply until `terminator`, bounded in size.
-fn read_reply(s: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Result<Vec<u8>, String> {
+fn read_reply(s: &mut Conn, done: impl Fn(&[u8]) -> bool) -> Result<Vec<u8>, String> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     while !done(&buf) {
@@ -76,13 +143,8 @@ fn read_reply(s: &mut TcpStream, done: impl Fn(&[u8]) -> bool) -> Result<Vec<u8>
 }
 
 /// Sends one request and reads its reply up to `END`, or an error line.
-fn call(
-    endpoint: &str,
-    login: Option<&Login>,
-    timeout: Duration,
-    req: &[u8],
-) -> Result<Vec<u8>, String> {
-    let mut s = connect(endpoint, login, timeout)?;
+fn call(endpoint: &str, access: &Access, timeout: Duration, req: &[u8]) -> Result<Vec<u8>, String> {
+    let mut s = connect(endpoint, access, timeout)?;
     s.write_all(req).map_err(|e| e.to_string())?;
     read_reply(&mut s, |b| {
         b.ends_with(b"END\r\n")
@@ -92,20 +154,17 @@ fn call(
 }
 
 /// The config an endpoint serves now (None: no config yet).
-pub fn fetch_config(
-    endpoint: &str,
-    login: Option<&Login>,
-) -> Result<Option<ClusterConfig>, String> {
-    fetch_config_within(endpoint, login, TIMEOUT)
+pub fn fetch_config(endpoint: &str, access: &Access) -> Result<Option<ClusterConfig>, String> {
+    fetch_config_within(endpoint, access, TIMEOUT)
 }
 
 /// [`fetch_config`] with every step bounded by `timeout` (the supervisor's probe).
 pub fn fetch_config_within(
     endpoint: &str,
-    login: Option<&Login>,
+    access: &Access,
     timeout: Duration,
 ) -> Result<Option<ClusterConfig>, String> {
-    let r = call(endpoint, login, timeout, b"config get cluster\r\n")?;
+    let r = call(endpoint, access, timeout, b"config get cluster\r\n")?;
     if r == b"END\r\n" {
         return Ok(None);
     }
@@ -130,8 +189,8 @@ pub fn fetch_config_within(
 }
 
 /// The version an endpoint serves now (None: no config yet).
-pub fn current_version(endpoint: &str, login: Option<&Login>) -> Result<Option<u64>, String> {
-    Ok(fetch_config(endpoint, login)?.map(|c| c.version()))
+pub fn current_version(endpoint: &str, access: &Access) -> Result<Option<u64>, String> {
+    Ok(fetch_config(endpoint, access)?.map(|c| c.version()))
 }
 
 /// Pushes `config` to one endpoint; Ok on `STORED`. With `replaces`, the node stores it only
@@ -140,9 +199,9 @@ pub fn push_one(
     endpoint: &str,
     config: &ClusterConfig,
     replaces: Option<u64>,
-    login: Option<&Login>,
+    access: &Access,
 ) -> Result<(), String> {
-    let mut s = connect(endpoint, login, TIMEOUT)?;
+    let mut s = connect(endpoint, access, TIMEOUT)?;
     let p = config.payload();
     let cond = replaces.map_or(String::new(), |v| format!(" {v}"));
     let mut msg = format!("config set cluster 0 {}{cond}\r\n", p.len()).into_bytes();
@@ -160,8 +219,8 @@ pub fn push_one(
 
 /// Tells a node why the supervisor changed its list (`config set cluster_event`): the node
 /// counts it in `stats cluster` and keeps the last one.
-pub fn notify(endpoint: &str, reason: &str, login: Option<&Login>) -> Result<(), String> {
-    let mut s = connect(endpoint, login, TIMEOUT)?;
+pub fn notify(endpoint: &str, reason: &str, access: &Access) -> Result<(), String> {
+    let mut s = connect(endpoint, access, TIMEOUT)?;
     let mut msg = format!("config set {EVENT_KEY} 0 {}\r\n", reason.len()).into_bytes();
     msg.extend_from_slice(reason.as_bytes());
     msg.extend_from_slice(b"\r\n");
@@ -174,11 +233,8 @@ pub fn notify(endpoint: &str, reason: &str, login: Option<&Login>) -> Result<(),
 }
 
 /// `stats cluster` of an endpoint as (name, value) pairs.
-pub fn cluster_stats(
-    endpoint: &str,
-    login: Option<&Login>,
-) -> Result<Vec<(String, String)>, String> {
-    let r = call(endpoint, login, TIMEOUT, b"stats cluster\r\n")?;
+pub fn cluster_stats(endpoint: &str, access: &Access) -> Result<Vec<(String, String)>, String> {
+    let r = call(endpoint, access, TIMEOUT, b"stats cluster\r\n")?;
     let text = String::from_utf8_lossy(&r);
     if !text.ends_with("END\r\n") {
         return Err(text.trim().to_string());
@@ -199,7 +255,7 @@ pub fn push_command(
     nodes: &[String],
     version: Option<u64>,
     endpoints: &[String],
-    login: Option<&Login>,
+    access: &Access,
 ) -> (String, bool) {
     let mut report = String::new();
     let list = match NodeList::parse_args(nodes) {
@@ -210,7 +266,7 @@ pub fn push_command(
     // What each endpoint serves now: the version its push replaces.
     let mut seen = Vec::with_capacity(endpoints.len());
     for ep in endpoints {
-        match current_version(ep, login) {
+        match current_version(ep, access) {
             Ok(v) => seen.push(Ok(v)),
             // Without --version every endpoint must answer (the version depends on all of them).
             Err(e) if explicit.is_none() => return (format!("{e}\n"), false),
@@ -231,7 +287,7 @@ pub fn push_command(
     };
     let mut all = true;
     for (ep, seen) in endpoints.iter().zip(seen) {
-        let pushed = seen.and_then(|replaces| push_one(ep, &config, replaces, login));
+        let pushed = seen.and_then(|replaces| push_one(ep, &config, replaces, access));
         match pushed {
             Ok(()) => report.push_str(&format!("{ep}: STORED version {version}\n")),
             Err(e) => {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::push::{fetch_config_within, notify, push_one, Login};
+use super::push::{fetch_config_within, notify, push_one, Access};
 use crate::cluster::supervise::{Action, Probe, Supervisor};
 
 /// How the loop runs.
@@ -14,7 +14,8 @@ use crate::cluster::supervise::{Action, Probe, Supervisor};
 pub struct Loop {
     pub interval: Duration,
     pub probe_timeout: Duration,
-    pub login: Option<Login>,
+    /// The login and TLS the nodes need.
+    pub access: Access,
     /// Stop after this many rounds (None: run until killed).
     pub rounds: Option<u64>,
 }
@@ -32,7 +33,7 @@ fn probe_all(sup: &Supervisor, l: &Loop) -> Vec<Probe> {
             .iter()
             .map(|k| {
                 s.spawn(
-                    || match fetch_config_within(&k.admin, l.login.as_ref(), l.probe_timeout) {
+                    || match fetch_config_within(&k.admin, &l.access, l.probe_timeout) {
                         Ok(c) => Probe::Up(c),
                         Err(_) => Probe::Down,
                     },
@@ -53,10 +54,10 @@ fn act(action: Action, l: &Loop) {
         Action::Push { config, to, reason } => {
             log(&reason);
             for (admin, replaces) in to {
-                match push_one(&admin, &config, replaces, l.login.as_ref()) {
+                match push_one(&admin, &config, replaces, &l.access) {
                     Ok(()) => {
                         log(&format!("{admin}: STORED version {}", config.version()));
-                        if let Err(e) = notify(&admin, &reason, l.login.as_ref()) {
+                        if let Err(e) = notify(&admin, &reason, &l.access) {
                             log(&format!("{admin}: cannot record the reason: {e}"));
                         }
                     }

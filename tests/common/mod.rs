@@ -76,7 +76,9 @@ impl Server {
             if let Some(rest) = line.split("listening on udp:").nth(1) {
                 udp = udp.or(Some(rest.trim().parse().expect("udp address")));
             } else if let Some(rest) = want.and_then(|w| line.split(w).nth(1)) {
-                admin = Some(rest.trim().parse().expect("endpoint address"));
+                // `ADDR`, or `ADDR (TLS)` with -Z.
+                let first = rest.split_whitespace().next().unwrap_or_default();
+                admin = Some(first.parse().expect("endpoint address"));
             } else if let Some(rest) = line.split("listening on tcp:").nth(1) {
                 // `ADDR`, or `ADDR (TLS)` with -Z.
                 let first = rest.split_whitespace().next().unwrap_or_default();
