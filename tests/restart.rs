@@ -322,6 +322,23 @@ fn damaged_or_foreign_metadata_starts_clean() {
     assert!(log_says(&server, "-m was"), "{:?}", server.early_log);
     assert!(read_all(&server, 1000).is_empty());
     drop(server);
+    // Metadata of the previous format (version 1: no delayed flush, no event number).
+    saved(&path, 1000);
+    let meta = std::fs::read_to_string(common_meta(&path)).unwrap();
+    let (_, rest) = meta.split_once('\n').unwrap();
+    std::fs::write(
+        common_meta(&path),
+        format!("ferrocache-memory-file 1\n{rest}"),
+    )
+    .unwrap();
+    let server = start(&path, &[]);
+    assert!(
+        log_says(&server, "written by another format (format 1"),
+        "{:?}",
+        server.early_log
+    );
+    assert!(read_all(&server, 1000).is_empty());
+    drop(server);
     // No metadata at all.
     let server = start(&path, &[]);
     assert!(
@@ -376,4 +393,103 @@ fn kill_during_the_save_leaves_a_cold_start() {
         after.len()
     );
     assert_restored(&before, &after, t0.elapsed().as_secs_f64());
+}
+
+/// `stats` field `name` of `server`.
+fn stat(server: &Server, name: &str) -> u64 {
+    let mut s = server.connect();
+    let r = common::show(&common::exchange(&mut s, b"stats\r\n"));
+    r.lines()
+        .find_map(|l| l.strip_prefix(&format!("STAT {name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {r}"))
+}
+
+/// The CAS value of `key` (`gets`).
+fn cas_of(server: &Server, key: &str) -> Option<u64> {
+    let mut s = server.connect();
+    let r = common::show(&common::exchange(
+        &mut s,
+        format!("gets {key}\r\n").as_bytes(),
+    ));
+    r.lines()
+        .next()
+        .filter(|l| l.starts_with("VALUE"))
+        .and_then(|l| l.split(' ').nth(4))
+        .and_then(|c| c.trim().parse().ok())
+}
+
+/// What a warm restart keeps of the server's own state, the same way in memcached and
+/// ferrocache: the CAS counter goes on from the save (which takes a value: a new item's CAS is
+/// the last saved one's + 2), `uptime` goes on counting from the first start (the clock is the
+/// saving process's), and a delayed `flush_all` pending at the stop still happens.
+#[test]
+fn a_restart_keeps_the_clock_the_cas_counter_and_a_delayed_flush_as_memcached() {
+    let run = |name: &str, start: &dyn Fn(&Path) -> Server| {
+        let path = scratch(name);
+        let server = start(&path);
+        let mut s = server.connect();
+        assert_eq!(
+            common::exchange(&mut s, b"set a 0 0 1\r\n1\r\nflush_all 8\r\n"),
+            b"STORED\r\nOK\r\n"
+        );
+        let cas_a = cas_of(&server, "a").expect("a stored");
+        let uptime = stat(&server, "uptime");
+        graceful(server);
+        // memcached refuses a start in the second of its stop.
+        std::thread::sleep(Duration::from_millis(1100));
+        let server = start(&path);
+        // Restored (the flush is not due yet)...
+        assert_eq!(cas_of(&server, "a"), Some(cas_a), "{name}: a restored");
+        let mut s = server.connect();
+        assert_eq!(
+            common::exchange(&mut s, b"set b 0 0 1\r\n2\r\n"),
+            b"STORED\r\n"
+        );
+        let cas_b = cas_of(&server, "b").expect("b stored");
+        let uptime_after = stat(&server, "uptime");
+        assert!(
+            uptime_after > uptime,
+            "{name}: uptime {uptime} -> {uptime_after}"
+        );
+        // ... and flushed when the delayed flush_all is due (bounded wait).
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while cas_of(&server, "a").is_some() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert_eq!(
+            cas_of(&server, "a"),
+            None,
+            "{name}: the delayed flush happened"
+        );
+        drop(server);
+        let _ = std::fs::remove_dir_all(path.parent().unwrap());
+        cas_b - cas_a
+    };
+    let ours = run("keeps-ferrocache", &|path| start(path, &[]));
+    let theirs = run("keeps-memcached", &|path| {
+        Server::memcached(&["-e", path.to_str().unwrap(), "-m", "64"]).expect("memcached")
+    });
+    assert_eq!(ours, theirs, "the first CAS after a restart");
+    assert_eq!(theirs, 2);
+}
+
+#[test]
+fn a_delayed_flush_due_while_down_flushes_the_saved_items() {
+    let path = scratch("flush-while-down");
+    let server = start(&path, &[]);
+    let mut s = server.connect();
+    assert_eq!(
+        common::exchange(&mut s, b"set a 0 0 1\r\n1\r\nflush_all 2\r\n"),
+        b"STORED\r\nOK\r\n"
+    );
+    graceful(server);
+    std::thread::sleep(Duration::from_millis(2100));
+    let server = start(&path, &[]);
+    assert!(
+        log_says(&server, "restored 0 items") && log_says(&server, "dropped 1 expired"),
+        "{:?}",
+        server.early_log
+    );
+    assert_eq!(cas_of(&server, "a"), None);
 }

@@ -152,7 +152,7 @@ pub fn lru_crawler(c: LruCrawler<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
 fn metadump(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     let now = sh.clock().now();
-    let started = sh.clock().started_unix;
+    let started = sh.clock().started_unix();
     sh.store().for_each_item(now, |v| {
         out.extend_from_slice(b"key=");
         uri_encode(out, v.key);

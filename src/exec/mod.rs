@@ -124,7 +124,7 @@ impl<'a> Ctx<'a> {
     }
     /// memcached's `realtime()`: relative seconds, or an absolute unix time past 30 days.
     fn exptime_wide(&self, e: i64) -> u32 {
-        realtime(e, self.now(), self.shared.clock().started_unix)
+        realtime(e, self.now(), self.shared.clock().started_unix())
     }
 }
 
@@ -175,7 +175,7 @@ pub fn limits(sh: &Shared) -> crate::protocol::Limits {
 /// now, a later one is applied by the maintainer when due.
 pub fn flush_all(sh: &Shared, delay: i64, now: u32) {
     if delay > 0 {
-        let at = realtime(delay, now, sh.clock().started_unix).saturating_sub(1);
+        let at = realtime(delay, now, sh.clock().started_unix()).saturating_sub(1);
         if at > now {
             sh.schedule_flush(Some(at));
             return;

@@ -651,7 +651,7 @@ fn cachedump(args: Result<Cachedump, &'static str>, ctx: &Ctx<'_>, out: &mut Vec
         }
     };
     let mut n = 0u32;
-    let started = sh.clock().started_unix;
+    let started = sh.clock().started_unix();
     sh.store().for_each_item(sh.clock().now(), |v| {
         if v.class + 1 == id as usize && (limit == 0 || n < limit) && out.len() < (2 << 20) {
             n += 1;

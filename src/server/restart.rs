@@ -94,7 +94,7 @@ fn load(
     path: &Path,
     meta_bytes: &[u8],
 ) -> Result<(RestoreReport, usize, u64), String> {
-    let meta = Meta::parse(meta_bytes).map_err(|e| e.to_string())?;
+    let mut meta = Meta::parse(meta_bytes).map_err(|e| e.to_string())?;
     let layout = Layout::of(&sh.config().store_config());
     if let Some(d) = layout.differs(&meta.layout) {
         return Err(format!("restart incompatible: {d}"));
@@ -117,9 +117,21 @@ fn load(
     if head[..8] != DATA_MAGIC || head[8..] != meta.nonce.to_le_bytes() {
         return Err(format!("{shown} is not the data this metadata describes"));
     }
+    // The save is usable: go on with its process's clock and event numbers (as memcached's
+    // restart does), and its delayed flush.
+    sh.clock().resume(meta.started_unix);
+    sh.logger().resume_gid(meta.logger_gid);
+    if meta.pending_flush != 0 {
+        if meta.pending_flush <= sh.clock().now() {
+            // Due while the cache was down: every saved item is flushed.
+            meta.flush_cas = meta.cas;
+        } else {
+            sh.schedule_flush(Some(meta.pending_flush));
+        }
+    }
     let clocks = Clocks {
         old_started: meta.started_unix,
-        new_started: sh.clock().started_unix,
+        new_started: sh.clock().started_unix(),
         now: sh.clock().now(),
     };
     sh.store().prepare_restore(&meta);
@@ -238,7 +250,9 @@ pub fn save(sh: &Shared) {
         .meta_template(Layout::of(&sh.config().store_config()));
     meta.nonce = std::collections::hash_map::RandomState::new()
         .hash_one((std::process::id(), SystemTime::now()));
-    meta.started_unix = sh.clock().started_unix;
+    meta.started_unix = sh.clock().started_unix();
+    meta.pending_flush = sh.pending_flush();
+    meta.logger_gid = sh.logger().next_gid();
     meta.saved_now = sh.clock().now();
     meta.saved_unix = SystemTime::now()
         .duration_since(UNIX_EPOCH)

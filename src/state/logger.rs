@@ -134,8 +134,15 @@ impl Logger {
         self.worker_written.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn next_gid(&self) -> u64 {
+    /// Takes the next event number (as memcached's `logger_get_gid`; a warm restart's save takes
+    /// one too).
+    pub fn next_gid(&self) -> u64 {
         self.gid.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Goes on numbering events after `gid` (a warm restart: the saving process's last number).
+    pub fn resume_gid(&self, gid: u64) {
+        self.gid.fetch_max(gid, Ordering::Relaxed);
     }
 
     /// Takes every buffered event, in event-number order, into `out`.

@@ -12,7 +12,7 @@ pub use conns::{ConnInfo, Connections, Phase};
 pub use logger::Logger;
 pub use settings::{DisplayOnly, Settings};
 
-use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -25,11 +25,13 @@ use crate::stats::{Latency, ThreadGauges, ThreadStats};
 use crate::store::exptime::CLOCK_START;
 use crate::store::Store;
 
-/// The server clock: seconds since start, ticked by the maintainer thread.
+/// The server clock: seconds since start, ticked by the maintainer thread. A warm restart
+/// resumes the saving process's clock (as memcached's restart keeps its `process_started`), so
+/// server times saved with items keep their meaning and `uptime` goes on.
 #[derive(Debug)]
 pub struct Clock {
     /// Unix time at which server time was 0.
-    pub started_unix: i64,
+    started_unix: AtomicI64,
     now: AtomicU32,
 }
 
@@ -42,7 +44,7 @@ fn unix_now() -> i64 {
 impl Clock {
     pub fn new() -> Clock {
         Clock {
-            started_unix: unix_now() - i64::from(CLOCK_START),
+            started_unix: AtomicI64::new(unix_now() - i64::from(CLOCK_START)),
             now: AtomicU32::new(CLOCK_START),
         }
     }
@@ -50,14 +52,27 @@ impl Clock {
     pub fn now(&self) -> u32 {
         self.now.load(Ordering::Relaxed)
     }
+    /// Unix time at which server time was 0.
+    #[inline]
+    pub fn started_unix(&self) -> i64 {
+        self.started_unix.load(Ordering::Relaxed)
+    }
     /// Re-reads the system clock (never moves backwards).
     pub fn tick(&self) {
-        let rel = (unix_now() - self.started_unix).max(i64::from(CLOCK_START));
-        self.now.fetch_max(rel as u32, Ordering::Relaxed);
+        let rel = (unix_now() - self.started_unix()).max(i64::from(CLOCK_START));
+        self.now
+            .fetch_max(rel.min(i64::from(u32::MAX)) as u32, Ordering::Relaxed);
+    }
+    /// Goes on with the clock of a process that started at `started_unix` (a warm restart,
+    /// before anything is served): server time is then that process's, as if it had run on.
+    /// Server time never moves backwards, so with the system clock set back it stays put.
+    pub fn resume(&self, started_unix: i64) {
+        self.started_unix.store(started_unix, Ordering::Relaxed);
+        self.tick();
     }
     /// Unix time of server time `rel`.
     pub fn to_unix(&self, rel: u32) -> i64 {
-        self.started_unix + i64::from(rel)
+        self.started_unix() + i64::from(rel)
     }
 }
 
@@ -285,6 +300,11 @@ impl Shared {
     /// Schedules a delayed `flush_all` at server time `at`, or cancels one (`None`).
     pub fn schedule_flush(&self, at: Option<u32>) {
         self.pending_flush.store(at.unwrap_or(0), Ordering::Relaxed);
+    }
+
+    /// The server time of a delayed `flush_all` still to come (0 = none).
+    pub fn pending_flush(&self) -> u32 {
+        self.pending_flush.load(Ordering::Relaxed)
     }
 
     /// Applies a due delayed flush (called by the maintainer each tick).

@@ -9,8 +9,9 @@ use std::fmt::Write as _;
 use crate::store::item;
 use crate::store::StoreConfig;
 
-/// The version of the data and metadata formats this build writes and reads.
-pub const FORMAT: u32 = 1;
+/// The version of the data and metadata formats this build writes and reads (2: the delayed
+/// flush and the event number kept, the CAS counter saved as memcached's `current_cas`).
+pub const FORMAT: u32 = 2;
 const META_MAGIC: &str = "ferrocache-memory-file";
 /// The data file starts with these 8 bytes, then the save's nonce (8 bytes, little-endian).
 pub const DATA_MAGIC: [u8; 8] = *b"FCPAGES1";
@@ -135,9 +136,15 @@ pub struct Meta {
     /// Unix time and server time of the save.
     pub saved_unix: i64,
     pub saved_now: u32,
-    /// The CAS counter and the flush mark at the save.
+    /// The CAS counter at the save, one past the last CAS given out (the save takes a value,
+    /// as memcached's `current_cas`), and the flush mark.
     pub cas: u64,
     pub flush_cas: u64,
+    /// Server time of a delayed `flush_all` still to come at the save (0 = none; memcached's
+    /// `oldest_live`).
+    pub pending_flush: u32,
+    /// The `watch` event number at the save (memcached's `logger_gid`).
+    pub logger_gid: u64,
     pub hash_power: u32,
     pub shards: u32,
     /// Bits of a chunk id that number the chunk within its page.
@@ -162,7 +169,7 @@ pub enum MetaError {
     Malformed(String),
 }
 
-const SCALARS: [&str; 18] = [
+const SCALARS: [&str; 20] = [
     "nonce",
     "memory_limit",
     "item_size_max",
@@ -175,6 +182,8 @@ const SCALARS: [&str; 18] = [
     "saved_now",
     "cas",
     "flush_cas",
+    "pending_flush",
+    "logger_gid",
     "hash_power",
     "shards",
     "chunk_bits",
@@ -194,7 +203,8 @@ impl Meta {
             t,
             "nonce {:016x}\nmemory_limit {}\nitem_size_max {}\nmin_size {}\ngrowth_factor {}\n\
              slab_chunk_max {}\npage_size {}\nstarted_unix {}\nsaved_unix {}\nsaved_now {}\n\
-             cas {}\nflush_cas {}\nhash_power {}\nshards {}\nchunk_bits {}\nclasses {}\n\
+             cas {}\nflush_cas {}\npending_flush {}\nlogger_gid {}\nhash_power {}\nshards {}\n\
+             chunk_bits {}\nclasses {}\n\
              data_len {}\npages {}\n",
             self.nonce,
             l.memory_limit,
@@ -208,6 +218,8 @@ impl Meta {
             self.saved_now,
             self.cas,
             self.flush_cas,
+            self.pending_flush,
+            self.logger_gid,
             self.hash_power,
             self.shards,
             self.chunk_bits,
@@ -295,6 +307,8 @@ impl Meta {
             saved_now: num("saved_now", get("saved_now")?)?,
             cas: n("cas")?,
             flush_cas: n("flush_cas")?,
+            pending_flush: num("pending_flush", get("pending_flush")?)?,
+            logger_gid: n("logger_gid")?,
             hash_power: num("hash_power", get("hash_power")?)?,
             shards: num("shards", get("shards")?)?,
             chunk_bits: num("chunk_bits", get("chunk_bits")?)?,

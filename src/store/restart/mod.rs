@@ -239,7 +239,8 @@ impl Store {
         Ok(())
     }
 
-    /// The metadata of a save of this store now, but for the clock, the nonce and the pages.
+    /// The metadata of a save of this store now, but for the clock, the nonce, the pages and the
+    /// server's state (delayed flush, event number). Takes a CAS value, as memcached's save does.
     pub fn meta_template(&self, layout: Layout) -> Meta {
         Meta {
             nonce: 0,
@@ -247,11 +248,13 @@ impl Store {
             started_unix: 0,
             saved_unix: 0,
             saved_now: 0,
-            cas: self.shared.current_cas(),
+            cas: self.shared.next_cas(),
             flush_cas: self
                 .shared
                 .flush_cas
                 .load(std::sync::atomic::Ordering::Relaxed),
+            pending_flush: 0,
+            logger_gid: 0,
             hash_power: self.shared.hash_power(),
             shards: self.shards.len() as u32,
             chunk_bits: self.classes.chunk_bits(),

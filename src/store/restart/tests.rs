@@ -108,7 +108,11 @@ fn meta_round_trip_and_refusals() {
         assert!(Meta::parse(&b).is_err(), "flip at {at}");
         assert!(Meta::parse(&text.as_bytes()[..at]).is_err(), "cut at {at}");
     }
-    let other = text.replacen("ferrocache-memory-file 1", "ferrocache-memory-file 2", 1);
+    let other = text.replacen(
+        &format!("ferrocache-memory-file {FORMAT}"),
+        "ferrocache-memory-file 1",
+        1,
+    );
     assert!(matches!(
         Meta::parse(other.as_bytes()),
         Err(MetaError::Version(_))
