@@ -6,6 +6,9 @@
 //! apt-get install -y python3-pylibmc python3-pymemcache
 //! ```
 //!
+//! The Node clients (memjs; memcache-plus over TLS, with Auto Discovery) come from npm into
+//! /tmp/ferrocache-npm (`make test-deps`).
+//!
 //! A missing client is a failure naming that command, never a silent pass.
 
 mod common;
@@ -252,4 +255,41 @@ fn pymemcache_over_tls_verified_and_with_a_client_certificate() {
             &[&ca, &crt, &key, mode],
         );
     }
+}
+
+/// The npm client memcache-plus over TLS: Auto Discovery (`config get cluster` over TLS) from one
+/// node, then set/get over TLS on the node it discovered.
+#[test]
+fn memcache_plus_discovery_and_requests_over_tls() {
+    let pki = common::tls::Pki::new("memcacheplus");
+    let args = pki.server_args(&[]);
+    let tls_args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let data = Server::start(&tls_args);
+    let nodes = format!("localhost|127.0.0.1|{}", data.addr.port());
+    let mut all = tls_args.clone();
+    all.extend(["--cluster-nodes", &nodes]);
+    let config = Server::start(&all);
+    let script = format!(
+        "{}/tests/clients/memcache_plus_tls.js",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let out = Command::new("node")
+        .env("NODE_PATH", "/tmp/ferrocache-npm/node_modules")
+        .env("NODE_EXTRA_CA_CERTS", &pki.ca)
+        .arg(&script)
+        .arg(config.addr.port().to_string())
+        .arg(data.addr.port().to_string())
+        .stdin(Stdio::null())
+        .output()
+        .expect("node (comes with the machine; `make test-deps` installs memcache-plus)");
+    assert!(
+        out.status.success(),
+        "memcache-plus over TLS failed:\n{}{}",
+        show(&out.stdout),
+        show(&out.stderr)
+    );
+    // The keys went to the discovered node, over TLS.
+    let mut s = common::tls::connect(data.addr, pki.client(None, &[])).unwrap();
+    let r = common::tls::exchange(&mut s, b"get tls-key-7\r\n").unwrap();
+    assert!(show(&r).contains("value-7"), "{}", show(&r));
 }
