@@ -727,6 +727,31 @@ fn cluster_tools_with_client_certificates_and_a_notls_admin_endpoint() {
     assert!(ok && out.contains("version 1"), "{out}");
 }
 
+/// Starts a plaintext node probing `nodes` over TLS (trusting `ca`, with `extra` options) and
+/// waits (bounded) until `stats cluster` shows `want`.
+fn wait_health(nodes: &str, ca: &std::path::Path, extra: &[&str], want: &str) {
+    let mut args = vec![
+        "--cluster-nodes",
+        nodes,
+        "--cluster-health-check",
+        "0.05",
+        "--cluster-health-tls",
+        "--cluster-health-tls-ca",
+        ca.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let fc = Server::start(&args);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let stats = common::show(&common::raw(fc.addr, b"stats cluster\r\n", b"END\r\n"));
+        if stats.contains(want) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never {want:?}: {stats}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 #[test]
 fn health_check_over_tls() {
     let pki = Pki::new("health");
@@ -734,27 +759,76 @@ fn health_check_over_tls() {
     let nodes = format!("localhost|127.0.0.1|{}", peer.addr.port());
     let up = format!("STAT cluster_peer:localhost:{} up\r\n", peer.addr.port());
     let down = format!("STAT cluster_peer:localhost:{} down\r\n", peer.addr.port());
-    let check = |ca: &std::path::Path, want: &str| {
-        let fc = Server::start(&[
-            "--cluster-nodes",
-            &nodes,
-            "--cluster-health-check",
-            "0.05",
-            "--cluster-health-tls",
-            "--cluster-health-tls-ca",
-            ca.to_str().unwrap(),
-        ]);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let stats = common::show(&common::raw(fc.addr, b"stats cluster\r\n", b"END\r\n"));
-            if stats.contains(want) {
-                break;
-            }
-            assert!(Instant::now() < deadline, "never {want:?}: {stats}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    };
-    check(&pki.ca, &up);
+    let check =
+        |ca: &std::path::Path, extra: &[&str], want: &str| wait_health(&nodes, ca, extra, want);
+    check(&pki.ca, &[], &up);
     // A CA that did not sign the peer's certificate: every probe fails.
-    check(&pki.other_ca, &down);
+    check(&pki.other_ca, &[], &down);
+}
+
+#[test]
+fn health_check_over_tls_with_a_client_certificate() {
+    let pki = Pki::new("healthmtls");
+    let verify = format!("ssl_verify_mode=2,ssl_ca_cert={}", pki.ca.display());
+    let peer = start(&pki, &[&verify], &[]);
+    let nodes = format!("localhost|127.0.0.1|{}", peer.addr.port());
+    let state = |s: &str| format!("STAT cluster_peer:localhost:{} {s}\r\n", peer.addr.port());
+    let (crt, key) = (
+        pki.client_crt.to_str().unwrap(),
+        pki.client_key.to_str().unwrap(),
+    );
+    let with_cert = [
+        "--cluster-health-tls-cert",
+        crt,
+        "--cluster-health-tls-key",
+        key,
+    ];
+    wait_health(&nodes, &pki.ca, &with_cert, &state("up"));
+    // The peer requires a client certificate: probes without one fail.
+    wait_health(&nodes, &pki.ca, &[], &state("down"));
+}
+
+#[test]
+fn supervise_probes_and_pushes_over_tls() {
+    let pki = Pki::new("supervise");
+    let ca = pki.ca.to_str().unwrap();
+    let args = pki.server_args(&[]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (member, member_admin) = Server::start_admin(&args);
+    let (standby, standby_admin) = Server::start_admin(&args);
+    let entry = |s: &Server| format!("localhost|127.0.0.1|{}", s.addr.port());
+    let (ma, sa) = (member_admin.to_string(), standby_admin.to_string());
+    let (ok, out) = cluster_tool(&[
+        "push",
+        "--tls",
+        "--tls-ca",
+        ca,
+        "--nodes",
+        &entry(&member),
+        &ma,
+    ]);
+    assert!(ok, "{out}");
+    // The supervisor brings the standby to the served list, over TLS both ways.
+    let (ok, out) = cluster_tool(&[
+        "supervise",
+        "--tls",
+        "--tls-ca",
+        ca,
+        "--member",
+        &format!("{}@{ma}", entry(&member)),
+        "--standby",
+        &format!("{}@{sa}", entry(&standby)),
+        "--interval",
+        "0.1",
+        "--probe-timeout",
+        "3",
+        "--rounds",
+        "10",
+    ]);
+    assert!(ok, "{out}");
+    let (ok, out) = cluster_tool(&["status", "--tls", "--tls-ca", ca, &ma, &sa]);
+    assert!(
+        ok && out.contains("consistent: 2 reachable node(s) serve version 1"),
+        "{out}"
+    );
 }
