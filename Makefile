@@ -186,6 +186,10 @@ install: assets
 	    -e 's|/etc/ferrocache/|$(SYSCONFDIR)/ferrocache/|' dist/systemd/$$u > $(ASSETS)/$$u && \
 	  install -Dm0644 $(ASSETS)/$$u $(DESTDIR)$(UNITDIR)/$$u || exit 1; \
 	done
+	sed -e 's|/usr/bin/ferrocache|$(BINDIR)/ferrocache|' -e 's|/etc/ferrocache/|$(SYSCONFDIR)/ferrocache/|' \
+	  -e 's|/usr/share/ferrocache/|$(PREFIX)/share/ferrocache/|' \
+	  dist/systemd/ferrocache.service.d/warm-restart.conf > $(ASSETS)/warm-restart.conf
+	install -Dm0644 $(ASSETS)/warm-restart.conf $(DESTDIR)$(PREFIX)/share/ferrocache/warm-restart.conf
 	[ -e $(DESTDIR)$(SYSCONFDIR)/ferrocache/ferrocache.conf ] || \
 	  install -Dm0644 dist/debian/ferrocache.conf $(DESTDIR)$(SYSCONFDIR)/ferrocache/ferrocache.conf
 	install -Dm0644 $(ASSETS)/ferrocache.1.gz $(DESTDIR)$(PREFIX)/share/man/man1/ferrocache.1.gz

@@ -39,6 +39,7 @@ fail() { echo "FAIL: $*"; exit 1; }
 dpkg -i "$deb" >/dev/null
 for f in /usr/bin/ferrocache /lib/systemd/system/ferrocache.service \
     /lib/systemd/system/ferrocache.socket /lib/systemd/system/ferrocache@.service \
+    /usr/share/ferrocache/warm-restart.conf \
     /etc/ferrocache/ferrocache.conf /usr/share/man/man1/ferrocache.1.gz \
     /usr/share/bash-completion/completions/ferrocache /usr/share/zsh/vendor-completions/_ferrocache \
     /usr/share/fish/vendor_completions.d/ferrocache.fish /usr/share/doc/ferrocache/copyright; do
