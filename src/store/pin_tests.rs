@@ -302,3 +302,41 @@ proptest! {
         s.lock(0).check();
     }
 }
+
+/// incr whose result needs a new item (the value is pinned, or the result is longer) and finds
+/// no memory: memcached answers out of memory and the key keeps its value; it was unlinked.
+#[test]
+fn incr_out_of_memory_keeps_the_value() {
+    let s = Store::new(&StoreConfig {
+        memory_limit: 2 << 20,
+        shards: 1,
+        evictions: false,
+        ..StoreConfig::default()
+    });
+    let mut big = b"12".to_vec();
+    big.resize(20_000, b' ');
+    set(&s, StoreMode::Set, b"n", &big, 0, 5).unwrap();
+    set(&s, StoreMode::Set, b"m", b"9999", 0, 5).unwrap();
+    // Fill the memory with items of the class the new values need.
+    let mut i = 0u32;
+    while set(&s, StoreMode::Set, format!("f{i}").as_bytes(), b"1", 0, 5).is_ok() {
+        i += 1;
+        assert!(i < 1_000_000, "memory never filled");
+    }
+    assert!(set(&s, StoreMode::Set, b"y", b"10000", 0, 5).is_err());
+    let p = pin(&s, b"n", 5);
+    for (k, v) in [(&b"n"[..], &big[..]), (b"m", b"9999")] {
+        let h = s.hash(k);
+        let r = s.lock(h).arith(k, h, ArithOp::Incr, 1, 0, 5);
+        assert_eq!(r, Err(StoreError::OutOfMemory));
+        let kept = get(&s, k, 5);
+        assert!(
+            kept.as_deref() == Some(v),
+            "{} lost",
+            String::from_utf8_lossy(k)
+        );
+    }
+    assert!(read_all(&s, &p, 5000) == big);
+    s.unpin(p);
+    check(&s);
+}

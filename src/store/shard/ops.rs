@@ -248,10 +248,12 @@ impl Shard {
             return Ok(ArithOutcome::Value(new, new_cas));
         }
         let (flags, exptime) = (item::flags(c), item::exptime(c));
+        // A replace, not a set: one that finds no memory leaves the item as it was (memcached's
+        // incr answers out of memory and keeps the value; a failed set unlinks it).
         let req = StoreRequest {
             flags,
             exptime,
-            ..StoreRequest::new(StoreMode::Set, key, hash, digits)
+            ..StoreRequest::new(StoreMode::Replace, key, hash, digits)
         };
         match self.store(req, now)? {
             StoreOutcome::Stored(cas) => Ok(ArithOutcome::Value(new, cas)),
