@@ -6,11 +6,12 @@ growth (from /proc) each case causes:
   idle        2000 connections that each sent `version`, read the reply and went idle (per conn)
   unread      5 connections pipelining `get` of a 500 KB value and never reading (in all)
   stalled     200 connections each stalled halfway through a 1 MB `set` value, under -m 64
-  mutated     a well-behaved client's set+get latency (p99, p50 over 3000 round trips) while 8
-              processes send mutated text, meta and binary requests on connections of their own
+  mutated     a well-behaved client's set+get latency (p99, p50, p99.9 over 20000 round trips)
+              while 8 processes send mutated text, meta and binary requests on connections of
+              their own, and the CPU time the server spent meanwhile
 After each case a well-behaved client's set/get must still be answered exactly.
 
-Usage: benches/hostile_rss.py [--bin PATH] [--before PATH] [--markdown]
+Usage: benches/hostile_rss.py [--bin PATH] [--before PATH] [--only CASE] [--rounds N] [--markdown]
 (--before: another ferrocache binary, e.g. one built before a change, as a third column)
 """
 
@@ -200,7 +201,14 @@ def attacker(port, seed, stop):
             s = None
 
 
-def mutated(srv):
+def cpu_seconds(pid):
+    """User + system CPU time a process has used."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def mutated(srv, trips=20000):
     stop = multiprocessing.Event()
     procs = [multiprocessing.Process(target=attacker, args=(srv.port, i, stop)) for i in range(8)]
     for p in procs:
@@ -209,26 +217,31 @@ def mutated(srv):
     c = srv.connect()
     v = b"w" * 100
     lat = []
+    cpu0 = cpu_seconds(srv.proc.pid)
     try:
-        for i in range(3000):
+        for i in range(trips):
             t0 = time.perf_counter()
             got = roundtrip(c, b"set good 0 0 %d\r\n%s\r\nget good\r\n" % (len(v), v), b"END\r\n")
             lat.append(time.perf_counter() - t0)
             if got != b"STORED\r\nVALUE good 0 %d\r\n%s\r\nEND\r\n" % (len(v), v):
                 raise SystemExit(f"well-behaved client answered wrongly: {got[:80]!r}")
     finally:
+        cpu = cpu_seconds(srv.proc.pid) - cpu0
         stop.set()
         for p in procs:
             p.join()
     lat.sort()
-    return f"p99 {lat[len(lat) * 99 // 100] * 1000:.1f} ms (p50 {lat[len(lat) // 2] * 1000:.2f} ms)"
+    return (
+        f"p99 {lat[len(lat) * 99 // 100] * 1000:.2f} ms (p50 {lat[len(lat) // 2] * 1000:.2f} ms, "
+        f"p99.9 {lat[len(lat) * 999 // 1000] * 1000:.1f} ms; server CPU {cpu:.2f} s)"
+    )
 
 
 CASES = [
     ("an idle connection (2000 connections that each did one request)", [], idle),
     ("5 connections pipeline `get`s of a 500 KB value and never read", [], unread),
     ("200 connections each stall halfway through a 1 MB `set` value, `-m 64`", ["-m", "64"], stalled),
-    ("a well-behaved client's set+get while 8 connections send mutated requests", [], mutated),
+    ("a well-behaved client's set+get (20000 round trips) while 8 connections send mutated requests", [], mutated),
 ]
 
 
@@ -239,9 +252,11 @@ def main():
     ap.add_argument("--before", help="a second ferrocache binary to compare")
     ap.add_argument("--markdown", action="store_true", help="print a docs/reliability.md table")
     ap.add_argument("--only", help="run only the cases whose function has this name")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run each case this many times, the servers taking turns")
     a = ap.parse_args()
     rows = []
-    for label, extra, case in CASES:
+    for label, extra, case in [c for c in CASES for _ in range(a.rounds)]:
         if a.only and case.__name__ != a.only:
             continue
         row = [label]
