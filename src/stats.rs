@@ -68,7 +68,7 @@ counters!(
         conn_out_paused,
         conn_out_hard_cap,
         inflight_oom,
-        // Values of text gets sent from the store rather than copied (`server::pinned`).
+        // Values of gets sent from the store rather than copied (`server::pinned`).
         pinned_values,
         // TLS (`-Z`): failed handshakes, and full (not resumed) handshakes with
         // `ssl_session_cache`.

@@ -179,8 +179,8 @@ fn a_slow_reader_gets_the_value_its_get_found() {
     assert!(pinned >= 6 * 6, "{own}");
 }
 
-/// A multi-key get of large values, a `gets` and a `gat`, read slowly: every value arrives
-/// whole and in order, small values between them copied as before.
+/// A multi-key get of large values, a `gets`, a `gat`, meta `mg` and a binary GET, read
+/// slowly: every value arrives whole and in order, small values between them copied as before.
 #[test]
 fn pinned_and_copied_values_interleave_in_order() {
     let srv = Server::start(&["-t", "2"]);
@@ -218,6 +218,29 @@ fn pinned_and_copied_values_interleave_in_order() {
     want.extend_from_slice(&vals[1]);
     want.extend_from_slice(b"\r\nEND\r\n");
     assert!(read_exact(&mut slow, want.len()) == want, "gat");
+    // Meta and binary gets pin large values the same way.
+    slow.write_all(b"mg k3 v f k\r\nmg k1 v\r\nmg k0 v\r\nmn\r\n")
+        .unwrap();
+    let mut want = b"VA 700000 f0 kk3\r\n".to_vec();
+    for (i, v) in [(3usize, "VA 40000\r\n"), (1, "VA 100\r\n"), (0, "MN\r\n")] {
+        want.extend_from_slice(&vals[i]);
+        want.extend_from_slice(b"\r\n");
+        want.extend_from_slice(v.as_bytes());
+    }
+    assert!(read_exact(&mut slow, want.len()) == want, "mg");
+    let mut bin = slow_client(&srv);
+    // GET k3, then a no-op: the header, flags, value, then the no-op's header.
+    let mut req = vec![0x80, 0x00, 0, 2, 0, 0, 0, 0, 0, 0, 0, 2];
+    req.extend_from_slice(&[0; 12]);
+    req.extend_from_slice(b"k3");
+    req.extend_from_slice(&[0x80, 0x0a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+    req.extend_from_slice(&[0; 12]);
+    bin.write_all(&req).unwrap();
+    let got = read_exact(&mut bin, 24 + 4 + vals[3].len() + 24);
+    assert_eq!(&got[..2], &[0x81, 0x00]);
+    assert_eq!(&got[8..12], &(4 + vals[3].len() as u32).to_be_bytes());
+    assert!(got[28..28 + vals[3].len()] == vals[3][..], "binary get");
+    assert_eq!(&got[28 + vals[3].len()..][..2], &[0x81, 0x0a]);
     drop(slow);
     // A client gone mid-reply gives its pins back: the key can be replaced and read.
     let mut gone = slow_client(&srv);

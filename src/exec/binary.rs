@@ -193,6 +193,12 @@ fn get(f: &Frame<'_>, base: u8, r: Reply, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             let key = if with_key { f.key } else { &[][..] };
             if base == op::TOUCH {
                 r.hit(out, cas, (v.flags, key), [], 0);
+            } else if let Some(sink) = ctx.pins.filter(|_| v.value.len() >= super::PIN_MIN) {
+                // A large value is sent from the item as the socket drains, as a text get's
+                // (see `Store::pin`): only the header, extras and key are written now.
+                r.hit(out, cas, (v.flags, key), [], v.value.len());
+                let pin = sh.store().pin(&mut shard, f.key, hash);
+                sink.borrow_mut().extend(pin.map(|p| (out.len(), p)));
             } else {
                 r.hit(out, cas, (v.flags, key), v.value.parts(), v.value.len());
             }

@@ -153,10 +153,24 @@ fn mget(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         Quiet::of(req).status(out, b"EN", req, true);
         return;
     }
-    let hit = match shard.peek(key, h, now) {
-        Ok(v) => encode_hit(req, ctx, v, created, now, out),
+    // A large value is sent from the item as the socket drains, as a text get's (see
+    // `Store::pin`): only its line is written now.
+    let sink = ctx.pins.filter(|_| f.value);
+    let (hit, pin) = match shard.peek(key, h, now) {
+        Ok(v) => {
+            let pin = sink.filter(|_| v.value.len() >= super::PIN_MIN);
+            (
+                encode_hit(req, ctx, v, created, now, out, pin.is_none()),
+                pin,
+            )
+        }
         Err(_) => return, // unreachable: the lock is held since the lookup
     };
+    if let Some(sink) = pin {
+        let pin = sh.store().pin(&mut shard, key, h);
+        sink.borrow_mut().extend(pin.map(|p| (out.len(), p)));
+        out.extend_from_slice(b"\r\n");
+    }
     let set = if hit.won { WIN_SENT } else { 0 };
     shard.meta_access(
         key,
@@ -177,6 +191,8 @@ fn mget(req: &MetaReq<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
     count_lookup(st, hit.touched, None);
 }
 
+/// Writes an `mg` hit: its line, and its value unless `with_value` is false (the caller sends
+/// the value pinned).
 fn encode_hit(
     req: &MetaReq<'_>,
     ctx: &Ctx<'_>,
@@ -184,6 +200,7 @@ fn encode_hit(
     created: bool,
     now: u32,
     out: &mut Vec<u8>,
+    with_value: bool,
 ) -> Hit {
     let f = &req.flags;
     let mut exp = v.exptime;
@@ -250,7 +267,7 @@ fn encode_hit(
         out.extend_from_slice(b" W");
     }
     out.extend_from_slice(b"\r\n");
-    if f.value {
+    if f.value && with_value {
         out.reserve(v.value.len() + 2);
         for part in v.value.parts() {
             out.extend_from_slice(part);

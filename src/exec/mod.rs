@@ -76,7 +76,7 @@ pub struct ConnRef {
     pub udp_peer: Option<std::net::SocketAddr>,
 }
 
-/// Values a text get's reply sends from the store later instead of copying them (see
+/// Values a get's reply (text, `mg`, binary) sends from the store later instead of copying them (see
 /// `Store::pin`), each with the place in the reply's output where its bytes go. A connection that
 /// sends them a piece at a time as its socket drains passes one (`Ctx::with_pins`) and takes
 /// what a request left in it; every pin in it must go back to the store.

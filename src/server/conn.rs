@@ -463,6 +463,9 @@ impl Conn {
                         cmd_kind = exec::metrics::binary_kind(frame.header.opcode);
                         let a =
                             exec::binary::execute(&frame, ctx, &mut self.session, &mut self.out);
+                        if let Some(sink) = ctx.pins {
+                            self.pinned.take(sink, mem.shared(), ctx.stats);
+                        }
                         let a = match a {
                             Action::Continue if frame.skip > 0 => Action::Swallow(frame.skip),
                             a => a,

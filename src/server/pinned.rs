@@ -1,5 +1,6 @@
 //! Owns: the values a connection's replies send straight from the store (`store::Pin`, taken
-//! by text gets of large values: memcached's responses point at items the same way): each
+//! by gets of large values, text, meta and binary: memcached's responses point at items the
+//! same way): each
 //! pinned value's place in the connection's output, and sending it a piece at a time (at most
 //! `BUF` bytes copied under the shard lock per piece) as the socket drains. A pin goes back to
 //! the store once its value is sent, or when the connection drops it.
