@@ -4,6 +4,8 @@
 //! nominal reply (`EN` for mg, `HD` for ms/md/ma, and ma's `VA`), never an error.
 //! Does not: parse flags (see `protocol::meta`) or keep a store path of its own (it composes the
 //! shard operations).
+//! Long because: the five commands share the flag walk, the quiet rules and the hit encoding;
+//! one file per command would spread those over files.
 
 use crate::protocol::ascii::{self, Tokens, NON_NUMERIC, OUT_OF_MEMORY, TOO_LARGE};
 use crate::protocol::meta::{base64_encode, parse_meta, MetaCmd, MetaReq, OPAQUE_TOO_LONG};
