@@ -76,6 +76,13 @@ fn value_of(i: usize) -> Vec<u8> {
     (0..len).map(|j| (i + j) as u8).collect()
 }
 
+/// A restart in the second the store was saved from, 60 seconds after it started.
+const SAME_START: Clocks = Clocks {
+    old_started: 1_000,
+    new_started: 1_000,
+    now: 60,
+};
+
 fn filled(shards: usize) -> Store {
     let s = store(64, shards);
     for i in 0..200 {
@@ -186,19 +193,14 @@ fn segments_marks_and_flush_survive() {
     let (meta, pages) = save(&s);
     let before = item(&s, b"key3", 50).unwrap().4;
     let t = store(64, 1);
-    let clocks = Clocks {
-        old_started: 1_000,
-        new_started: 1_000,
-        now: 60,
-    };
-    restore(&t, &meta, &pages, clocks);
+    restore(&t, &meta, &pages, SAME_START);
     assert_eq!(item(&t, b"key3", 60).unwrap().4, before);
     assert!(before & (item::FETCHED | item::ACTIVE) != 0);
     // A flush before the save: nothing comes back.
     s.flush();
     let (meta, pages) = save(&s);
     let u = store(64, 1);
-    let r = restore(&u, &meta, &pages, clocks);
+    let r = restore(&u, &meta, &pages, SAME_START);
     assert_eq!((r.restored, r.expired), (0, 200));
 }
 
@@ -206,11 +208,6 @@ fn segments_marks_and_flush_survive() {
 fn damaged_pages_never_panic_nor_serve_wrong_values() {
     let s = filled(2);
     let (meta, pages) = save(&s);
-    let clocks = Clocks {
-        old_started: 1_000,
-        new_started: 1_000,
-        now: 60,
-    };
     let mut seed = 0x1234_5678_u64;
     let mut next = move || {
         seed ^= seed << 13;
@@ -234,7 +231,7 @@ fn damaged_pages_never_panic_nor_serve_wrong_values() {
             r.sum = checksum(b);
         }
         let t = store(64, 1 + round % 3);
-        restore(&t, &meta, &damaged, clocks);
+        restore(&t, &meta, &damaged, SAME_START);
         // Damage the checksummed way: whole pages are dropped, the rest is exact.
         let mut flipped = pages.clone();
         let p = (next() % flipped.len() as u64) as usize;
@@ -243,7 +240,7 @@ fn damaged_pages_never_panic_nor_serve_wrong_values() {
             flipped[p].1[at] ^= 0x20;
         }
         let u = store(64, 1);
-        let r = restore(&u, &meta, &flipped, clocks);
+        let r = restore(&u, &meta, &flipped, SAME_START);
         assert!(r.bad_pages <= 1);
         for i in 0..200 {
             let k = format!("key{i}");
@@ -284,16 +281,11 @@ fn save_with_a_page_twice(s: &Store) -> (Meta, Vec<(PageRecord, Vec<u8>)>) {
 fn a_key_saved_twice_is_restored_once() {
     let s = filled(2);
     let (meta, pages) = save(&s);
-    let clocks = Clocks {
-        old_started: 1_000,
-        new_started: 1_000,
-        now: 60,
-    };
-    let once = restore(&store(64, 2), &meta, &pages, clocks);
+    let once = restore(&store(64, 2), &meta, &pages, SAME_START);
     let (meta, pages) = save_with_a_page_twice(&s);
     for shards in [1, 2, 4] {
         let t = store(64, shards);
-        let r = restore(&t, &meta, &pages, clocks);
+        let r = restore(&t, &meta, &pages, SAME_START);
         assert_eq!(r.restored, once.restored, "{shards} shards: {r:?}");
         assert!(r.not_stored > 0, "{r:?}");
         for shard in t.shards.iter() {
@@ -327,14 +319,9 @@ fn a_restore_into_less_memory_evicts_and_stays_exact() {
         };
     }
     let (meta, pages) = save_with_a_page_twice(&s);
-    let clocks = Clocks {
-        old_started: 1_000,
-        new_started: 1_000,
-        now: 60,
-    };
     for shards in [1, 2] {
         let t = store(8, shards);
-        let r = restore(&t, &meta, &pages, clocks);
+        let r = restore(&t, &meta, &pages, SAME_START);
         assert!(r.restored > 1000, "{r:?}");
         let evicted: u64 = t.class_stats(60).iter().map(|c| c.evicted).sum();
         assert!(evicted > 0, "{r:?}");
