@@ -112,7 +112,7 @@ conformance-tls: release
 # done once, then each binary runs on its corpus. A crash stops
 # the run; its input is in fuzz/artifacts/TARGET/ (`cargo +nightly fuzz run TARGET FILE` replays it).
 FUZZ_SECONDS ?= 30
-FUZZ_TARGETS := text meta binary udp exec
+FUZZ_TARGETS := text meta binary udp exec tls
 FUZZ_BIN = $(or $(CARGO_TARGET_DIR),fuzz/target)/$$(rustc +nightly -vV | sed -n 's/^host: //p')/release
 fuzz:
 	python3 fuzz/seeds.py

@@ -3,8 +3,11 @@
 the test suites send: every Rust string literal in tests/*.rs and src/**/tests.rs that ends a
 line with \\r\\n or \\n is a text (or, starting with m, meta) seed; binary seeds are one request
 per opcode memcached implements, with and without quiet bits; UDP seeds wrap both in the frame
-header. The exec target starts from empty inputs (its input is a structured sequence)."""
-import hashlib, pathlib, re, struct
+header. The exec target starts from empty inputs (its input is a structured sequence). TLS seeds
+are real ClientHellos (TLS 1.3 and 1.2, from Python's ssl module over memory BIOs) for the raw
+kind, and scripts that send a text or binary request over an established session, read it,
+reply and flush (see fuzz_targets/tls.rs for the step bytes)."""
+import hashlib, pathlib, re, ssl, struct
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 OUT = ROOT / "fuzz" / "corpus"
@@ -81,7 +84,34 @@ def main():
         write("binary", p)
         write("binary", p + packets[0])
         write("udp", struct.pack(">HHHH", 2, 0, 1, 0) + p)
+    tls_seeds(sorted(ascii_seeds)[:64] + packets)
     print(f"{len(ascii_seeds)} ASCII seeds, {len(packets)} binary seeds in {OUT}")
+
+
+def client_hello(version):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    ctx.minimum_version = ctx.maximum_version = version
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    conn = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
+    try:
+        conn.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    return outgoing.read()
+
+
+def tls_seeds(requests):
+    # The first byte picks the kind (even: raw, odd: established; bit 1: TLS 1.2), the second
+    # how the pipe cuts reads.
+    for version, kind in ((ssl.TLSVersion.TLSv1_3, 0), (ssl.TLSVersion.TLSv1_2, 2)):
+        write("tls", bytes([kind, 14]) + client_hello(version))
+        for req in requests:
+            if len(req) > 255:
+                continue
+            # send the request, read it, reply with it into a pipe taking 64 bytes, flush
+            script = bytes([0, len(req)]) + req + bytes([1, 255, 2, len(req)]) + req + bytes([8, 3, 0])
+            write("tls", bytes([kind | 1, 14]) + script)
 
 
 if __name__ == "__main__":

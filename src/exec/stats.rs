@@ -326,7 +326,7 @@ pub fn general(sh: &Shared, out: &mut dyn StatSink) {
         "crawler_items_checked",
         &sum(|c| c.crawler_items_checked),
     );
-    s(out, "lrutail_reflocked", &0);
+    s(out, "lrutail_reflocked", &sum(|c| c.lrutail_reflocked));
     if maintainer {
         s(out, "moves_to_cold", &sum(|c| c.moves_to_cold));
         s(out, "moves_to_warm", &sum(|c| c.moves_to_warm));
@@ -524,7 +524,7 @@ pub fn items(sh: &Shared, out: &mut dyn StatSink) {
         }
         s("crawler_reclaimed", c.crawler_reclaimed);
         s("crawler_items_checked", c.crawler_items_checked);
-        s("lrutail_reflocked", 0);
+        s("lrutail_reflocked", c.lrutail_reflocked);
         if maintainer {
             s("moves_to_cold", c.moves_to_cold);
             s("moves_to_warm", c.moves_to_warm);

@@ -3,6 +3,10 @@
 //! worker and the protocol and executor code never name a socket type.
 //! Does not: accept connections (see `listeners`) or buffer bytes (see `conn`).
 //!
+//! `TlsStream` is generic over its transport (any `Read + Write`; the server's is a mio
+//! `TcpStream`), so the TLS fuzz target drives the very session code the worker runs over an
+//! in-memory pipe.
+//!
 //! A new transport is one more variant here and one more arm in each match; the cost on the
 //! read/write path is that match.
 //!
@@ -45,10 +49,10 @@ enum TlsEvent {
     Failed,
 }
 
-/// A server-side TLS session over a TCP socket.
+/// A server-side TLS session over a byte transport (a TCP socket in the server).
 #[derive(Debug)]
-pub struct TlsStream {
-    sock: TcpStream,
+pub struct TlsStream<S: Read + Write = TcpStream> {
+    sock: S,
     tls: ServerConnection,
     /// The handshake's outcome, until the connection takes it (`take_event`).
     event: Option<TlsEvent>,
@@ -66,20 +70,13 @@ impl Stream {
 
     /// A TLS session over `sock` with the configuration in force now.
     pub fn tls(sock: TcpStream, config: Arc<ServerConfig>) -> io::Result<Stream> {
-        let tls = ServerConnection::new(config).map_err(io::Error::other)?;
-        Ok(Stream::Tls(Box::new(TlsStream {
-            sock,
-            tls,
-            event: None,
-            settled: false,
-            eof: false,
-        })))
+        Ok(Stream::Tls(Box::new(TlsStream::new(sock, config)?)))
     }
 
     /// TLS records are waiting for the socket to take them.
     #[inline]
     pub fn pending(&self) -> bool {
-        matches!(self, Stream::Tls(t) if t.tls.wants_write())
+        matches!(self, Stream::Tls(t) if t.pending())
     }
 
     /// Counts the handshake's outcome (`ssl_new_sessions`, `ssl_handshake_errors`) once, when
@@ -118,7 +115,34 @@ pub enum Handshake {
     Done,
 }
 
-impl TlsStream {
+impl<S: Read + Write> TlsStream<S> {
+    /// A server session over `sock` with `config`, before its handshake.
+    pub fn new(sock: S, config: Arc<ServerConfig>) -> io::Result<TlsStream<S>> {
+        let tls = ServerConnection::new(config).map_err(io::Error::other)?;
+        Ok(TlsStream {
+            sock,
+            tls,
+            event: None,
+            settled: false,
+            eof: false,
+        })
+    }
+
+    /// The transport under the session.
+    pub fn get_ref(&self) -> &S {
+        &self.sock
+    }
+
+    /// The transport under the session, mutably (a test's pipe refilled between steps).
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.sock
+    }
+
+    /// Records are waiting for the transport to take them (`Stream::pending`).
+    pub fn pending(&self) -> bool {
+        self.tls.wants_write()
+    }
+
     /// Sends the session's records until none is left (`Ok`) or the socket would block.
     fn send(&mut self) -> io::Result<()> {
         while self.tls.wants_write() {
@@ -157,7 +181,8 @@ impl TlsStream {
         }
     }
 
-    fn handshake(&mut self) -> io::Result<Handshake> {
+    /// `Stream::handshake` for this session.
+    pub fn handshake(&mut self) -> io::Result<Handshake> {
         loop {
             if let Err(e) = self.send() {
                 return match e.kind() {
@@ -239,7 +264,23 @@ impl TlsStream {
     }
 }
 
-impl Drop for TlsStream {
+impl<S: Read + Write> Read for TlsStream<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.read_plain(buf)
+    }
+}
+
+impl<S: Read + Write> Write for TlsStream<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.write_plain(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send()
+    }
+}
+
+impl<S: Read + Write> Drop for TlsStream<S> {
     /// A polite end: the close_notify alert, if the socket takes it now.
     fn drop(&mut self) {
         if self.settled && self.event != Some(TlsEvent::Failed) {

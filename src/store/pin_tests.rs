@@ -150,8 +150,9 @@ fn two_pins_of_one_item() {
     assert_eq!(get(&s, b"k", 5).as_deref(), Some(&b"new"[..]));
 }
 
-/// Under memory pressure the hand passes pinned items (memcached skips referenced ones):
-/// they stay readable and in the cache, and memory stays within the limit.
+/// Under memory pressure the hand passes pinned items (memcached skips referenced ones) and
+/// counts them (`lrutail_reflocked`): they stay readable and in the cache, and memory stays
+/// within the limit.
 #[test]
 fn pinned_items_are_not_evicted() {
     let s = store(4);
@@ -176,7 +177,11 @@ fn pinned_items_are_not_evicted() {
             check(&s);
         }
     }
-    assert!(s.class_stats(5).iter().map(|c| c.evicted).sum::<u64>() > 100);
+    let stats = s.class_stats(5);
+    assert!(stats.iter().map(|c| c.evicted).sum::<u64>() > 100);
+    // Each pass of the hand over a pinned item is counted, as memcached counts referenced
+    // items at an LRU tail.
+    assert!(stats.iter().map(|c| c.lrutail_reflocked).sum::<u64>() >= 3);
     assert!(s.shared().budget.used() <= 4 + 1);
     for (i, (p, v)) in pins.iter().zip(&vals).enumerate() {
         assert!(read_all(&s, p, 65_536) == *v);

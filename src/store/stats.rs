@@ -25,6 +25,9 @@ pub struct ClassStats {
     pub evicted_active: u64,
     pub crawler_reclaimed: u64,
     pub crawler_items_checked: u64,
+    /// Items the LRU hand passed over because a store or a reply held them (memcached's
+    /// referenced items at an LRU tail).
+    pub lrutail_reflocked: u64,
     pub moves_to_cold: u64,
     pub moves_to_warm: u64,
     pub moves_within_lru: u64,
@@ -66,6 +69,7 @@ impl ClassStats {
             evicted_active,
             crawler_reclaimed,
             crawler_items_checked,
+            lrutail_reflocked,
             moves_to_cold,
             moves_to_warm,
             moves_within_lru,

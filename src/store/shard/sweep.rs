@@ -136,8 +136,13 @@ impl Shard {
             }
             let id = self.pages.id(p, n);
             // A chained item is met at its first part; the item a store changes, or one a reply
-            // pins, is never evicted.
-            let Some(id) = self.lru_item_at(id).filter(|&i| !self.held(i)) else {
+            // pins, is never evicted or aged, and is counted as memcached counts a referenced
+            // item at an LRU tail.
+            let item = self.lru_item_at(id);
+            let Some(id) = item.filter(|&i| !self.held(i)) else {
+                if item.is_some() {
+                    self.class[cls].stats.lrutail_reflocked += 1;
+                }
                 if mode == Sweep::Evict && self.evict_cold_chain(id, now) {
                     return (moved, true);
                 }
