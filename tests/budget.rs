@@ -438,3 +438,102 @@ fn binary_headers_with_huge_or_inconsistent_lengths_cost_little() {
     // waits in a read buffer of its own (at most 100 KB each here).
     assert!(grown < 16 * 1024, "RSS grew {grown} KiB");
 }
+
+/// `lru_crawler metadump` of a cache whose dump (~19 MB) is far larger than a socket takes, to
+/// a client that does not read: the dump is made a piece at a time as the socket drains (it was
+/// one reply), the worker serves others meanwhile (`-t 1`), and read at last it lists every item
+/// once, then `END`. `metadump <id>` lists only that class.
+#[test]
+fn a_metadump_is_made_as_the_client_reads_it() {
+    let srv = Server::start(&["-t", "1", "-m", "256"]);
+    let n = 200_000;
+    let mut load = Vec::with_capacity(n * 40);
+    for i in 0..n {
+        load.extend_from_slice(format!("set dumpkey:{i:07} 0 0 1 noreply\r\nx\r\n").as_bytes());
+    }
+    let big = "y".repeat(3000);
+    for i in 0..10 {
+        load.extend_from_slice(format!("set bigkey:{i} 0 0 3000 noreply\r\n{big}\r\n").as_bytes());
+    }
+    let mut c = srv.connect();
+    assert_eq!(show(&exchange(&mut c, &load)), "");
+    let before = srv.rss_kib();
+    let mut d = srv.connect();
+    d.write_all(b"lru_crawler metadump all\r\n").unwrap();
+    // The dump connection waits for its socket to drain (bounded in count and time).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for _ in 0..2000 {
+        let conns = show(&exchange(&mut c, b"stats conns\r\n"));
+        if conns.contains(":state conn_mwrite") || Instant::now() > deadline {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    well_behaved(&srv, 0);
+    let grown = srv.rss_kib().saturating_sub(before);
+    assert!(grown < 4 * 1024, "RSS grew {grown} KiB during a metadump");
+    let mut dump = Vec::new();
+    let mut chunk = vec![0u8; 1 << 16];
+    for _ in 0..100_000 {
+        if dump.ends_with(b"END\r\n") {
+            break;
+        }
+        match d.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(k) => dump.extend_from_slice(&chunk[..k]),
+            Err(e) => panic!("metadump read: {e} after {} bytes", dump.len()),
+        }
+    }
+    let text = show(&dump);
+    assert!(text.ends_with("END\r\n"), "{} bytes, no END", dump.len());
+    let mut keys: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("key=")?.split(' ').next())
+        .filter(|k| !k.starts_with("good"))
+        .collect();
+    let listed = keys.len();
+    keys.sort_unstable();
+    keys.dedup();
+    assert_eq!(
+        (listed, keys.len()),
+        (n + 10, n + 10),
+        "items listed, distinct"
+    );
+    // The connection goes on with its requests once the dump is over.
+    assert_eq!(
+        show(&exchange(&mut d, b"version\r\n")),
+        "VERSION 1.6.18\r\n"
+    );
+    // One class: the large values' class only.
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("key=bigkey%3A"))
+        .unwrap();
+    let cls = line
+        .split(' ')
+        .find_map(|f| f.strip_prefix("cls="))
+        .unwrap();
+    d.write_all(format!("lru_crawler metadump {cls}\r\n").as_bytes())
+        .unwrap();
+    let one = show(&read_until_end(&mut d));
+    let listed: Vec<&str> = one.lines().filter(|l| l.starts_with("key=")).collect();
+    assert_eq!(listed.len(), 10, "{one}");
+    assert!(
+        listed.iter().all(|l| l.starts_with("key=bigkey%3A")),
+        "{one}"
+    );
+}
+
+/// Reads until a reply ends with `END\r\n` (bounded by the socket's read timeout).
+fn read_until_end(s: &mut TcpStream) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    while !buf.ends_with(b"END\r\n") {
+        match s.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(k) => buf.extend_from_slice(&chunk[..k]),
+            Err(e) => panic!("read: {e} after {}", show(&buf)),
+        }
+    }
+    buf
+}

@@ -105,9 +105,15 @@ impl Pair {
     /// and its crawler answers asynchronously): lines compared sorted, with `la`, `cas` and
     /// `size` masked (access time, cas numbering, item header size).
     fn metadump(&mut self, label: &str) {
+        self.metadump_of(label, "all");
+    }
+
+    /// `lru_crawler metadump <classes>`, as `metadump`.
+    fn metadump_of(&mut self, label: &str, classes: &str) {
         use std::io::Write;
+        let req = format!("lru_crawler metadump {classes}\r\n");
         let dump = |c: &mut TcpStream| -> Vec<String> {
-            c.write_all(b"lru_crawler metadump all\r\n").unwrap();
+            c.write_all(req.as_bytes()).unwrap();
             let mut buf = Vec::new();
             let mut chunk = [0u8; 65536];
             loop {
@@ -144,9 +150,7 @@ impl Pair {
         let b = dump(&mut self.f);
         self.check(
             a == b,
-            format!(
-                "{label}: lru_crawler metadump all\n    memcached:  {a:?}\n    ferrocache: {b:?}"
-            ),
+            format!("{label}: {req:?}\n    memcached:  {a:?}\n    ferrocache: {b:?}"),
         );
     }
 
@@ -1127,6 +1131,8 @@ fn options_both_accept() {
         p.case("stats cachedump 2 1\r\n");
         p.case("set a:1 0 0 1\r\nx\r\ngets a:1\r\n");
         p.metadump(&label);
+        // A class holding nothing: memcached crawls only the classes named.
+        p.metadump_of(&label, "5");
         p.case("set a:2 0 0 1\r\nx\r\nlru_crawler metadump all\r\n");
         p.case("flush_all\r\nflush_all noreply\r\nget a:1\r\n");
         // memcached's crawler runs in the background: a second crawl right after may be BUSY.

@@ -6,8 +6,10 @@
 use std::io::Write;
 use std::sync::atomic::Ordering;
 
-use super::Ctx;
+use super::{Action, Ctx};
+use crate::num::strtoul32;
 use crate::protocol::ascii::{self, ClassIds, Lru, LruCrawler, ERROR};
+use crate::store::WalkPos;
 
 /// `cache_memlimit <mb>`: the reply line.
 pub fn mem_limit(mb: u32, ctx: &Ctx<'_>) -> &'static str {
@@ -97,8 +99,9 @@ fn uri_encode(out: &mut Vec<u8>, key: &[u8]) {
     }
 }
 
-/// `lru_crawler <crawl|metadump|tocrawl|sleep|enable|disable> ...`.
-pub fn lru_crawler(c: LruCrawler<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
+/// `lru_crawler <crawl|metadump|tocrawl|sleep|enable|disable> ...`: the reply, or the dump to
+/// send.
+pub fn lru_crawler(c: LruCrawler<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
     let sh = ctx.shared;
     let rt = sh.settings();
     let enabled = rt.lru_crawler();
@@ -126,7 +129,7 @@ pub fn lru_crawler(c: LruCrawler<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             } else if ids.is_some_and(|ids| !classes_ok(ids)) {
                 ascii::write_line(out, "BADCLASS invalid class id");
             } else {
-                metadump(ctx, out);
+                return Action::Dump(Metadump::new(ids));
             }
         }
         LruCrawler::Tocrawl(n) => {
@@ -146,36 +149,74 @@ pub fn lru_crawler(c: LruCrawler<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) {
             ascii::write_line(out, "OK");
         }
     }
+    Action::Continue
 }
 
-/// Every live item's metadata, one line each, then `END`.
-fn metadump(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
-    let sh = ctx.shared;
-    let now = sh.clock().now();
-    let started = sh.clock().started_unix();
-    sh.store().for_each_item(now, |v| {
-        out.extend_from_slice(b"key=");
-        uri_encode(out, v.key);
-        let exp = if v.exptime == 0 {
-            -1
-        } else {
-            started + i64::from(v.exptime)
+/// A `lru_crawler metadump` being sent: every live item's metadata, one line each, then `END`.
+/// The connection asks for it a piece at a time as its socket drains, so a dump of any size
+/// holds one piece of memory and each step locks one shard for one piece's items (memcached's
+/// crawler thread streams it the same way).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Metadump {
+    /// Bit `c` for class index `c` (`all` and `hash`: every class).
+    classes: u64,
+    pos: WalkPos,
+}
+
+impl Metadump {
+    /// The dump of classes `ids` (1-based, checked by the caller), or of all.
+    fn new(ids: Option<ClassIds<'_>>) -> Metadump {
+        let classes = match ids {
+            Some(ClassIds(list)) if list != b"all" => list
+                .split(|&b| b == b',')
+                .filter_map(strtoul32)
+                .filter(|id| (1..=64).contains(id))
+                .fold(0u64, |m, id| m | 1 << (id - 1)),
+            _ => u64::MAX,
         };
-        let _ = writeln!(
-            out,
-            " exp={exp} la={} cas={} fetch={} cls={} size={}",
-            started + i64::from(v.atime),
-            ctx.visible_cas(v.cas),
-            if v.bits & crate::store::item::FETCHED != 0 {
-                "yes"
-            } else {
-                "no"
-            },
-            v.class + 1,
-            v.total
-        );
-    });
-    ascii::write_line(out, "END");
+        Metadump {
+            classes,
+            pos: WalkPos::default(),
+        }
+    }
+
+    /// Appends the next items' lines to `out` until it has grown by about `piece` bytes, or the
+    /// rest and `END`: true once the dump is over.
+    pub fn step(&mut self, ctx: &Ctx<'_>, out: &mut Vec<u8>, piece: usize) -> bool {
+        let sh = ctx.shared;
+        let now = sh.clock().now();
+        let started = sh.clock().started_unix();
+        let stop = out.len().saturating_add(piece);
+        let more = sh
+            .store()
+            .walk_items(&mut self.pos, now, self.classes, |v| {
+                out.extend_from_slice(b"key=");
+                uri_encode(out, v.key);
+                let exp = if v.exptime == 0 {
+                    -1
+                } else {
+                    started + i64::from(v.exptime)
+                };
+                let _ = writeln!(
+                    out,
+                    " exp={exp} la={} cas={} fetch={} cls={} size={}",
+                    started + i64::from(v.atime),
+                    ctx.visible_cas(v.cas),
+                    if v.bits & crate::store::item::FETCHED != 0 {
+                        "yes"
+                    } else {
+                        "no"
+                    },
+                    v.class + 1,
+                    v.total
+                );
+                out.len() < stop
+            });
+        if !more {
+            ascii::write_line(out, "END");
+        }
+        !more
+    }
 }
 
 /// `lru tune|mode|temp_ttl ...`: the reply line.

@@ -39,6 +39,9 @@ pub enum Action {
     /// `watch`: the connection becomes a log watcher in this slot (its `OK` is the watcher
     /// thread's first line).
     Watch(crate::state::logger::Ticket),
+    /// `lru_crawler metadump`: the connection sends the dump a piece at a time as its socket
+    /// drains (`Metadump::step`), then goes on with its requests.
+    Dump(admin::Metadump),
 }
 
 /// Per-connection protocol state the executor reads and changes.

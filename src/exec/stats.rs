@@ -650,10 +650,20 @@ fn cachedump(args: Result<Cachedump, &'static str>, ctx: &Ctx<'_>, out: &mut Vec
             return;
         }
     };
+    // The class's pages only, and no further than the limit or memcached's 2 MB of lines.
+    let Some(class) = (id as usize).checked_sub(1).filter(|&c| c < 64) else {
+        out.extend_from_slice(b"END\r\n");
+        return;
+    };
     let mut n = 0u32;
     let started = sh.clock().started_unix();
-    sh.store().for_each_item(sh.clock().now(), |v| {
-        if v.class + 1 == id as usize && (limit == 0 || n < limit) && out.len() < (2 << 20) {
+    let stop = out.len() + (2 << 20);
+    let mut pos = crate::store::WalkPos::default();
+    sh.store()
+        .walk_items(&mut pos, sh.clock().now(), 1 << class, |v| {
+            if (limit != 0 && n >= limit) || out.len() >= stop {
+                return false;
+            }
             n += 1;
             let exp = if v.exptime == 0 {
                 0
@@ -663,7 +673,7 @@ fn cachedump(args: Result<Cachedump, &'static str>, ctx: &Ctx<'_>, out: &mut Vec
             out.extend_from_slice(b"ITEM ");
             out.extend_from_slice(v.key);
             let _ = write!(out, " [{} b; {} s]\r\n", v.value.len(), exp);
-        }
-    });
+            true
+        });
     out.extend_from_slice(b"END\r\n");
 }

@@ -52,6 +52,7 @@ impl Server {
             pos += used;
             match text::execute(cmd, &ctx, &mut out) {
                 Action::Swallow(n) => pos += n,
+                Action::Dump(mut d) => while !d.step(&ctx, &mut out, 100) {},
                 Action::Close | Action::Shutdown(_) => break,
                 _ => {}
             }

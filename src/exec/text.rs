@@ -227,10 +227,7 @@ pub fn execute(cmd: Command<'_>, ctx: &Ctx<'_>, out: &mut Vec<u8>) -> Action {
             Reply { noreply }.line(out, admin::slabs_automove(level, ctx));
             Action::Continue
         }
-        Command::LruCrawler(c) => {
-            admin::lru_crawler(c, ctx, out);
-            Action::Continue
-        }
+        Command::LruCrawler(c) => admin::lru_crawler(c, ctx, out),
         Command::Lru { cmd, noreply } => {
             Reply { noreply }.line(out, admin::lru(cmd, ctx));
             Action::Continue

@@ -22,6 +22,13 @@ use crate::state::logger::Ticket;
 use crate::state::{Phase, Shared};
 use crate::stats;
 
+/// Bytes of metadump lines made per piece: under a pooled buffer's size, with room for the
+/// line that crosses it (a 250-byte key URI-encoded is at most 750 bytes).
+const DUMP_PIECE: usize = BUF - 1024;
+
+/// Metadump pieces one drive sends before the worker turns to its other connections.
+const DUMP_PIECES_PER_TURN: usize = 8;
+
 /// What reading found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Fill {
@@ -102,6 +109,8 @@ pub struct Conn {
     pub close_reason: CloseReason,
     /// The watcher slot `watch` reserved, until the worker hands the connection over.
     watch: Option<Ticket>,
+    /// A `lru_crawler metadump` being sent: no request is processed until it is over.
+    dump: Option<exec::admin::Metadump>,
     /// Replies up to here count as sent: memcached writes them out after a retrieval or `mn`
     /// before it reads the next request (ferrocache writes once per batch), which decides
     /// whether a `watch` is pipelined behind other replies.
@@ -146,6 +155,7 @@ impl Conn {
             verify_cancel: None,
             serial,
             paused: false,
+            dump: None,
             peer_ip: None,
             peer: None,
             interest: mio::Interest::READABLE,
@@ -235,6 +245,7 @@ impl Conn {
             .ctx(sh, worker)
             .with_pins((!mem.limited()).then_some(&sink));
         let mut reqs = sh.config().reqs_per_event;
+        let mut dump_pieces = DUMP_PIECES_PER_TURN;
         loop {
             let blocked = if self.closing || self.eof {
                 true
@@ -262,6 +273,25 @@ impl Conn {
             }
             if self.flush(ctx.stats, mem).is_err() {
                 return Next::Close;
+            }
+            if self.dump.is_some() && !self.closing {
+                // The next piece of a metadump once the last one is written; other
+                // connections get their turn after a few.
+                if self.has_output() {
+                    return Next::Write;
+                }
+                if dump_pieces == 0 {
+                    stats::bump(&ctx.stats.conn_yields);
+                    return Next::Yield;
+                }
+                dump_pieces -= 1;
+                self.ensure_out(mem);
+                if let Some(d) = self.dump.as_mut() {
+                    if d.step(&ctx, &mut self.out, DUMP_PIECE) {
+                        self.dump = None;
+                    }
+                }
+                continue;
             }
             if self.watch.is_some() {
                 return Next::Watch;
@@ -436,7 +466,12 @@ impl Conn {
                     return false;
                 }
             }
-            if self.rstart == self.rend || self.closing || self.verifying || self.watch.is_some() {
+            if self.rstart == self.rend
+                || self.closing
+                || self.verifying
+                || self.watch.is_some()
+                || self.dump.is_some()
+            {
                 return false;
             }
             if self.unsent() > OUT_SOFT_CAP {
@@ -561,6 +596,10 @@ impl Conn {
                 Action::Swallow(n) => self.swallow = n,
                 Action::Watch(ticket) => {
                     self.watch = Some(ticket);
+                    return false;
+                }
+                Action::Dump(d) => {
+                    self.dump = Some(d);
                     return false;
                 }
                 Action::Shutdown(how) => {

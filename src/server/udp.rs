@@ -261,7 +261,11 @@ pub fn serve_datagram(
                 pos += n;
                 then
             }
-            Action::Swallow(_) | Action::Verify | Action::Watch(_) => Then::DropStop,
+            // memcached's crawler would write a dump to the UDP socket without a frame header
+            // or a peer: nothing arrives.
+            Action::Swallow(_) | Action::Verify | Action::Watch(_) | Action::Dump(_) => {
+                Then::DropStop
+            }
             Action::Shutdown(how) => {
                 ctx.shared.request_shutdown(how);
                 crate::server::signal_shutdown(how);

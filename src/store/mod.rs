@@ -35,7 +35,7 @@ use parking_lot::{Mutex, MutexGuard};
 pub use shard::{Shard, ShardCounters};
 pub use shared::{Evicted, EvictionWatch, MemBudget, StoreShared};
 pub use slab::{SizeClasses, Steps};
-pub use stats::ClassStats;
+pub use stats::{ClassStats, WalkPos};
 pub use value::Value;
 
 /// How a store request treats an existing item.

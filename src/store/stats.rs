@@ -147,4 +147,44 @@ impl Store {
             s.lock().for_each_item(now, &mut f);
         }
     }
+
+    /// Visits the live items of `classes` (bit `c` for class index `c`) from `pos` on, one
+    /// shard locked at a time, until `f` returns false (`pos` then says where to go on) or the
+    /// walk is over (false). Between calls nothing is locked: items stored, moved or removed
+    /// meanwhile may be met or missed, as memcached's crawler may meet or miss them.
+    pub fn walk_items(
+        &self,
+        pos: &mut WalkPos,
+        now: u32,
+        classes: u64,
+        mut f: impl FnMut(ItemView<'_>) -> bool,
+    ) -> bool {
+        while let Some(s) = self.shards.get(pos.shard) {
+            match s
+                .lock()
+                .walk_items((pos.page, pos.chunk), now, classes, &mut f)
+            {
+                Some((page, chunk)) => {
+                    (pos.page, pos.chunk) = (page, chunk);
+                    return true;
+                }
+                None => {
+                    *pos = WalkPos {
+                        shard: pos.shard + 1,
+                        page: 0,
+                        chunk: 0,
+                    }
+                }
+            }
+        }
+        false
+    }
+}
+
+/// Where a walk over the items (`Store::walk_items`) stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalkPos {
+    shard: usize,
+    page: usize,
+    chunk: usize,
 }

@@ -94,16 +94,43 @@ impl Shard {
         k.crawler_runs = 0;
     }
 
-    /// Calls `f` for every live item (for `lru_crawler metadump` and `stats cachedump`).
+    /// Calls `f` for every live item (`stats sizes`).
     pub fn for_each_item(&self, now: u32, mut f: impl FnMut(ItemView<'_>)) {
-        for p in 0..self.pages.slots() {
-            for n in 0..self.pages.chunks_in(p) {
-                let id = self.pages.id(p, n);
-                let c = self.pages.chunk(id);
-                if item::in_use(c) && !self.is_dead(c, now) {
-                    f(self.view(id));
+        self.walk_items((0, 0), now, u64::MAX, |v| {
+            f(v);
+            true
+        });
+    }
+
+    /// Calls `f` for the live items of the classes in `classes` (bit `c` for class index `c`),
+    /// in page order from chunk `from` (page, chunk), until it returns false: then returns where
+    /// the walk goes on (past the item `f` refused more after), or None once the shard is done.
+    /// Pages of other classes are skipped whole.
+    pub fn walk_items(
+        &self,
+        from: (usize, usize),
+        now: u32,
+        classes: u64,
+        mut f: impl FnMut(ItemView<'_>) -> bool,
+    ) -> Option<(usize, usize)> {
+        let (mut p, mut n) = from;
+        while p < self.pages.slots() {
+            let chunks = self.pages.chunks_in(p);
+            if chunks > 0
+                && classes & (1u64 << (self.pages.class_of(self.pages.id(p, 0)) & 63)) != 0
+            {
+                while n < chunks {
+                    let id = self.pages.id(p, n);
+                    n += 1;
+                    let c = self.pages.chunk(id);
+                    if item::in_use(c) && !self.is_dead(c, now) && !f(self.view(id)) {
+                        return Some((p, n));
+                    }
                 }
             }
+            p += 1;
+            n = 0;
         }
+        None
     }
 }
