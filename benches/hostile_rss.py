@@ -6,6 +6,10 @@ growth (from /proc) each case causes:
   idle        2000 connections that each sent `version`, read the reply and went idle (per conn)
   unread      5 connections pipelining `get` of a 500 KB value and never reading (in all)
   stalled     200 connections each stalled halfway through a 1 MB `set` value, under -m 64
+  metadump    `lru_crawler metadump all` of 1,000,000 items (a ~78 MB dump) asked for by a
+              client that does not read it (a 64 KB receive buffer), under -m 1024; the client
+              then reads it all (the distinct keys listed are counted: memcached's crawler may
+              miss an item its LRU maintainer moves meanwhile)
   mutated     a well-behaved client's set+get latency (p99, p50, p99.9 over 20000 round trips)
               while 8 processes send mutated text, meta and binary requests on connections of
               their own, and the CPU time the server spent meanwhile
@@ -237,11 +241,37 @@ def mutated(srv, trips=20000):
     )
 
 
+def metadump(srv, n=1_000_000):
+    c = srv.connect()
+    load = b"".join(b"set dumpkey:%08d 0 0 10 noreply\r\n0123456789\r\n" % i for i in range(n))
+    roundtrip(c, load + b"mn\r\n", b"MN\r\n")
+    before = settle(srv)
+    d = socket.socket()
+    d.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    d.connect(("127.0.0.1", srv.port))
+    d.settimeout(30)
+    d.sendall(b"lru_crawler metadump all\r\n")
+    grown = settle(srv) - before
+    well_behaved(srv, 3)
+    size, keys, rest, end = 0, set(), b"", False
+    while not end:
+        chunk = d.recv(1 << 20)
+        if not chunk:
+            break
+        size += len(chunk)
+        *done, rest = (rest + chunk).split(b"\n")
+        keys.update(l.split(b" ", 1)[0] for l in done if l.startswith(b"key=dumpkey"))
+        end = b"END\r" in done
+    lines = len(keys)
+    return f"+{grown / 1024:,.1f} MB (dump {size / 1e6:,.1f} MB, {lines:,} keys)"
+
+
 CASES = [
     ("an idle connection (2000 connections that each did one request)", [], idle),
     ("5 connections pipeline `get`s of a 500 KB value and never read", [], unread),
     ("200 connections each stall halfway through a 1 MB `set` value, `-m 64`", ["-m", "64"], stalled),
     ("a well-behaved client's set+get (20000 round trips) while 8 connections send mutated requests", [], mutated),
+    ("a client asks for `lru_crawler metadump all` of 1,000,000 items and does not read, `-m 1024`", ["-m", "1024"], metadump),
 ]
 
 
