@@ -142,9 +142,11 @@ pub fn sizes_toggle(ctx: &Ctx<'_>, enable: bool, out: &mut Vec<u8>) {
     let sh = ctx.shared;
     if !enable {
         sh.settings().set_sizes_enabled(false);
+        sh.store().track_sizes(sizes_enabled(sh));
         write_stat(out, "sizes_status", "disabled");
     } else if sh.config().cas_enabled {
         sh.settings().set_sizes_enabled(true);
+        sh.store().track_sizes(true);
         write_stat(out, "sizes_status", "enabled");
     } else {
         write_stat(out, "sizes_status", "error");
@@ -578,11 +580,14 @@ pub fn sizes(ctx: &Ctx<'_>, out: &mut Vec<u8>) {
         write_stat(out, "sizes_status", "disabled");
         return;
     }
-    let mut buckets = std::collections::BTreeMap::<usize, u64>::new();
-    sh.store().for_each_item(sh.clock().now(), |v| {
-        *buckets.entry(v.total.div_ceil(32) * 32).or_default() += 1;
+    // The store keeps the histogram while tracking is on; a toggle racing another may have
+    // left it off, so it is started here then (counting the items held now).
+    let store = sh.store();
+    let buckets = store.sizes().or_else(|| {
+        store.track_sizes(true);
+        store.sizes()
     });
-    for (size, n) in buckets {
+    for (size, n) in buckets.unwrap_or_default() {
         write_stat(out, &size.to_string(), n);
     }
 }

@@ -327,6 +327,16 @@ fn text_stats_groups() {
         b"stats reset\r\nstats sizes\r\n",
         "RESET\r\nSTAT sizes_status disabled\r\nEND\r\n",
     );
+    // Enabling counts the items held; links and unlinks keep the counts.
+    check(
+        b"set a 0 0 1\r\n1\r\nset b 0 0 40\r\n0123456789012345678901234567890123456789\r\n\
+          stats sizes_enable\r\nstats sizes\r\ndelete a\r\nset c 0 0 1\r\n1\r\nset d 0 0 1\r\n1\r\n\
+          stats sizes\r\nstats sizes_disable\r\nstats sizes\r\n",
+        "STORED\r\nSTORED\r\nSTAT sizes_status enabled\r\n\
+         STAT 32 1\r\nSTAT 64 1\r\nEND\r\nDELETED\r\nSTORED\r\nSTORED\r\n\
+         STAT 32 2\r\nSTAT 64 1\r\nEND\r\nSTAT sizes_status disabled\r\n\
+         STAT sizes_status disabled\r\nEND\r\n",
+    );
     let mut s = Server::new(&[]);
     let general =
         String::from_utf8(s.text(b"set a 0 0 1\r\n1\r\nget a\r\nget b\r\nstats\r\n")).unwrap();

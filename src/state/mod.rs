@@ -144,6 +144,8 @@ impl Shared {
             config.ext.worker_logbuf_size as usize,
         ));
         store.set_eviction_watch(logger.clone());
+        // `-o track_sizes`: the `stats sizes` histogram is kept from the start.
+        store.track_sizes(config.ext.track_sizes);
         Shared {
             store,
             logger,

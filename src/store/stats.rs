@@ -141,11 +141,24 @@ impl Store {
         }
     }
 
-    /// Visits every live item, shard by shard (each shard locked while it is walked).
-    pub fn for_each_item(&self, now: u32, mut f: impl FnMut(ItemView<'_>)) {
+    /// Starts or stops keeping the `stats sizes` histogram in every shard (starting counts the
+    /// items held now, one shard locked at a time).
+    pub fn track_sizes(&self, on: bool) {
         for s in self.shards.iter() {
-            s.lock().for_each_item(now, &mut f);
+            s.lock().track_sizes(on);
         }
+    }
+
+    /// Linked items per 32-byte size bucket, as (bucket's upper size in bytes, items), in size
+    /// order; None while some shard does not track sizes.
+    pub fn sizes(&self) -> Option<Vec<(usize, u64)>> {
+        let mut all = std::collections::BTreeMap::<u32, u64>::new();
+        for s in self.shards.iter() {
+            for (b, n) in s.lock().sizes()? {
+                *all.entry(b).or_default() += n;
+            }
+        }
+        Some(all.into_iter().map(|(b, n)| (b as usize * 32, n)).collect())
     }
 
     /// Visits the live items of `classes` (bit `c` for class index `c`) from `pos` on, one

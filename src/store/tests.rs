@@ -555,3 +555,39 @@ fn temporary_items_are_not_evicted() {
     let h = s.hash(b"x");
     s.lock(h).check();
 }
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+    /// The `stats sizes` histogram kept by links and unlinks always equals a fresh count of the
+    /// linked items: across sets of every size (chained ones too), appends, deletes, expiry,
+    /// flushes, the maintainer's reclaims and evictions under a small memory limit.
+    #[test]
+    fn tracked_sizes_match_a_fresh_count(ops in proptest::collection::vec((0u8..7, 0u8..40, 0usize..5, any::<u16>()), 1..150)) {
+        let s = Store::new(&StoreConfig {
+            memory_limit: 4 << 20,
+            shards: 2,
+            ..StoreConfig::default()
+        });
+        s.track_sizes(true);
+        let mut now = 5;
+        for (op, k, size, n) in ops {
+            let key = format!("key{k}").into_bytes();
+            let len = [1, 90, 2_000, 40_000, 300_000][size] + usize::from(n % 64);
+            let h = s.hash(&key);
+            match op {
+                0 | 1 => { let _ = set(&s, StoreMode::Set, &key, &vec![b'v'; len], u32::from(n % 3) * (now + 1), now); }
+                2 => { let _ = set(&s, StoreMode::Append(0), &key, &vec![b'a'; len / 3], 0, now); }
+                3 => { let _ = s.lock(h).delete(&key, h, 0, now); }
+                4 => now += 1,
+                5 => { s.maintain(251, 1000, now); }
+                _ => if n % 8 == 0 { s.flush() },
+            }
+        }
+        let kept = s.sizes().expect("tracking");
+        s.track_sizes(false);
+        prop_assert!(s.sizes().is_none());
+        s.track_sizes(true);
+        prop_assert_eq!(kept, s.sizes().expect("tracking"));
+        s.lock(0).check();
+    }
+}

@@ -88,6 +88,7 @@ impl Shard {
         self.counters.curr_items += 1;
         self.counters.total_items += 1;
         self.counters.bytes += total as u64;
+        self.count_size(total, true);
         cls
     }
 
@@ -129,6 +130,7 @@ impl Shard {
         class.stats.mem_requested = class.stats.mem_requested.saturating_sub(total as u64);
         self.counters.curr_items = self.counters.curr_items.saturating_sub(1);
         self.counters.bytes = self.counters.bytes.saturating_sub(total as u64);
+        self.count_size(total, false);
     }
 
     /// Frees a dead item, counting it as reclaimed (by the crawler or otherwise, see `Reclaimer`)

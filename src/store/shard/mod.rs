@@ -85,6 +85,9 @@ pub struct Shard {
     restore_dups: u64,
     /// Items replies are sending (see `pins`).
     reply_pins: pins::ReplyPins,
+    /// Linked items per 32-byte size bucket (`stats sizes`), kept by every link and unlink
+    /// while size tracking is on (see `stats::track_sizes`).
+    sizes: Option<std::collections::HashMap<u32, u64>>,
 }
 
 /// Result of looking a key up.
@@ -119,6 +122,7 @@ impl Shard {
             unindexed: Vec::new(),
             restore_dups: 0,
             reply_pins: pins::ReplyPins::default(),
+            sizes: None,
             pages: Pages::new(&classes, large),
             classes,
             shared,

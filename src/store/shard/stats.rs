@@ -94,12 +94,50 @@ impl Shard {
         k.crawler_runs = 0;
     }
 
-    /// Calls `f` for every live item (`stats sizes`).
-    pub fn for_each_item(&self, now: u32, mut f: impl FnMut(ItemView<'_>)) {
-        self.walk_items((0, 0), now, u64::MAX, |v| {
-            f(v);
-            true
-        });
+    /// Starts or stops keeping the `stats sizes` histogram. Starting counts the items linked
+    /// now, in one walk; from then on every link and unlink keeps it (memcached's histogram is
+    /// kept the same way), so reading it costs its buckets, not the items.
+    pub fn track_sizes(&mut self, on: bool) {
+        if !on {
+            self.sizes = None;
+            return;
+        }
+        if self.sizes.is_some() {
+            return;
+        }
+        let mut sizes = std::collections::HashMap::new();
+        for p in 0..self.pages.slots() {
+            for n in 0..self.pages.chunks_in(p) {
+                let c = self.pages.chunk(self.pages.id(p, n));
+                if item::in_use(c) {
+                    *sizes.entry(size_bucket(item::size(c))).or_default() += 1;
+                }
+            }
+        }
+        self.sizes = Some(sizes);
+    }
+
+    /// Counts a linked (`add`) or unlinked item of `total` bytes while sizes are tracked.
+    #[inline]
+    pub(super) fn count_size(&mut self, total: usize, add: bool) {
+        let Some(sizes) = self.sizes.as_mut() else {
+            return;
+        };
+        let b = size_bucket(total);
+        if add {
+            *sizes.entry(b).or_default() += 1;
+        } else if let Some(n) = sizes.get_mut(&b) {
+            *n -= 1;
+            if *n == 0 {
+                sizes.remove(&b);
+            }
+        }
+    }
+
+    /// The tracked sizes: linked items per 32-byte bucket (index = size / 32, rounded up);
+    /// None while sizes are not tracked.
+    pub fn sizes(&self) -> Option<Vec<(u32, u64)>> {
+        Some(self.sizes.as_ref()?.iter().map(|(&b, &n)| (b, n)).collect())
     }
 
     /// Calls `f` for the live items of the classes in `classes` (bit `c` for class index `c`),
@@ -133,4 +171,9 @@ impl Shard {
         }
         None
     }
+}
+
+/// `stats sizes`' bucket of an item of `total` bytes: memcached's 32-byte steps, rounded up.
+fn size_bucket(total: usize) -> u32 {
+    u32::try_from(total.div_ceil(32)).unwrap_or(u32::MAX)
 }
