@@ -285,6 +285,9 @@ impl Conn {
                     return Next::Yield;
                 }
                 dump_pieces -= 1;
+                // A dump the client is reading is activity (`-o idle_timeout`): memcached never
+                // times out a connection its crawler is writing to.
+                self.last_active = sh.clock().now();
                 self.ensure_out(mem);
                 if let Some(d) = self.dump.as_mut() {
                     if d.step(&ctx, &mut self.out, DUMP_PIECE) {
