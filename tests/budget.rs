@@ -188,13 +188,18 @@ fn unread_growth(srv: &Server) -> u64 {
 #[test]
 fn clients_that_never_read_cost_little() {
     let srv = Server::start(&["-t", "2"]);
-    let grown = unread_growth(&srv);
-    // Each stops being read once its unsent replies pass the soft cap.
+    let first = unread_growth(&srv);
     assert!(wait_for_own_stat(&srv, "ferrocache_conn_out_paused", 5) >= 5);
     // The values are sent from the item, not copied: at most a piece and a reply buffer each.
     assert!(wait_for_own_stat(&srv, "ferrocache_pinned_values", 5) >= 5);
     well_behaved(&srv, 1);
-    // memcached: ~0.1 MB (its replies point at the item); copying replies cost ~2-2.5 MB.
+    // One round's RSS growth is usually 0 but now and then 0.4-0.6 MB (the allocator's heap,
+    // whatever the round does), so the least of three rounds on fresh servers is compared: a
+    // real cost (copying each reply: ~2-2.5 MB) shows in every round.
+    let grown = (0..2)
+        .map(|_| unread_growth(&Server::start(&["-t", "2"])))
+        .fold(first, u64::min);
+    // memcached: ~0.1 MB (its replies point at the item).
     let mc = Server::memcached(&["-t", "2"]).map(|m| unread_growth(&m));
     let bound = mc.unwrap_or(0).max(100) + 512;
     assert!(grown < bound, "RSS grew {grown} KiB (memcached {mc:?} KiB)");
