@@ -444,7 +444,7 @@ fn binary_headers_with_huge_or_inconsistent_lengths_cost_little() {
     assert!(grown < 16 * 1024, "RSS grew {grown} KiB");
 }
 
-/// `lru_crawler metadump` of a cache whose dump (~19 MB) is far larger than a socket takes, to
+/// `lru_crawler metadump` of a cache whose dump (~15.6 MB) is far larger than a socket takes, to
 /// a client that does not read: the dump is made a piece at a time as the socket drains (it was
 /// one reply), the worker serves others meanwhile (`-t 1`), and read at last it lists every item
 /// once, then `END`. `metadump <id>` lists only that class.
