@@ -7,6 +7,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -591,6 +592,20 @@ fn an_idle_handshake_is_closed_by_idle_timeout() {
     assert_eq!(stat(&stats, "idle_kicks").as_deref(), Some("1"));
 }
 
+/// `--tls` with CA `ca` and the client certificate `crt`, `key`, for `cluster_tool`.
+fn with_cert<'a>(ca: &'a str, crt: &'a Path, key: &'a Path) -> [&'a str; 7] {
+    let path = |p: &'a Path| p.to_str().unwrap();
+    [
+        "--tls",
+        "--tls-ca",
+        ca,
+        "--tls-cert",
+        path(crt),
+        "--tls-key",
+        path(key),
+    ]
+}
+
 /// `ferrocache cluster ARGS…`: whether it succeeded, and what it printed.
 fn cluster_tool(args: &[&str]) -> (bool, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_ferrocache"))
@@ -677,39 +692,12 @@ fn cluster_tools_with_client_certificates_and_a_notls_admin_endpoint() {
     let admin = admin.to_string();
     let (ok, out) = cluster_tool(&["status", "--tls", "--tls-ca", ca, &admin]);
     assert!(!ok, "no client certificate, yet: {out}");
-    let (crt, key) = (
-        pki.client_crt.to_str().unwrap(),
-        pki.client_key.to_str().unwrap(),
-    );
-    let (ok, out) = cluster_tool(&[
-        "push",
-        "--tls",
-        "--tls-ca",
-        ca,
-        "--tls-cert",
-        crt,
-        "--tls-key",
-        key,
-        "--nodes",
-        "a|127.0.0.1|1",
-        &admin,
-    ]);
+    let mine = with_cert(ca, &pki.client_crt, &pki.client_key);
+    let (ok, out) =
+        cluster_tool(&[&["push"][..], &mine, &["--nodes", "a|127.0.0.1|1", &admin]].concat());
     assert!(ok && out.contains("STORED version 2"), "{out}");
-    let (s_crt, s_key) = (
-        pki.stranger_crt.to_str().unwrap(),
-        pki.stranger_key.to_str().unwrap(),
-    );
-    let (ok, out) = cluster_tool(&[
-        "status",
-        "--tls",
-        "--tls-ca",
-        ca,
-        "--tls-cert",
-        s_crt,
-        "--tls-key",
-        s_key,
-        &admin,
-    ]);
+    let stranger = with_cert(ca, &pki.stranger_crt, &pki.stranger_key);
+    let (ok, out) = cluster_tool(&[&["status"][..], &stranger, &[&admin]].concat());
     assert!(!ok, "a certificate of another CA: {out}");
     // `notls:` keeps the admin endpoint plaintext beside TLS client listeners.
     let port = free_port();

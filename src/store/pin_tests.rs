@@ -2,17 +2,9 @@
 //! its key is replaced, deleted, expired, flushed, evicted or its page would move; a model check
 //! with pins held across random operations.
 
-use super::tests::{get, set};
+use super::tests::{get, set, store, store_without_evictions};
 use super::*;
 use proptest::prelude::*;
-
-fn store(mb: usize) -> Store {
-    Store::new(&StoreConfig {
-        memory_limit: mb << 20,
-        shards: 1,
-        ..StoreConfig::default()
-    })
-}
 
 fn pin(s: &Store, k: &[u8], now: u32) -> Pin {
     let h = s.hash(k);
@@ -312,12 +304,7 @@ proptest! {
 /// no memory: memcached answers out of memory and the key keeps its value; it was unlinked.
 #[test]
 fn incr_out_of_memory_keeps_the_value() {
-    let s = Store::new(&StoreConfig {
-        memory_limit: 2 << 20,
-        shards: 1,
-        evictions: false,
-        ..StoreConfig::default()
-    });
+    let s = store_without_evictions(2);
     let mut big = b"12".to_vec();
     big.resize(20_000, b' ');
     set(&s, StoreMode::Set, b"n", &big, 0, 5).unwrap();

@@ -4,10 +4,20 @@
 use super::*;
 use proptest::prelude::*;
 
-fn store(mb: usize) -> Store {
+pub(super) fn store(mb: usize) -> Store {
     Store::new(&StoreConfig {
         memory_limit: mb << 20,
         shards: 1,
+        ..StoreConfig::default()
+    })
+}
+
+/// `store`, but `-M`: a full store answers out of memory instead of evicting.
+pub(super) fn store_without_evictions(mb: usize) -> Store {
+    Store::new(&StoreConfig {
+        memory_limit: mb << 20,
+        shards: 1,
+        evictions: false,
         ..StoreConfig::default()
     })
 }
@@ -231,12 +241,7 @@ fn shifting_sizes_rebalance_pages() {
 
 #[test]
 fn no_evictions_mode_errors() {
-    let s = Store::new(&StoreConfig {
-        memory_limit: 2 << 20,
-        shards: 1,
-        evictions: false,
-        ..StoreConfig::default()
-    });
+    let s = store_without_evictions(2);
     let v = vec![b'v'; 50_000];
     let mut oom = 0;
     for i in 0..200u32 {
@@ -414,12 +419,7 @@ fn append_prepend_honour_cas() {
 /// items never block the way to the expired ones.
 #[test]
 fn expired_items_are_reused_without_evictions_or_crawler() {
-    let s = Store::new(&StoreConfig {
-        memory_limit: 1 << 20,
-        shards: 1,
-        evictions: false,
-        ..StoreConfig::default()
-    });
+    let s = store_without_evictions(1);
     let v = vec![b'v'; 100];
     let mut n = 0u32;
     while set(&s, StoreMode::Set, format!("old{n}").as_bytes(), &v, 10, 5).is_ok() {

@@ -136,8 +136,8 @@ impl Shard {
 
     /// The tracked sizes: linked items per 32-byte bucket (index = size / 32, rounded up);
     /// None while sizes are not tracked.
-    pub fn sizes(&self) -> Option<Vec<(u32, u64)>> {
-        Some(self.sizes.as_ref()?.iter().map(|(&b, &n)| (b, n)).collect())
+    pub fn sizes(&self) -> Option<impl Iterator<Item = (u32, u64)> + '_> {
+        Some(self.sizes.as_ref()?.iter().map(|(&b, &n)| (b, n)))
     }
 
     /// Calls `f` for the live items of the classes in `classes` (bit `c` for class index `c`),
